@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up facessl in ./.venv on a machine with only Python and pip.
+# The CPU build of torch goes in first, so the package's torch range is already met and pip
+# does not pull a multi-GB CUDA build; bring your own torch build first for a GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    .venv/bin/python -m pip install --quiet "torch==2.13.0" \
+        --extra-index-url https://download.pytorch.org/whl/cpu
+fi
+.venv/bin/python -m pip install --quiet -e ".[test]"
+echo "facessl is installed in .venv (run .venv/bin/facessl --help)"

@@ -1,0 +1,3 @@
+from facessl.cli import main
+
+raise SystemExit(main())

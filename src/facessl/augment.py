@@ -1,0 +1,50 @@
+"""Batched augmentation and normalisation on tensors, on the training device.
+
+Images stay uint8 until a batch is drawn; conversion, augmentation and normalisation happen
+on the whole batch at once (kornia), so no per-image Python work is in the hot path.
+"""
+
+from __future__ import annotations
+
+import kornia.augmentation as K
+import torch
+from torch import nn
+
+AUGMENTATIONS = ("none", "flip", "flip+shift")
+
+
+def build_augmentation(name: str) -> nn.Module:
+    """A batch augmentation for labelled faces; refuses unknown names with the valid list."""
+    if name == "none":
+        return nn.Identity()
+    if name == "flip":
+        return K.RandomHorizontalFlip()
+    if name == "flip+shift":
+        return nn.Sequential(
+            K.RandomHorizontalFlip(),
+            K.RandomAffine(degrees=5, translate=(0.06, 0.06), scale=(0.95, 1.05), p=0.8),
+        )
+    raise ValueError(f"unknown augmentation {name!r}; expected one of {AUGMENTATIONS}")
+
+
+class BatchPipeline(nn.Module):
+    """uint8 N x C x H x W -> float, optionally augmented, resized and normalised."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], augment: str = "none",
+                 size: int | None = None):
+        super().__init__()
+        self.augment = build_augmentation(augment)
+        self.size = size
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor, train: bool) -> torch.Tensor:
+        x = images.float().div_(255)
+        if self.size is not None and x.shape[-1] != self.size:
+            x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear",
+                                          antialias=True, align_corners=False)
+        if train:
+            x = self.augment(x)
+        # channels-last lets oneDNN skip a layout reorder on every convolution: measured
+        # 8x faster training of EfficientNet-Lite0 on CPU (see BENCHMARKS.md).
+        return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)

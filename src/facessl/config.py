@@ -1,0 +1,81 @@
+"""Experiment configuration: plain dataclasses, and the named presets built from them.
+
+`cpu` is the default, chosen by measurement on a 2-core CPU (see BENCHMARKS.md);
+`original` is the original design's budget, faithful and slow (a GPU user's preset).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from facessl.data.cache import Preprocessing
+from facessl.errors import FacesslError
+from facessl.train import TrainConfig
+
+ARMS = ("ssl", "scratch", "transfer")
+
+
+@dataclass
+class ExperimentConfig:
+    split: str = "lfw10-seed-v1"
+    shots: int | None = None  # k labelled images per person; None = all
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    arms: list[str] = field(default_factory=lambda: list(ARMS))
+    data: str | None = None  # LFW archive or folder; None = search (see data/lfw.py)
+    preset: str = "cpu"
+    # TinyVGG arms (ssl, scratch)
+    prep: Preprocessing = field(default_factory=lambda: Preprocessing(crop=128, size=32))
+    width: float = 1.0
+    clusters: int = 10
+    pretext_images: int | None = 4000  # pool images the pretext trains on; None = all
+    pretext: TrainConfig = field(default_factory=lambda: TrainConfig(
+        epochs=3, batch_size=64, lr=0.03, augment="none", schedule="cosine"))
+    finetune: TrainConfig = field(default_factory=lambda: TrainConfig(
+        epochs=25, batch_size=16, lr=0.02, augment="flip", schedule="cosine"))
+    scratch: TrainConfig = field(default_factory=lambda: TrainConfig(
+        epochs=25, batch_size=16, lr=0.02, augment="flip", schedule="cosine"))
+    # transfer arm: EfficientNet-Lite0, ImageNet weights, stem + first blocks kept frozen
+    transfer_size: int = 96  # network input side; images are cut at <= 128 px and resized
+    transfer_frozen_blocks: int = 6
+    transfer: TrainConfig = field(default_factory=lambda: TrainConfig(
+        epochs=6, batch_size=16, lr=0.002, augment="flip", freeze_batchnorm=True,
+        schedule="cosine"))
+
+
+def _original() -> ExperimentConfig:
+    """The original design: 64x64 input, pretext 80 epochs (batch 128), fine-tune 50 and
+    scratch 100 (batch 16), SGD lr 0.01 momentum 0.9, every pool image; transfer at 224 px."""
+    return ExperimentConfig(
+        preset="original",
+        prep=Preprocessing(crop=128, size=64),
+        pretext_images=None,
+        pretext=TrainConfig(epochs=80, batch_size=128, lr=0.01, augment="none"),
+        finetune=TrainConfig(epochs=50, batch_size=16, lr=0.01, augment="none"),
+        scratch=TrainConfig(epochs=100, batch_size=16, lr=0.01, augment="none"),
+        transfer_size=224,
+        transfer_frozen_blocks=0,
+        transfer=TrainConfig(epochs=50, batch_size=16, lr=0.001, augment="none",
+                             freeze_batchnorm=True),
+    )
+
+
+def transfer_prep(config: ExperimentConfig) -> Preprocessing:
+    """The transfer arm's stored faces: the same 128 px crop, stored at up to 128 px."""
+    return Preprocessing(crop=config.prep.crop, size=min(config.transfer_size, 128))
+
+
+PRESETS = {"cpu": ExperimentConfig, "original": _original}
+
+
+def preset(name: str) -> ExperimentConfig:
+    if name not in PRESETS:
+        raise FacesslError(f"unknown preset {name!r}; expected one of: {', '.join(PRESETS)}")
+    return copy.deepcopy(PRESETS[name]())
+
+
+def check_arms(arms: list[str]) -> None:
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms:
+        raise FacesslError(f"unknown arm {unknown[0] if unknown else '(none)'!r}; "
+                           f"expected one or more of: {', '.join(ARMS)}")

@@ -1,0 +1,139 @@
+"""Decode every image once into a uint8 array; later runs memory-map it.
+
+The cache is keyed by the source's fingerprint and the preprocessing (crop, size, colour),
+so changing either builds a new cache and never reuses a stale one. Both files are written
+atomically, the index last: an index on disk means the array beside it is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile
+from tqdm import tqdm
+
+from facessl.data.lfw import ImageSource
+from facessl.errors import FacesslError
+from facessl.files import atomic_path, cache_root, write_json
+
+LFW_SIDE = 250  # LFW images are 250x250; crop sizes are stated in those pixels
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a stored face is cut from its photo: a central square, resized, in colour or not."""
+
+    crop: int = 128  # side of the central square, in pixels of a 250x250 LFW image
+    size: int = 64  # output side in pixels
+    grayscale: bool = False
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.grayscale else 3
+
+
+class ImageCache:
+    """All images of one source at one preprocessing: `images[i]` is HxWxC uint8."""
+
+    def __init__(self, folder: Path):
+        meta = json.loads((folder / "index.json").read_text())
+        self.folder = folder
+        self.paths: list[str] = meta["paths"]
+        self.truncated: list[str] = meta["truncated"]
+        self.preprocessing = Preprocessing(**meta["preprocessing"])
+        self.images = np.load(folder / "images.npy", mmap_mode="r")
+        self._row = {p: i for i, p in enumerate(self.paths)}
+
+    def __contains__(self, path: str) -> bool:
+        return path in self._row
+
+    def take(self, paths: list[str]) -> np.ndarray:
+        """Images for `paths` as an N x C x H x W uint8 array (the layout torch wants)."""
+        missing = [p for p in paths if p not in self._row]
+        if missing:
+            raise FacesslError(
+                f"{len(missing)} image(s) are not in the dataset, e.g. {missing[0]!r}. "
+                "Check that the split manifest was made for this dataset."
+            )
+        rows = np.array([self._row[p] for p in paths], dtype=np.int64)
+        return np.ascontiguousarray(self.images[rows].transpose(0, 3, 1, 2))
+
+
+def decode_face(data: bytes, prep: Preprocessing, name: str = "") -> tuple[np.ndarray, bool]:
+    """Decode, centre-crop and resize one image; returns (HxWxC uint8, was_truncated).
+
+    A truncated JPEG (LFW has one) is decoded as far as it goes, with a warning, rather
+    than failing the whole dataset: the missing rows come out grey.
+    """
+    truncated = False
+    image = Image.open(io.BytesIO(data))
+    try:
+        image.load()
+    except OSError as exc:
+        if "truncated" not in str(exc):
+            raise
+        truncated = True
+        warnings.warn(f"{name or 'image'} is a truncated file; using the part that decodes")
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            image = Image.open(io.BytesIO(data))
+            image.load()
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    image = image.convert("L" if prep.grayscale else "RGB")
+    width, height = image.size
+    side = min(width, height) * prep.crop / LFW_SIDE
+    left, top = (width - side) / 2, (height - side) / 2
+    image = image.resize((prep.size, prep.size), Image.Resampling.BILINEAR,
+                         box=(left, top, left + side, top + side))
+    array = np.asarray(image, dtype=np.uint8)
+    return (array[:, :, None] if prep.grayscale else array), truncated
+
+
+def cache_folder(source: ImageSource, prep: Preprocessing) -> Path:
+    key = json.dumps({"source": source.fingerprint(), "prep": asdict(prep)}, sort_keys=True)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+    return cache_root() / "images" / f"{source.name}-{prep.size}px-{digest}"
+
+
+def load_or_build(source: ImageSource, prep: Preprocessing, quiet: bool = False) -> ImageCache:
+    """Return the cache for `source` at `prep`, decoding every image first if needed."""
+    folder = cache_folder(source, prep)
+    if (folder / "index.json").is_file() and (folder / "images.npy").is_file():
+        return ImageCache(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths, arrays, truncated, unreadable = [], [], [], []
+    bar = tqdm(source.iter_images(), total=source.count(), unit="img", disable=quiet,
+               desc=f"decoding {source.name} once ({prep.size}px)")
+    for rel, data in bar:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                array, was_truncated = decode_face(data, prep, rel)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            unreadable.append(rel)
+            continue
+        paths.append(rel)
+        arrays.append(array)
+        if was_truncated:
+            truncated.append(rel)
+    for rel in truncated:
+        warnings.warn(f"{rel} is a truncated JPEG: decoded as far as it goes (rest grey)")
+    for rel in unreadable:
+        warnings.warn(f"{rel} is not a readable image: skipped")
+    if not paths:
+        raise FacesslError(f"no readable images in {source.path}; pass a folder of photos.")
+    with atomic_path(folder / "images.npy", suffix=".npy") as tmp:
+        np.save(tmp, np.stack(arrays))
+    write_json(folder / "index.json", {
+        "source": source.fingerprint(), "preprocessing": asdict(prep),
+        "paths": paths, "truncated": truncated, "unreadable": unreadable,
+    })
+    return ImageCache(folder)

@@ -1,0 +1,1 @@
+"""Pretext tasks: turn unlabelled faces into a training signal."""

@@ -1,0 +1,56 @@
+"""Shared fixtures: a small real subset of LFW, cut from ../shared/data once per session."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+ARCHIVE = SHARED / "data" / "lfw-deepfunneled.tgz"
+LFW10 = SHARED / "benchmarks" / "lfw10-seed-v1.json"
+TRUNCATED = "Zydrunas_Ilgauskas/Zydrunas_Ilgauskas_0001.jpg"
+
+if not ARCHIVE.is_file():
+    pytest.exit(f"the tests read real LFW images from {ARCHIVE}; it is missing", returncode=2)
+
+
+def _tiny_manifest() -> dict:
+    """3 people of lfw10-seed-v1 (6 train, 2 val, 2 test each) and 48 pool images."""
+    full = json.loads(LFW10.read_text())
+    people = sorted(full["community"])[:3]
+    community = {p: {"train": full["community"][p]["train"][:6],
+                     "val": full["community"][p]["val"][:2],
+                     "test": full["community"][p]["test"][:2]} for p in people}
+    return {"name": "tiny", "source": "lfw-deepfunneled", "community": community,
+            "unlabelled": full["unlabelled"][:48], "unknown": full["unknown"][:4]}
+
+
+@pytest.fixture(scope="session")
+def tiny_lfw(tmp_path_factory) -> dict:
+    """A folder of real LFW images (<Person>/<file>) and a manifest over them."""
+    root = tmp_path_factory.mktemp("lfw")
+    folder = root / "lfw-deepfunneled"
+    manifest = _tiny_manifest()
+    wanted = {p for roles in manifest["community"].values() for r in roles.values() for p in r}
+    wanted |= set(manifest["unlabelled"]) | set(manifest["unknown"]) | {TRUNCATED}
+    with tarfile.open(ARCHIVE, "r:gz") as tar:
+        for member in tar:
+            rel = "/".join(Path(member.name).parts[-2:])
+            if member.isfile() and rel in wanted:
+                dest = folder / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(tar.extractfile(member).read())
+    split = root / "tiny.json"
+    split.write_text(json.dumps(manifest))
+    return {"folder": folder, "split": split, "manifest": manifest}
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Every test gets its own cache folder, so none depends on another's leftovers."""
+    monkeypatch.setenv("FACESSL_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

@@ -1,0 +1,67 @@
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import TRUNCATED
+from facessl.data import cache, lfw
+from facessl.data.cache import Preprocessing
+
+
+def test_decodes_once_then_memory_maps(tiny_lfw, monkeypatch):
+    source = lfw.locate(tiny_lfw["folder"])
+    prep = Preprocessing(crop=128, size=32)
+    built = cache.load_or_build(source, prep, quiet=True)
+    assert built.images.shape == (source.count(), 32, 32, 3)
+    assert built.images.dtype == np.uint8 and built.images.std() > 10
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the cache was rebuilt")
+
+    monkeypatch.setattr(cache, "decode_face", no_decoding)
+    again = cache.load_or_build(source, prep, quiet=True)
+    assert isinstance(again.images, np.memmap)
+    assert np.array_equal(again.images, built.images)
+
+
+def test_new_preprocessing_makes_a_new_cache(tiny_lfw):
+    source = lfw.locate(tiny_lfw["folder"])
+    colour = cache.load_or_build(source, Preprocessing(128, 32), quiet=True)
+    grey = cache.load_or_build(source, Preprocessing(128, 32, grayscale=True), quiet=True)
+    wider = cache.load_or_build(source, Preprocessing(200, 32), quiet=True)
+    assert len({colour.folder, grey.folder, wider.folder}) == 3
+    assert grey.images.shape[-1] == 1
+    assert not np.array_equal(colour.images, wider.images)
+
+
+def test_truncated_jpeg_is_decoded_with_a_warning(tiny_lfw):
+    data = (tiny_lfw["folder"] / TRUNCATED).read_bytes()
+    with pytest.warns(UserWarning, match="truncated"):
+        image, truncated = cache.decode_face(data, Preprocessing(128, 64), TRUNCATED)
+    assert truncated and image.shape == (64, 64, 3)
+    assert image[:20].std() > 5  # the part that decodes carries a real face
+    built = cache.load_or_build(lfw.locate(tiny_lfw["folder"]), Preprocessing(128, 32),
+                                quiet=True)
+    assert built.truncated == [TRUNCATED] and TRUNCATED in built
+
+
+def test_half_written_cache_is_not_trusted(tiny_lfw):
+    source = lfw.locate(tiny_lfw["folder"])
+    prep = Preprocessing(128, 24)
+    folder = cache.cache_folder(source, prep)
+    folder.mkdir(parents=True)
+    (folder / "images.npy").write_bytes(b"killed mid-write")  # no index.json beside it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        built = cache.load_or_build(source, prep, quiet=True)
+    assert built.images.shape[0] == source.count()
+    assert not list(folder.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_take_returns_channels_first_in_the_order_asked(tiny_lfw):
+    built = cache.load_or_build(lfw.locate(tiny_lfw["folder"]), Preprocessing(128, 32),
+                                quiet=True)
+    a, b = built.paths[3], built.paths[0]
+    taken = built.take([a, b])
+    assert taken.shape == (2, 3, 32, 32)
+    assert np.array_equal(taken[0], built.images[3].transpose(2, 0, 1))

@@ -1,0 +1,68 @@
+"""Bad input gets one clear message and exit status 2, never a traceback."""
+
+import json
+
+import pytest
+
+from test_experiment import facessl
+
+
+def _fails_cleanly(done, *fragments):
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    message = done.stderr.strip().splitlines()[-1]  # warnings (e.g. a truncated JPEG) may precede it
+    assert message.startswith("facessl: error: ")
+    assert done.stderr.count("facessl: error:") == 1
+    for fragment in fragments:
+        assert fragment in message
+    return message
+
+
+def test_missing_data_path(tmp_path):
+    _fails_cleanly(facessl("experiment", "--data", str(tmp_path / "missing"), "--out",
+                           str(tmp_path / "o")), "does not exist", "--data")
+
+
+def test_folder_with_no_images(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _fails_cleanly(facessl("experiment", "--data", str(tmp_path / "empty"), "--out",
+                           str(tmp_path / "o")), "no images found")
+
+
+def test_manifest_naming_missing_files(tiny_lfw, tmp_path):
+    manifest = json.loads(tiny_lfw["split"].read_text())
+    manifest["unlabelled"].append("Nobody_Here/Nobody_Here_0001.jpg")
+    (tmp_path / "bad.json").write_text(json.dumps(manifest))
+    _fails_cleanly(facessl("experiment", "--split", str(tmp_path / "bad.json"), "--data",
+                           str(tiny_lfw["folder"]), "--out", str(tmp_path / "o"), "--quiet"),
+                   "Nobody_Here_0001.jpg", "not in the dataset")
+
+
+def test_manifest_breaking_the_schema(tiny_lfw, tmp_path):
+    (tmp_path / "bad.json").write_text(json.dumps({"community": [], "unlabelled": []}))
+    _fails_cleanly(facessl("experiment", "--split", str(tmp_path / "bad.json"), "--data",
+                           str(tiny_lfw["folder"]), "--out", str(tmp_path / "o")),
+                   "'community' must be a dict")
+
+
+def test_too_many_shots_names_the_person(tiny_lfw, tmp_path):
+    person = sorted(tiny_lfw["manifest"]["community"])[0]
+    _fails_cleanly(facessl("experiment", "--split", str(tiny_lfw["split"]), "--data",
+                           str(tiny_lfw["folder"]), "--shots", "9", "--out", str(tmp_path / "o")),
+                   f"more than {person} has", "--shots 6 or fewer")
+
+
+def test_unknown_arm(tmp_path):
+    _fails_cleanly(facessl("experiment", "--arms", "ssl", "magic", "--out", str(tmp_path / "o")),
+                   "unknown arm 'magic'", "ssl, scratch, transfer")
+
+
+@pytest.mark.parametrize("make_out", [
+    lambda tmp: tmp / "a-file.txt" / "run",  # a path under a regular file
+    lambda tmp: "/proc/facessl-run",  # a read-only filesystem, even for root
+])
+def test_output_folder_not_writable(tiny_lfw, tmp_path, make_out):
+    (tmp_path / "a-file.txt").write_text("not a folder")
+    _fails_cleanly(facessl("experiment", "--split", str(tiny_lfw["split"]), "--data",
+                           str(tiny_lfw["folder"]), "--out", str(make_out(tmp_path))),
+                   "cannot write to the output folder")
