@@ -28,18 +28,18 @@ class ExperimentConfig:
     prep: Preprocessing = field(default_factory=lambda: Preprocessing(crop=128, size=32))
     width: float = 1.0
     clusters: int = 10
-    pretext_images: int | None = 4000  # pool images the pretext trains on; None = all
+    pretext_images: int | None = 3000  # pool images the pretext trains on; None = all
     pretext: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=3, batch_size=64, lr=0.03, augment="none", schedule="cosine"))
     finetune: TrainConfig = field(default_factory=lambda: TrainConfig(
-        epochs=25, batch_size=16, lr=0.02, augment="flip", schedule="cosine"))
+        epochs=20, batch_size=16, lr=0.02, augment="flip", schedule="cosine"))
     scratch: TrainConfig = field(default_factory=lambda: TrainConfig(
-        epochs=25, batch_size=16, lr=0.02, augment="flip", schedule="cosine"))
+        epochs=20, batch_size=16, lr=0.02, augment="flip", schedule="cosine"))
     # transfer arm: EfficientNet-Lite0, ImageNet weights, stem + first blocks kept frozen
     transfer_size: int = 96  # network input side; images are cut at <= 128 px and resized
     transfer_frozen_blocks: int = 6
     transfer: TrainConfig = field(default_factory=lambda: TrainConfig(
-        epochs=6, batch_size=16, lr=0.002, augment="flip", freeze_batchnorm=True,
+        epochs=5, batch_size=16, lr=0.002, augment="flip", freeze_batchnorm=True,
         schedule="cosine"))
 
 

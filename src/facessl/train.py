@@ -1,9 +1,10 @@
-"""The one training loop, used by every stage (pretext, fine-tune, scratch, transfer).
+"""The one training loop, used by every stage: pretext, fine-tune, scratch, transfer.
 
-Reads uint8 tensors, draws shuffled batches, lets a `BatchPipeline` turn them into network
-input on the device, and records per epoch the training loss/accuracy (over the epoch's
-batches) and, for each evaluation set, loss and accuracy over all of its images.
-Stops with a clear error if the loss stops being finite.
+`run_training` draws shuffled batches of uint8 rows, asks an objective for the loss
+(classification: cross-entropy on labels; pretext: the method's own loss), steps the
+optimiser on a global-step schedule, logs one JSON line per epoch, stops with a clear error
+on a non-finite loss, and, given a checkpoint path, saves its state after every epoch and
+resumes from the last saved epoch when run again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 
 from facessl.augment import BatchPipeline
 from facessl.errors import FacesslError
+from facessl.files import atomic_path
 
 
 @dataclass
@@ -34,6 +36,7 @@ class TrainConfig:
     augment: str = "flip"
     freeze_batchnorm: bool = False  # keep pretrained BN statistics (small batches, few images)
     schedule: str = "constant"  # or "cosine": decay to 0 by the last step, so curves settle
+    optimizer: str = "sgd"  # or "adamw" (self-supervised objectives with wide heads)
 
 
 @dataclass
@@ -49,6 +52,33 @@ class TensorSet:
 
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Classification(nn.Module):
+    """Cross-entropy of `model(pipeline(images))` against the labels; counts hits."""
+
+    def __init__(self, model: nn.Module, pipeline: BatchPipeline):
+        super().__init__()
+        self.model, self.pipeline = model, pipeline
+
+    def forward(self, images, labels, index) -> tuple[torch.Tensor, int]:
+        logits = self.model(self.pipeline(images, train=True))
+        return nn.functional.cross_entropy(logits, labels), (logits.argmax(1) == labels).sum().item()
+
+
+class Pretext(nn.Module):
+    """A pretext method (`facessl.pretext.registry`) as an objective: labels are unused."""
+
+    def __init__(self, method: nn.Module):
+        super().__init__()
+        self.method = method
+
+    def forward(self, images, labels, index) -> tuple[torch.Tensor, None]:
+        return self.method(images, index), None
+
+    def start_epoch(self, images: torch.Tensor, batch_size: int) -> torch.Tensor | None:
+        start = getattr(self.method, "start_epoch", None)
+        return start(images, batch_size) if start is not None else None
 
 
 @torch.no_grad()
@@ -75,6 +105,103 @@ def _lr_schedule(config: TrainConfig, total_steps: int) -> Callable[[int], float
     raise ValueError(f"unknown schedule {config.schedule!r}; expected 'constant' or 'cosine'")
 
 
+def _optimizer(parameters: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; expected 'sgd' or 'adamw'")
+
+
+def _batches(n: int, batch_size: int, weights: torch.Tensor | None,
+             generator: torch.Generator) -> list[torch.Tensor]:
+    """Row indices per batch; a last batch of one row is dropped (batch norm needs two)."""
+    if weights is None:
+        order = torch.randperm(n, generator=generator)
+    else:
+        order = torch.multinomial(weights, n, replacement=True, generator=generator)
+    batches = list(order.split(batch_size))
+    return batches[:-1] if len(batches) > 1 and len(batches[-1]) == 1 else batches
+
+
+def run_training(
+    objective: nn.Module,
+    train_set: TensorSet,
+    config: TrainConfig,
+    seed: int = 0,
+    stage: str = "train",
+    log_path: Path | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    epoch_metrics: Callable[[], dict] | None = None,
+    checkpoint: Path | None = None,
+) -> list[dict]:
+    """Train `objective` in place; return one metrics dict per epoch (also appended to log_path)."""
+    device = pick_device()
+    objective.to(device, memory_format=torch.channels_last)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    optimizer = _optimizer([p for p in objective.parameters() if p.requires_grad], config)
+    n = len(train_set)
+    steps_per_epoch = n // config.batch_size + (1 if n % config.batch_size > 1 else 0)
+    schedule = _lr_schedule(config, max(1, steps_per_epoch) * config.epochs)
+    history: list[dict] = []
+    step = 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        objective.load_state_dict(state["objective"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        history, step = state["history"], state["step"]
+    for epoch in range(len(history) + 1, config.epochs + 1):
+        started = time.perf_counter()
+        weights = None
+        if hasattr(objective, "start_epoch"):
+            weights = objective.start_epoch(train_set.images, config.batch_size)
+            optimizer.state.clear()  # a re-initialised head must not inherit old momentum
+        objective.train()
+        if config.freeze_batchnorm:
+            for module in objective.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        loss_sum, correct, seen, hits = 0.0, 0, 0, None
+        for idx in _batches(len(train_set), config.batch_size, weights, generator):
+            images = train_set.images[idx].to(device)
+            labels = train_set.labels[idx].to(device)
+            loss, hits = objective(images, labels, idx)
+            if not torch.isfinite(loss):
+                raise FacesslError(
+                    f"{stage}: the loss became {loss.item()} at epoch {epoch}; training "
+                    f"diverged. Lower the learning rate (it was {config.lr}).")
+            for group in optimizer.param_groups:
+                group["lr"] = schedule(step)
+            step += 1
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(idx)
+            correct += hits or 0
+            seen += len(idx)
+        record = {"stage": stage, "epoch": epoch, "train_loss": loss_sum / seen}
+        if hits is not None:
+            record["train_acc"] = correct / seen
+        if epoch_metrics is not None:
+            record.update(epoch_metrics())
+        record["seconds"] = time.perf_counter() - started
+        history.append(record)
+        if log_path is not None:
+            with open(log_path, "a") as log:
+                log.write(json.dumps(record) + "\n")
+        if checkpoint is not None:
+            with atomic_path(checkpoint, suffix=".pt") as tmp:
+                torch.save({"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                            "generator": generator.get_state(), "history": history,
+                            "step": step}, tmp)
+        if on_epoch is not None:
+            on_epoch(record)
+    return history
+
+
 def fit(
     model: nn.Module,
     pipeline: BatchPipeline,
@@ -86,56 +213,15 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
     stage: str = "train",
 ) -> list[dict]:
-    """Train `model` in place; return one metrics dict per epoch (also appended to log_path)."""
+    """Train a classifier in place; per epoch also loss and accuracy on each eval set."""
     device = pick_device()
-    model.to(device, memory_format=torch.channels_last)
-    pipeline.to(device)
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
-    schedule = _lr_schedule(config, steps_per_epoch * config.epochs)
-    history, step = [], 0
-    for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
-        model.train()
-        if config.freeze_batchnorm:
-            for module in model.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
-        order = torch.randperm(len(train_set), generator=generator)
-        loss_sum, correct, seen = 0.0, 0, 0
-        for start in range(0, len(order), config.batch_size):
-            idx = order[start:start + config.batch_size]
-            x = pipeline(train_set.images[idx].to(device), train=True)
-            y = train_set.labels[idx].to(device)
-            logits = model(x)
-            loss = nn.functional.cross_entropy(logits, y)
-            if not torch.isfinite(loss):
-                raise FacesslError(
-                    f"{stage}: the loss became {loss.item()} at epoch {epoch}; training "
-                    f"diverged. Lower the learning rate (it was {config.lr})."
-                )
-            for group in optimizer.param_groups:
-                group["lr"] = schedule(step)
-            step += 1
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * len(idx)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(idx)
-        record = {"stage": stage, "epoch": epoch, "train_loss": loss_sum / seen,
-                  "train_acc": correct / seen}
+
+    def eval_metrics() -> dict:
+        record = {}
         for name, data in (eval_sets or {}).items():
             record[f"{name}_loss"], record[f"{name}_acc"] = evaluate(model, pipeline, data, device)
-        record["seconds"] = time.perf_counter() - started
-        history.append(record)
-        if log_path is not None:
-            with open(log_path, "a") as log:
-                log.write(json.dumps(record) + "\n")
-        if on_epoch is not None:
-            on_epoch(record)
-    return history
+        return record
+
+    return run_training(Classification(model, pipeline), train_set, config, seed=seed,
+                        stage=stage, log_path=log_path, on_epoch=on_epoch,
+                        epoch_metrics=eval_metrics)
