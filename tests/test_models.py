@@ -36,5 +36,5 @@ def test_efficientnet_has_imagenet_weights_and_a_new_head():
 
 
 def test_unknown_backbone_lists_the_valid_names():
-    with pytest.raises(FacesslError, match="expected one of: tinyvgg, efficientnet_lite0"):
+    with pytest.raises(FacesslError, match="expected one of: tinyvgg, resnet18, efficientnet_lite0"):
         create_model("resnet9000", 3, 64)

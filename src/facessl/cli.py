@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from facessl.cli_product import add_product_commands
 from facessl.errors import FacesslError
 
 
@@ -49,6 +50,61 @@ def _experiment(args: argparse.Namespace) -> int:
         print(f"wrote {out}/report.md, results.json, curves.png"
               f"{', clusters.png' if 'ssl' in config.arms else ''} "
               f"in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from facessl.config import PretrainConfig
+    from facessl.data.cache import Preprocessing
+    from facessl.pretrain import run_pretrain
+
+    config = PretrainConfig(method=args.method, backbone=args.backbone, split=args.split,
+                            track=args.track, data=args.data, seed=args.seed,
+                            pool_images=args.pool_images,
+                            prep=Preprocessing(crop=128, size=args.size))
+    for key, value in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size)):
+        if value is not None:
+            setattr(config.train, key, value)
+    config.options = _options(args.option)
+    out = Path(args.out or f"runs/pretrain-{args.method}-{args.backbone}-{args.track}")
+    run_pretrain(config, out, quiet=args.quiet)
+    if not args.quiet:
+        print(f"checkpoint: {out}  (evaluate it with: facessl evaluate {out})")
+    return 0
+
+
+def _options(pairs: list[str]) -> dict:
+    """--option key=value pairs; values parsed as JSON when they can be (numbers, lists)."""
+    import json
+
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise FacesslError(f"--option expects key=value, got {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from facessl.config import EvaluateConfig
+    from facessl.label_efficiency import run_evaluate
+
+    config = EvaluateConfig(checkpoint=args.checkpoint, split=args.split, shots=args.shots,
+                            seeds=args.seeds, track=args.track, protocols=args.protocols,
+                            verification=not args.no_verification, pairs=args.pairs,
+                            data=args.data)
+    if args.finetune_epochs is not None:
+        config.finetune.epochs = args.finetune_epochs
+    name = Path(args.checkpoint).name.replace(":", "-")
+    out = Path(args.out or f"runs/evaluate-{name}-{args.split}-{args.track}")
+    results = run_evaluate(config, out, quiet=args.quiet)
+    if not args.quiet:
+        print(f"wrote {out}/results.json, label_efficiency.png, embedding.png"
+              + (", verification_roc.png" if "verification" in results else ""))
     return 0
 
 
@@ -108,6 +164,51 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--quiet", action="store_true", help="no progress output")
     exp.set_defaults(func=_experiment)
 
+    from facessl.label_efficiency import PROTOCOLS
+    from facessl.models import BACKBONES
+    from facessl.pretrain import TRACKS
+    from facessl.pretext.registry import METHODS
+
+    pre = sub.add_parser("pretrain", help="learn a backbone from unlabelled faces",
+                         description="Self-supervised pretraining; re-run the same command to "
+                                     "resume after an interruption.")
+    pre.add_argument("--method", default="simclr", help=f"one of {', '.join(METHODS)}")
+    pre.add_argument("--backbone", default="tinyvgg", help=f"one of {', '.join(BACKBONES)}")
+    pre.add_argument("--split", default="lfw62-v1", help="split name or manifest .json")
+    pre.add_argument("--track", default="inductive", choices=TRACKS,
+                     help="album: the community's train photos are unlabelled data too")
+    pre.add_argument("--epochs", type=int, help="passes over the unlabelled images")
+    pre.add_argument("--lr", type=float, help="AdamW learning rate; lower it if the loss "
+                                              "turns non-finite")
+    pre.add_argument("--batch-size", type=int)
+    pre.add_argument("--size", type=int, default=32, help="input side in pixels")
+    pre.add_argument("--pool-images", type=int, help="use a random subset of this many images")
+    pre.add_argument("--option", action="append", metavar="KEY=VALUE",
+                     help="a method option, e.g. --option temperature=0.2 (repeatable)")
+    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--data", help="LFW archive or folder (default: search, then download)")
+    pre.add_argument("--out", help="checkpoint folder (default runs/pretrain-<method>-...)")
+    pre.add_argument("--quiet", action="store_true")
+    pre.set_defaults(func=_pretrain)
+
+    eva = sub.add_parser("evaluate", help="label efficiency and LFW verification of a backbone")
+    eva.add_argument("checkpoint", help="a `facessl pretrain` folder, imagenet:efficientnet_lite0 "
+                                        "or random:<backbone>")
+    eva.add_argument("--split", default="lfw62-v1")
+    eva.add_argument("--shots", type=_shots, nargs="+", default=[1, 2, 5, 10, None],
+                     help="labelled images per person to test (numbers or 'all')")
+    eva.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    eva.add_argument("--track", default="inductive", choices=TRACKS)
+    eva.add_argument("--protocols", nargs="+", default=list(PROTOCOLS),
+                     help=f"any of {' '.join(PROTOCOLS)}")
+    eva.add_argument("--finetune-epochs", type=int)
+    eva.add_argument("--no-verification", action="store_true", help="skip LFW pairs.txt")
+    eva.add_argument("--pairs", help="LFW pairs.txt (default: lfw-protocol/ beside the data)")
+    eva.add_argument("--data", help="LFW archive or folder (default: search, then download)")
+    eva.add_argument("--out", help="output folder (default runs/evaluate-...)")
+    eva.add_argument("--quiet", action="store_true")
+    eva.set_defaults(func=_evaluate)
+
     data = sub.add_parser("data", help="prepare data: decode LFW once, make split manifests")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     prep = data_sub.add_parser("prepare", help="decode every image once into the cache")
@@ -123,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     man.add_argument("--min-images", type=int, default=10,
                      help="people with at least this many images form the community")
     man.set_defaults(func=_data_manifest)
+    add_product_commands(sub)
     return parser
 
 

@@ -32,15 +32,52 @@ class ExperimentConfig:
     pretext: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=3, batch_size=64, lr=0.03, augment="none", schedule="cosine"))
     finetune: TrainConfig = field(default_factory=lambda: TrainConfig(
-        epochs=20, batch_size=16, lr=0.02, augment="flip", schedule="cosine"))
+        epochs=25, batch_size=16, lr=0.02, augment="flip", schedule="cosine"))
     scratch: TrainConfig = field(default_factory=lambda: TrainConfig(
-        epochs=20, batch_size=16, lr=0.02, augment="flip", schedule="cosine"))
+        epochs=25, batch_size=16, lr=0.02, augment="flip", schedule="cosine"))
     # transfer arm: EfficientNet-Lite0, ImageNet weights, stem + first blocks kept frozen
-    transfer_size: int = 96  # network input side; images are cut at <= 128 px and resized
+    transfer_size: int = 80  # network input side; images are cut at <= 128 px and resized
     transfer_frozen_blocks: int = 6
     transfer: TrainConfig = field(default_factory=lambda: TrainConfig(
-        epochs=5, batch_size=16, lr=0.002, augment="flip", freeze_batchnorm=True,
+        epochs=4, batch_size=16, lr=0.002, augment="flip", freeze_batchnorm=True,
         schedule="cosine"))
+
+
+@dataclass
+class PretrainConfig:
+    """`facessl pretrain`: one pretext method, one backbone, one track of unlabelled images."""
+
+    method: str = "simclr"
+    backbone: str = "tinyvgg"
+    split: str = "lfw62-v1"
+    track: str = "inductive"  # or "album": the community's train photos too, without labels
+    data: str | None = None
+    prep: Preprocessing = field(default_factory=lambda: Preprocessing(crop=128, size=32))
+    width: float = 1.0
+    pool_images: int | None = None  # subsample the unlabelled images; None = all
+    seed: int = 0
+    options: dict = field(default_factory=dict)  # the method's own options (see its module)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        epochs=30, batch_size=256, lr=2e-3, weight_decay=1e-4, optimizer="adamw",
+        schedule="cosine", augment="none"))
+
+
+@dataclass
+class EvaluateConfig:
+    """`facessl evaluate`: label efficiency of one backbone on one split, and verification."""
+
+    checkpoint: str = "imagenet:efficientnet_lite0"
+    split: str = "lfw62-v1"
+    shots: list[int | None] = field(default_factory=lambda: [1, 2, 5, 10, None])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    track: str = "inductive"
+    protocols: list[str] = field(default_factory=lambda: ["knn", "ncm", "linear", "finetune"])
+    propagation_threshold: float = 0.5  # album track: keep pseudo labels at least this sure
+    verification: bool = True
+    pairs: str | None = None  # LFW pairs.txt; None = lfw-protocol/ beside the LFW data
+    data: str | None = None
+    finetune: TrainConfig = field(default_factory=lambda: TrainConfig(
+        epochs=15, batch_size=32, lr=0.01, augment="flip", schedule="cosine"))
 
 
 def _original() -> ExperimentConfig:

@@ -152,6 +152,7 @@ def run_training(
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
         history, step = state["history"], state["step"]
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
@@ -195,7 +196,8 @@ def run_training(
         if checkpoint is not None:
             with atomic_path(checkpoint, suffix=".pt") as tmp:
                 torch.save({"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                            "generator": generator.get_state(), "history": history,
+                            "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                            "history": history,
                             "step": step}, tmp)
         if on_epoch is not None:
             on_epoch(record)

@@ -6,15 +6,18 @@ from torch import nn
 
 from facessl.errors import FacesslError
 from facessl.models.efficientnet import IMAGENET_LITE_MEAN, IMAGENET_LITE_STD, EfficientNetLite0
+from facessl.models.resnet import ResNet18
 from facessl.models.tinyvgg import TinyVGG
 
-BACKBONES = ("tinyvgg", "efficientnet_lite0")
+BACKBONES = ("tinyvgg", "resnet18", "efficientnet_lite0")
 
 
 def create_model(name: str, num_classes: int, input_size: int, in_channels: int = 3,
                  width: float = 1.0, pretrained: bool = True, frozen_blocks: int = 0) -> nn.Module:
     if name == "tinyvgg":
         return TinyVGG(num_classes, in_channels=in_channels, input_size=input_size, width=width)
+    if name == "resnet18":
+        return ResNet18(num_classes, in_channels=in_channels, input_size=input_size)
     if name == "efficientnet_lite0":
         if in_channels != 3:
             raise FacesslError("efficientnet_lite0 needs colour input (3 channels)")

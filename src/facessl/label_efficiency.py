@@ -1,0 +1,181 @@
+"""`facessl evaluate`: how few labels does a backbone need? And is it a face embedding?
+
+For each k (labelled images per person: the first k train entries) the frozen embedding is
+scored by cosine kNN, nearest class mean and a linear probe, and the whole network by a
+fine-tune with a new head (one run per seed; the frozen protocols are deterministic). The
+album track also spreads the k labels over the community's other, unlabelled train photos
+(label propagation on the embedding's kNN graph) and adds the confident ones to the class
+means. The same backbone is scored on LFW verification (pairs.txt, 10 folds).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facessl import evaluate as ev
+from facessl import verification
+from facessl.augment import BatchPipeline
+from facessl.checkpoint import embed, load_backbone
+from facessl.config import EvaluateConfig
+from facessl.data import cache as image_cache
+from facessl.data import lfw
+from facessl.data.splits import load_manifest, min_train, resolve_split_path
+from facessl.errors import FacesslError
+from facessl.experiment import Progress, git_sha
+from facessl.files import ensure_writable_dir, write_json
+from facessl.models import replace_head
+from facessl.plots import plot_embedding, plot_label_efficiency
+from facessl.pretrain import SEEN
+from facessl.train import TensorSet, fit
+
+PROTOCOLS = ("knn", "ncm", "linear", "finetune")
+
+
+def shot_label(shots: int | None) -> str:
+    return "all" if shots is None else str(shots)
+
+
+def _frozen_scores(protocols, train_x, train_y, test_x, test_y) -> dict[str, float]:
+    scores = {}
+    if "knn" in protocols:
+        scores["knn"] = ev.knn_accuracy(train_x, train_y, test_x, test_y, k=1)
+    if "ncm" in protocols:
+        scores["ncm"] = ev.nearest_class_mean_accuracy(train_x, train_y, test_x, test_y)
+    if "linear" in protocols:
+        scores["linear"] = ev.linear_probe_accuracy(train_x, train_y, test_x, test_y)
+    return scores
+
+
+def _album_scores(train_x, train_y, extra_x, test_x, test_y, threshold: float) -> dict:
+    """Label propagation from the k labelled photos to the album's other photos."""
+    if len(extra_x) == 0:
+        return {}
+    pseudo, confidence = ev.label_propagation(train_x, train_y, extra_x)
+    keep, labels = ev.confident_pseudo_labels(pseudo, confidence, threshold)
+    x = np.concatenate([train_x, extra_x[keep]])
+    y = np.concatenate([train_y, labels])
+    return {"ncm+propagation": ev.nearest_class_mean_accuracy(x, y, test_x, test_y),
+            "pseudo_labelled": int(len(keep))}
+
+
+def _finetune(model, meta, train: TensorSet, val: TensorSet, test: TensorSet, classes: int,
+              config, seed: int) -> float:
+    tuned = replace_head(copy.deepcopy(model), classes)
+    torch.manual_seed(seed)
+    tuned.head.reset_parameters()
+    pipeline = BatchPipeline(meta["mean"], meta["std"], config.augment)
+    history = fit(tuned, pipeline, train, config, eval_sets={"val": val, "test": test}, seed=seed,
+                  stage="finetune")
+    return history[-1]["test_acc"]
+
+
+def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict:
+    progress = Progress(quiet)
+    unknown = [p for p in config.protocols if p not in PROTOCOLS]
+    if unknown or not config.protocols:
+        raise FacesslError(f"unknown protocol {unknown[0] if unknown else '(none)'!r}; "
+                           f"expected one or more of: {', '.join(PROTOCOLS)}")
+    out = ensure_writable_dir(Path(out))
+    model, meta = load_backbone(config.checkpoint)
+    prep = image_cache.Preprocessing(**meta["preprocessing"])
+    source = lfw.locate(config.data)
+    split_path = resolve_split_path(config.split)
+    built = image_cache.load_or_build(source, prep, quiet=quiet)
+    split = load_manifest(split_path, available=built.paths)
+    for shots in config.shots:
+        if shots is not None and shots > min_train(split):
+            split.labelled("train", shots)  # names the person who has too few
+    started = time.perf_counter()
+
+    community = sorted({p for roles in split.community.values() for r in roles.values() for p in r})
+    embedding = dict(zip(community, ev.l2_normalise(
+        _embed(model, meta, torch.from_numpy(built.take(community))))))
+    test_paths, test_y = split.labelled("test")
+    val_paths, val_y = split.labelled("val")
+    test_x = np.stack([embedding[p] for p in test_paths])
+    test_y = np.asarray(test_y)
+    results: dict = {"checkpoint": str(config.checkpoint), "backbone": meta["backbone"],
+                     "method": meta["method"], "track": config.track, "split": split.name,
+                     "git_sha": git_sha(), "config": json.loads(json.dumps(
+                         dataclasses.asdict(config))), "seen_images": meta.get("seen_images"),
+                     "accuracy": {}}
+    for shots in config.shots:
+        label = shot_label(shots)
+        train_paths, train_y = split.labelled("train", shots)
+        train_x = np.stack([embedding[p] for p in train_paths])
+        train_y = np.asarray(train_y)
+        row = {name: [value] for name, value in
+               _frozen_scores(config.protocols, train_x, train_y, test_x, test_y).items()}
+        if config.track == "album" and shots is not None:
+            extra = [p for person in split.people for p in split.community[person]["train"][shots:]]
+            album = _album_scores(train_x, train_y, np.stack([embedding[p] for p in extra]),
+                                  test_x, test_y, config.propagation_threshold)
+            if album:
+                row["ncm+propagation"] = [album["ncm+propagation"]]
+                results.setdefault("pseudo_labelled", {})[label] = album["pseudo_labelled"]
+        if "finetune" in config.protocols:
+            tensors = {role: TensorSet(torch.from_numpy(built.take(paths)), torch.tensor(y))
+                       for role, (paths, y) in (("train", (train_paths, train_y.tolist())),
+                                                ("val", (val_paths, val_y)),
+                                                ("test", (test_paths, test_y.tolist())))}
+            row["finetune"] = [
+                _finetune(model, meta, tensors["train"], tensors["val"], tensors["test"],
+                          len(split.people), config.finetune, seed) for seed in config.seeds]
+        results["accuracy"][label] = {name: {"mean": ev.summarise_seeds(v)[0],
+                                             "std": ev.summarise_seeds(v)[1], "runs": v}
+                                      for name, v in row.items()}
+        progress(f"k={label}: " + ", ".join(f"{n} {100 * s['mean']:.1f}%"
+                                           for n, s in results["accuracy"][label].items()))
+        write_json(out / "results.json", results)
+
+    plot_label_efficiency(results, out / "label_efficiency.png")
+    plot_embedding(test_x, test_y, out / "embedding.png",
+                   title=f"{meta['method']} / {meta['backbone']}: {split.name} test faces (t-SNE)")
+    if config.verification:
+        results["verification"] = _verification(model, meta, built, source, config, out)
+        progress(f"LFW verification: {100 * results['verification']['accuracy']:.1f}% "
+                 f"± {100 * results['verification']['std']:.1f}")
+    results["wall_seconds"] = time.perf_counter() - started
+    write_json(out / "results.json", results)
+    return results
+
+
+def _embed(model, meta, images: torch.Tensor) -> np.ndarray:
+    return embed(model, images, meta).numpy()
+
+
+def _pairs_file(explicit: str | None, source) -> Path:
+    """pairs.txt: the path given, else `lfw-protocol/pairs.txt` beside the LFW data."""
+    if explicit is not None:
+        return Path(explicit)
+    here = source.path.parent
+    for folder in (here, here.parent):
+        if (folder / "lfw-protocol" / "pairs.txt").is_file():
+            return folder / "lfw-protocol" / "pairs.txt"
+    raise FacesslError(f"no lfw-protocol/pairs.txt beside {source.path}; pass --pairs "
+                       f"PATH. {verification.PAIRS_HELP}")
+
+
+def _verification(model, meta, built, source, config: EvaluateConfig, out: Path) -> dict:
+    pairs = verification.read_pairs(_pairs_file(config.pairs, source))
+    paths = verification.pair_paths(pairs)
+    missing = [p for p in paths if p not in built]
+    if missing:
+        raise FacesslError(f"{len(missing)} images of {config.pairs} are not in {source.path} "
+                           f"(e.g. {missing[0]}); verification needs the full LFW.")
+    vectors = _embed(model, meta, torch.from_numpy(built.take(paths)))
+    result = verification.verify(dict(zip(paths, vectors)), pairs)
+    seen_file = Path(config.checkpoint) / SEEN
+    if seen_file.is_file():
+        seen = set(json.loads(seen_file.read_text()))
+        result["pair_images_seen_in_pretraining"] = sum(p in seen for p in paths) / len(paths)
+    verification.plot_roc(result, out / "verification_roc.png",
+                          f"{meta['method']} / {meta['backbone']}")
+    return {k: v for k, v in result.items() if k != "roc"} | {"auc": result["roc"]["auc"]}

@@ -1,0 +1,110 @@
+"""`facessl pretrain` and `facessl evaluate` end to end on a tiny real LFW subset."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ARCHIVE
+from test_cli_errors import _fails_cleanly
+from test_experiment import facessl
+
+
+def _pretrain_args(tiny_lfw, out, *extra):
+    return ("pretrain", "--method", "rotation", "--backbone", "tinyvgg", "--split",
+            str(tiny_lfw["split"]), "--data", str(tiny_lfw["folder"]), "--batch-size", "16",
+            "--out", str(out), *extra)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_lfw, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt") / "rotation"
+    done = facessl(*_pretrain_args(tiny_lfw, out, "--epochs", "2"))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_pretrain_writes_a_self_describing_checkpoint(checkpoint, tiny_lfw):
+    meta = json.loads((checkpoint / "checkpoint.json").read_text())
+    assert meta["method"] == "rotation" and meta["backbone"] == "tinyvgg"
+    assert meta["preprocessing"] == {"crop": 128, "size": 32, "grayscale": False}
+    assert [h["epoch"] for h in meta["history"]] == [1, 2]
+    assert meta["config"]["train"]["epochs"] == 2 and meta["track"] == "inductive"
+    seen = json.loads((checkpoint / "seen_images.json").read_text())
+    assert sorted(seen) == sorted(tiny_lfw["manifest"]["unlabelled"])  # no community image
+    assert (checkpoint / "backbone.safetensors").stat().st_size > 100_000
+    assert not (checkpoint / "resume.pt").exists()
+
+
+def test_pretrain_resumes_after_being_killed(tiny_lfw, tmp_path):
+    out = tmp_path / "killed"
+    args = [sys.executable, "-m", "facessl", *_pretrain_args(tiny_lfw, out, "--epochs", "8")]
+    run = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "resume.pt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    saved = len((out / "log.jsonl").read_text().splitlines())
+    assert 1 <= saved < 8 and not (out / "checkpoint.json").exists()
+    done = facessl(*_pretrain_args(tiny_lfw, out, "--epochs", "8"))
+    assert done.returncode == 0, done.stderr
+    first = next(line for line in done.stderr.splitlines() if "epoch" in line)
+    assert f"epoch {saved + 1:>3}/8" in first  # continued, did not start again
+    meta = json.loads((out / "checkpoint.json").read_text())
+    assert [h["epoch"] for h in meta["history"]] == list(range(1, 9))
+
+
+def test_evaluate_writes_label_efficiency_for_both_tracks(checkpoint, tiny_lfw, tmp_path):
+    for track, protocols in (("inductive", ["knn", "ncm", "linear"]),
+                             ("album", ["knn", "ncm", "linear", "finetune"])):
+        out = tmp_path / track
+        done = facessl("evaluate", str(checkpoint), "--split", str(tiny_lfw["split"]), "--data",
+                       str(tiny_lfw["folder"]), "--shots", "1", "2", "--seeds", "0", "1",
+                       "--finetune-epochs", "1", "--track", track, "--no-verification",
+                       "--protocols", *protocols, "--out", str(out))
+        assert done.returncode == 0, done.stderr
+        results = json.loads((out / "results.json").read_text())
+        assert set(results["accuracy"]) == {"1", "2"}
+        row = results["accuracy"]["2"]
+        assert set(protocols) <= set(row) and row["knn"]["std"] == 0.0
+        if "finetune" in protocols:
+            assert len(row["finetune"]["runs"]) == 2
+        for score in row.values():
+            assert 0 <= score["mean"] <= 1
+            assert abs(score["runs"][0] * 6 - round(score["runs"][0] * 6)) < 1e-9  # 6 test faces
+        assert ("ncm+propagation" in row) == (track == "album")
+        for png in ("label_efficiency.png", "embedding.png"):
+            with Image.open(out / png) as image:
+                assert image.size[0] >= 500 and len(np.unique(np.asarray(image.convert("L")))) > 5
+
+
+def test_evaluate_verification_on_the_official_pairs(tmp_path):
+    out = tmp_path / "verify"
+    done = facessl("evaluate", "random:tinyvgg", "--split", "lfw10-seed-v1", "--data",
+                   str(ARCHIVE), "--shots", "1", "--protocols", "ncm", "--seeds", "0",
+                   "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "results.json").read_text())["verification"]
+    assert result["pairs"] == 6000 and len(result["fold_accuracies"]) == 10
+    assert 0.45 < result["accuracy"] < 0.8  # random features: near chance, far from perfect
+    assert (out / "verification_roc.png").is_file()
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (("pretrain", "--method", "telepathy"), ("unknown pretext method 'telepathy'", "simclr")),
+    (("pretrain", "--backbone", "resnet9000"), ("unknown backbone 'resnet9000'", "tinyvgg")),
+    (("pretrain", "--option", "novalue"), ("--option expects key=value",)),
+    (("evaluate", "imagenet:efficientnet_lite0", "--protocols", "vibes"),
+     ("unknown protocol 'vibes'", "knn")),
+    (("evaluate", "no/such/checkpoint"), ("is not a facessl checkpoint",)),
+    (("evaluate", "mystery"), ("neither a checkpoint folder nor a known name",)),
+])
+def test_bad_input_gets_one_clear_message(tiny_lfw, tmp_path, args, fragments):
+    _fails_cleanly(facessl(*args, "--data", str(tiny_lfw["folder"]), "--split",
+                           str(tiny_lfw["split"]), "--out", str(tmp_path / "o")), *fragments)
