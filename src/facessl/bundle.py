@@ -1,0 +1,141 @@
+"""A trained classifier as one folder that describes itself and is safe to open.
+
+`weights.safetensors` holds the tensors (no pickle, so opening a bundle from someone else
+cannot run code); `bundle.json` holds everything needed to use them without guessing:
+class names, preprocessing, open-set threshold, backbone, the facessl that wrote it, a
+format version and the SHA-256 of the weights. The weights are written first and the JSON
+last, each atomically, so a complete `bundle.json` vouches for the weights beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+from safetensors import SafetensorError
+
+import facessl
+from facessl.data.cache import Preprocessing
+from facessl.errors import FacesslError
+from facessl.files import atomic_path, write_json
+
+FORMAT_VERSION = 1  # bump when bundle.json or the weights' meaning changes
+WEIGHTS = "weights.safetensors"
+META = "bundle.json"
+KEYS = ("format_version", "facessl_version", "class_names", "preprocessing", "threshold",
+        "backbone", "extra", "weights_sha256")
+
+
+@dataclass(frozen=True)
+class BundleMeta:
+    """What a classifier needs besides its weights; `facessl_version` is who saved it."""
+
+    class_names: tuple[str, ...]
+    preprocessing: Preprocessing
+    threshold: float  # open-set score below which a face is "unknown"
+    backbone: str
+    extra: dict[str, Any] = field(default_factory=dict)
+    facessl_version: str = facessl.__version__
+
+
+def save_bundle(path: str | Path, state_dict: dict[str, torch.Tensor], meta: BundleMeta) -> Path:
+    """Write `state_dict` and `meta` into the folder `path`; returns the folder."""
+    folder = Path(path)
+    names = list(meta.class_names)
+    if not names or len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
+        raise FacesslError(f"class names must be distinct strings, at least one; got {names!r}.")
+    if not math.isfinite(meta.threshold):
+        raise FacesslError(f"the threshold must be a finite number; got {meta.threshold!r}.")
+    # Copies: safetensors refuses tensors that share memory (tied weights, views).
+    tensors = {name: t.detach().cpu().contiguous().clone() for name, t in state_dict.items()}
+    data = safetensors.torch.save(tensors)
+    document = {
+        "format_version": FORMAT_VERSION,
+        "facessl_version": facessl.__version__,
+        "class_names": names,
+        "preprocessing": asdict(meta.preprocessing),
+        "threshold": float(meta.threshold),
+        "backbone": meta.backbone,
+        "extra": meta.extra,
+        "weights_sha256": hashlib.sha256(data).hexdigest(),
+    }
+    json.dumps(document)  # fail on an unserialisable `extra` before touching the folder
+    with atomic_path(folder / WEIGHTS) as tmp:
+        tmp.write_bytes(data)
+    write_json(folder / META, document)
+    return folder
+
+
+def load_bundle(path: str | Path) -> tuple[dict[str, torch.Tensor], BundleMeta]:
+    """Read a bundle folder written by `save_bundle`, refusing anything it cannot vouch for."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FacesslError(f"no model bundle at {folder}: it is not a folder. Pass the folder "
+                           f"that holds {META} and {WEIGHTS}.")
+    document = _read_document(folder / META)
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise FacesslError(f"the bundle {folder} has no {WEIGHTS}; copy the whole folder, "
+                           "or save the bundle again.")
+    data = weights.read_bytes()  # hash and parse the same bytes: no swap in between
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != document["weights_sha256"]:
+        raise FacesslError(
+            f"{weights} does not match the SHA-256 recorded in {META} (expected "
+            f"{document['weights_sha256']}, got {digest}): it was changed or replaced after "
+            "saving, or a save was interrupted. Restore the original file or save again.")
+    try:
+        state_dict = safetensors.torch.load(data)
+        meta = BundleMeta(
+            class_names=tuple(_field(document, "class_names", list, "list")),
+            preprocessing=Preprocessing(**_field(document, "preprocessing", dict, "mapping")),
+            threshold=float(_field(document, "threshold", (int, float), "number")),
+            backbone=_field(document, "backbone", str, "string"),
+            extra=_field(document, "extra", dict, "mapping"),
+            facessl_version=_field(document, "facessl_version", str, "string"),
+        )
+    except (SafetensorError, TypeError) as exc:
+        raise FacesslError(f"the bundle {folder} is damaged: {exc}. Save it again.") from None
+    return state_dict, meta
+
+
+def _read_document(file: Path) -> dict[str, Any]:
+    if not file.is_file():
+        raise FacesslError(f"{file.parent} is not a model bundle: it has no {META}. Pass "
+                           "the folder written when the classifier was saved.")
+    try:
+        document = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FacesslError(f"{file} is not valid JSON ({exc}); the bundle is damaged. "
+                           "Save it again.") from None
+    if not isinstance(document, dict) or "format_version" not in document:
+        raise FacesslError(f"{file} is not a facessl bundle description (no format_version); "
+                           "pass a folder written by facessl.")
+    version = document["format_version"]
+    if version != FORMAT_VERSION:
+        advice = ("upgrade facessl (pip install -U facessl)"
+                  if isinstance(version, int) and version > FORMAT_VERSION else
+                  "save the classifier again with this facessl (retrain or re-export it)")
+        raise FacesslError(
+            f"{file.parent} is a format-{version} bundle written by facessl "
+            f"{document.get('facessl_version', '(unknown)')}; this facessl "
+            f"({facessl.__version__}) reads format {FORMAT_VERSION} only. To use it, {advice}.")
+    missing = [key for key in KEYS if key not in document]
+    if missing:
+        raise FacesslError(f"{file} lacks {', '.join(missing)}; the bundle is damaged or was "
+                           "edited by hand. Save it again.")
+    return document
+
+
+def _field(document: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    """`document[key]`, or a TypeError naming the key when it is not a `what`."""
+    value = document[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"{META} has {key} = {value!r}, which is not a {what}")
+    return value

@@ -1,0 +1,129 @@
+import json
+import pickle
+import struct
+
+import pytest
+import torch
+from torch import nn
+
+import facessl
+from facessl.bundle import META, WEIGHTS, BundleMeta, load_bundle, save_bundle
+from facessl.data.cache import Preprocessing
+from facessl.errors import FacesslError
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 4))
+    model[1].running_mean += 1  # buffers travel too, including BN's int64 counter
+    model.tied = model[3]  # the same tensors under two names, as with tied weights
+    return model
+
+
+META_ARGS = dict(class_names=("Ada", "Grace", "Linus"), preprocessing=Preprocessing(128, 64),
+                 threshold=0.42, backbone="tinyvgg", extra={"shots": 5, "seed": 1})
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    return save_bundle(tmp_path / "model", _model().state_dict(), BundleMeta(**META_ARGS))
+
+
+def _edit(bundle, **changes):
+    document = json.loads((bundle / META).read_text())
+    document.update(changes)
+    (bundle / META).write_text(json.dumps(document))
+
+
+def test_round_trip_restores_tensors_and_meta(bundle):
+    state_dict, meta = load_bundle(bundle)
+    original = _model().state_dict()
+    assert state_dict.keys() == original.keys()
+    for name, tensor in original.items():
+        assert state_dict[name].dtype == tensor.dtype and torch.equal(state_dict[name], tensor)
+    assert meta == BundleMeta(**META_ARGS, facessl_version=facessl.__version__)
+    _model().load_state_dict(state_dict)
+    assert sorted(p.name for p in bundle.iterdir()) == [META, WEIGHTS]  # no temp files
+
+
+def test_saved_files_hold_no_pickle(bundle, monkeypatch):
+    data = (bundle / WEIGHTS).read_bytes()
+    (header_size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + header_size])
+    ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+    assert len(data) == 8 + header_size + max(ends)  # a JSON header and raw numbers, nothing else
+    json.loads((bundle / META).read_text())
+
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("a bundle must load without pickle")
+
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    monkeypatch.setattr(torch, "load", no_pickle)
+    assert load_bundle(bundle)[1].backbone == "tinyvgg"
+
+
+def test_tampered_weights_are_refused(bundle, tmp_path):
+    data = bytearray((bundle / WEIGHTS).read_bytes())
+    data[-1] ^= 1
+    (bundle / WEIGHTS).write_bytes(bytes(data))
+    with pytest.raises(FacesslError, match="does not match the SHA-256 .* changed or replaced"):
+        load_bundle(bundle)
+    other = save_bundle(tmp_path / "other", {"w": torch.zeros(3)}, BundleMeta(**META_ARGS))
+    (bundle / WEIGHTS).write_bytes((other / WEIGHTS).read_bytes())  # a valid file, not ours
+    with pytest.raises(FacesslError, match="SHA-256"):
+        load_bundle(bundle)
+
+
+def test_other_format_versions_are_refused_with_advice(bundle):
+    _edit(bundle, format_version=2, facessl_version="9.0.0")
+    with pytest.raises(FacesslError, match=r"format-2 bundle written by facessl 9\.0\.0; this "
+                       r"facessl \(.+\) reads format 1 only\. To use it, upgrade facessl"):
+        load_bundle(bundle)
+    _edit(bundle, format_version=0)
+    with pytest.raises(FacesslError, match="reads format 1 only. To use it, save the classifier"):
+        load_bundle(bundle)
+
+
+def test_malformed_descriptions_are_refused(bundle):
+    (bundle / META).write_text('{"format_version": 1, "class_names": [')
+    with pytest.raises(FacesslError, match="bundle.json is not valid JSON"):
+        load_bundle(bundle)
+    (bundle / META).write_text("[1, 2]")
+    with pytest.raises(FacesslError, match="not a facessl bundle description"):
+        load_bundle(bundle)
+
+
+def test_missing_or_mistyped_keys_are_refused(tmp_path):
+    meta = BundleMeta(**META_ARGS)
+    folder = save_bundle(tmp_path / "a", {"w": torch.ones(2)}, meta)
+    document = json.loads((folder / META).read_text())
+    del document["threshold"], document["backbone"]
+    (folder / META).write_text(json.dumps(document))
+    with pytest.raises(FacesslError, match="lacks threshold, backbone; .* Save it again"):
+        load_bundle(folder)
+    folder = save_bundle(tmp_path / "b", {"w": torch.ones(2)}, meta)
+    _edit(folder, threshold="high")
+    with pytest.raises(FacesslError, match="threshold = 'high', which is not a number"):
+        load_bundle(folder)
+
+
+def test_missing_pieces_are_refused(tmp_path, bundle):
+    with pytest.raises(FacesslError, match="no model bundle at .*nowhere"):
+        load_bundle(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FacesslError, match="is not a model bundle: it has no bundle.json"):
+        load_bundle(tmp_path / "empty")
+    (bundle / WEIGHTS).unlink()
+    with pytest.raises(FacesslError, match="has no weights.safetensors"):
+        load_bundle(bundle)
+
+
+def test_bad_meta_is_refused_before_anything_is_written(tmp_path):
+    weights = {"w": torch.ones(2)}
+    for changes, message in [({"class_names": ()}, "distinct strings"),
+                             ({"class_names": ("Ada", "Ada")}, "distinct strings"),
+                             ({"threshold": float("nan")}, "finite number")]:
+        with pytest.raises(FacesslError, match=message):
+            save_bundle(tmp_path / "model", weights, BundleMeta(**{**META_ARGS, **changes}))
+    assert not (tmp_path / "model").exists()
