@@ -14,4 +14,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
         --extra-index-url https://download.pytorch.org/whl/cpu
 fi
 .venv/bin/python -m pip install --quiet -e ".[test]"
+# The browser test drives Debian's Chromium (Playwright cannot download its own browser here).
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 echo "facessl is installed in .venv (run .venv/bin/facessl --help)"

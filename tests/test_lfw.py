@@ -1,4 +1,3 @@
-import shutil
 import tarfile
 
 import pytest

@@ -8,7 +8,6 @@ clusters.png and report.md.
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,17 +24,9 @@ from facessl.data.splits import Split, load_manifest, person_of, resolve_split_p
 from facessl.files import ensure_writable_dir, write_json
 from facessl.models import create_model, normalisation, replace_head
 from facessl.pretext import kmeans
+from facessl.provenance import git_sha
 from facessl.report import plot_clusters, plot_curves, summarise, write_report
 from facessl.train import TensorSet, TrainConfig, fit
-
-
-def git_sha() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
 
 
 class Progress:
@@ -52,7 +43,7 @@ class Progress:
         def show(r: dict) -> None:
             evals = "  ".join(f"{k[:-4]} {r[k]:.3f}" for k in r if k.endswith("_acc"))
             self(f"[{label}] epoch {r['epoch']:>3}/{total}  loss {r['train_loss']:.3f}  "
-                 f"acc: {evals}  ({r['seconds']:.1f}s)")
+                 + (f"acc: {evals}  " if evals else "") + f"({r['seconds']:.1f}s)")
         return show
 
 

@@ -28,7 +28,8 @@ from facessl.data import cache as image_cache
 from facessl.data import lfw
 from facessl.data.splits import load_manifest, min_train, resolve_split_path
 from facessl.errors import FacesslError
-from facessl.experiment import Progress, git_sha
+from facessl.experiment import Progress
+from facessl.provenance import git_sha
 from facessl.files import ensure_writable_dir, write_json
 from facessl.models import replace_head
 from facessl.plots import plot_embedding, plot_label_efficiency

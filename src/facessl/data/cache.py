@@ -65,28 +65,33 @@ class ImageCache:
         return np.ascontiguousarray(self.images[rows].transpose(0, 3, 1, 2))
 
 
-def decode_face(data: bytes, prep: Preprocessing, name: str = "") -> tuple[np.ndarray, bool]:
-    """Decode, centre-crop and resize one image; returns (HxWxC uint8, was_truncated).
+def open_image(data: bytes, name: str = "") -> tuple[Image.Image, bool]:
+    """Open and fully decode an image; returns (image, was_truncated).
 
     A truncated JPEG (LFW has one) is decoded as far as it goes, with a warning, rather
-    than failing the whole dataset: the missing rows come out grey.
+    than failing: the missing rows come out grey.
     """
-    truncated = False
     image = Image.open(io.BytesIO(data))
     try:
         image.load()
+        return image, False
     except OSError as exc:
         if "truncated" not in str(exc):
             raise
-        truncated = True
-        warnings.warn(f"{name or 'image'} is a truncated file; using the part that decodes")
-        previous = ImageFile.LOAD_TRUNCATED_IMAGES
-        ImageFile.LOAD_TRUNCATED_IMAGES = True
-        try:
-            image = Image.open(io.BytesIO(data))
-            image.load()
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    warnings.warn(f"{name or 'image'} is a truncated file; using the part that decodes")
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    return image, True
+
+
+def decode_face(data: bytes, prep: Preprocessing, name: str = "") -> tuple[np.ndarray, bool]:
+    """Decode, centre-crop and resize one image; returns (HxWxC uint8, was_truncated)."""
+    image, truncated = open_image(data, name)
     image = image.convert("L" if prep.grayscale else "RGB")
     width, height = image.size
     side = min(width, height) * prep.crop / LFW_SIDE

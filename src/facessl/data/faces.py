@@ -19,16 +19,14 @@ of 117.5 gives 15.1, 110 or 125 gives 17.7-18.0.
 from __future__ import annotations
 
 import functools
-import io
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from facessl.data.cache import Preprocessing
+from facessl.data.cache import Preprocessing, open_image
 from facessl.errors import FacesslError
 
 # Measured above: mean side of the detector's box in a 250x250 LFW photo.
@@ -79,20 +77,7 @@ def load_photo(photo: str | Path | bytes, name: str = "") -> Image.Image:
 
 def _decode(data: bytes, name: str) -> Image.Image:
     try:
-        image = Image.open(io.BytesIO(data))
-        try:
-            image.load()
-        except OSError as exc:
-            if "truncated" not in str(exc):
-                raise
-            warnings.warn(f"{name} is a truncated file; using the part that decodes")
-            previous = ImageFile.LOAD_TRUNCATED_IMAGES
-            ImageFile.LOAD_TRUNCATED_IMAGES = True
-            try:
-                image = Image.open(io.BytesIO(data))
-                image.load()
-            finally:
-                ImageFile.LOAD_TRUNCATED_IMAGES = previous
+        image, _ = open_image(data, name)
     except UnidentifiedImageError:
         raise FacesslError(
             f"photo {name} is not an image ({len(data)} bytes starting {data[:8]!r}); "

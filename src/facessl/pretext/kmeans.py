@@ -7,7 +7,6 @@ the pool images, k and the seed, so they are cached beside the image cache.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 from sklearn.cluster import KMeans

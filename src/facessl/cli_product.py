@@ -1,0 +1,119 @@
+"""`facessl enroll / add-person / remove-person / predict / serve`: the product's commands.
+
+Parsing only; each handler calls one typed function and prints what it did. Heavy modules
+(torch, the web server) are imported inside the handlers so `facessl --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from facessl.classifier import enroll
+
+    started = time.perf_counter()
+    clf, summary = enroll(args.people_dir, args.out, unlabelled=args.unlabelled,
+                          backbone=args.backbone, quiet=args.quiet)
+    for photo in summary["faceless"]:
+        print(f"facessl: warning: no face found in {photo}; it was not used", file=sys.stderr)
+    calibration = clf.calibration_
+    print(f"enrolled {len(clf.people)} people from {summary['faces']} photos"
+          + (f"; album: {clf.album_['added']} of {clf.album_['faces']} faces added to their "
+             f"person" if args.unlabelled else ""))
+    print(f"unknown-person threshold {clf.threshold_:.3f}: on held-out enrolled photos it "
+          f"accepts {calibration.genuine_accepted:.0%} of the right person and "
+          f"{calibration.impostors_accepted:.0%} of the others")
+    print(f"wrote {args.out} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _add_person(args: argparse.Namespace) -> int:
+    from facessl.classifier import add_person
+
+    started = time.perf_counter()
+    clf, faceless = add_person(args.model, args.name, args.dir, quiet=args.quiet)
+    for photo in faceless:
+        print(f"facessl: warning: no face found in {photo}; it was not used", file=sys.stderr)
+    print(f"added {args.name} to {args.model} ({len(clf.people)} people; threshold "
+          f"{clf.threshold_:.3f}) in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _remove_person(args: argparse.Namespace) -> int:
+    from facessl.classifier import remove_person
+
+    clf = remove_person(args.model, args.name)
+    print(f"removed {args.name} from {args.model} ({len(clf.people)} people left; threshold "
+          f"{clf.threshold_:.3f})")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from facessl.predict import run_predict
+
+    return run_predict(args.model, args.paths, fmt=args.format, annotate_dir=args.annotate)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from facessl.serve import run_server
+
+    run_server(args.model, host=args.host, port=args.port)
+    return 0
+
+
+def add_product_commands(sub: argparse._SubParsersAction) -> None:
+    """Register the product's subcommands on the `facessl` parser."""
+    enroll = sub.add_parser(
+        "enroll", help="build a classifier from folders of photos, one folder per person",
+        description="Read PEOPLE_DIR/<name>/* (a few photos each; the largest face of each "
+                    "photo is that person), calibrate the unknown-person threshold and write "
+                    "the model bundle --out.")
+    enroll.add_argument("people_dir", metavar="PEOPLE_DIR", help="one sub-folder per person")
+    enroll.add_argument("--unlabelled", metavar="DIR",
+                        help="an album of unlabelled photos: faces confidently matched to "
+                             "someone enrolled are added to that person's prototype")
+    enroll.add_argument("--backbone", default="efficientnet_lite0", metavar="NAME_OR_CHECKPOINT",
+                        help="the network that describes faces: efficientnet_lite0 (ImageNet "
+                             "weights, the default and for now the only one; self-supervised "
+                             "checkpoints will be accepted here)")
+    enroll.add_argument("--out", required=True, metavar="MODEL", help="model bundle folder")
+    enroll.add_argument("--quiet", action="store_true", help="no progress bars")
+    enroll.set_defaults(func=_enroll)
+
+    add = sub.add_parser("add-person", help="enroll one more person (no retraining)")
+    add.add_argument("model", metavar="MODEL", help="model bundle folder (changed in place)")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("dir", metavar="DIR", help="folder of photos of NAME")
+    add.add_argument("--quiet", action="store_true", help="no progress bars")
+    add.set_defaults(func=_add_person)
+
+    remove = sub.add_parser("remove-person", help="forget one enrolled person")
+    remove.add_argument("model", metavar="MODEL", help="model bundle folder (changed in place)")
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(func=_remove_person)
+
+    predict = sub.add_parser(
+        "predict", help="name the faces in photos",
+        description="Print one line per face: file, box (x,y wxh), name or 'unknown', "
+                    "confidence; a photo without a face says so.")
+    predict.add_argument("model", metavar="MODEL", help="model bundle folder")
+    predict.add_argument("paths", metavar="PATH", nargs="+", help="photos or folders of photos")
+    formats = predict.add_mutually_exclusive_group()
+    formats.add_argument("--json", dest="format", action="store_const", const="json",
+                         help="one JSON document")
+    formats.add_argument("--csv", dest="format", action="store_const", const="csv",
+                         help="CSV, one row per face")
+    predict.set_defaults(format="text")
+    predict.add_argument("--annotate", metavar="OUTDIR",
+                         help="write copies of the photos with boxes and names drawn")
+    predict.set_defaults(func=_predict)
+
+    serve = sub.add_parser("serve", help="web page and JSON API (POST /predict, GET /people)")
+    serve.add_argument("model", metavar="MODEL", help="model bundle folder")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=_serve)

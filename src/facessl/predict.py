@@ -1,0 +1,207 @@
+"""Photos -> faces -> names: what `facessl predict` prints and the web page shows.
+
+Every face found by the detector is cut like an LFW crop and named by the classifier, or
+called "unknown" when it is not close enough to anyone enrolled. Faces of a batch of photos
+are embedded together, which is what makes a folder of photos cheaper per photo than one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, TextIO
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from facessl.classifier import UNKNOWN, FaceClassifier, photo_files
+from facessl.data.faces import faces_in_photo, load_photo
+from facessl.errors import FacesslError
+from facessl.files import atomic_path, ensure_writable_dir
+
+NO_FACE = "no face found"
+FORMATS = ("text", "json", "csv")
+_BATCH_PHOTOS = 32  # photos whose faces are embedded together
+_WRITABLE = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}
+
+
+@dataclass
+class Face:
+    """One detected face: where it is, who it is, and how sure the classifier is."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    name: str  # an enrolled person, or "unknown"
+    confidence: float  # probability of `name` (the unknown-person answer included)
+    similarity: float  # cosine to the nearest person's prototype: the open-set score
+    nearest: str  # the most similar enrolled person, also when `name` is unknown
+
+
+@dataclass
+class PhotoResult:
+    """Every face of one photo, largest first; `error` is set when it could not be read."""
+
+    file: str
+    width: int = 0
+    height: int = 0
+    faces: list[Face] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def message(self) -> str | None:
+        """What to say instead of faces: the error, or that none was found."""
+        return self.error or (None if self.faces else NO_FACE)
+
+
+def read_photo(photo: str | Path | bytes, name: str) -> tuple[Image.Image | None, PhotoResult]:
+    """Open a photo, keeping decoder warnings (a truncated file) and errors in the result."""
+    result = PhotoResult(file=name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            image = load_photo(photo, name)
+        except FacesslError as exc:
+            result.error = str(exc)
+            return None, result
+    result.warnings = [str(w.message) for w in caught]
+    result.width, result.height = image.size
+    return image, result
+
+
+def name_faces(clf: FaceClassifier, photos: list[tuple[Image.Image | None, PhotoResult]]
+               ) -> list[PhotoResult]:
+    """Detect and name the faces of several opened photos with one pass of the network."""
+    found = [faces_in_photo(image, clf.preprocessing) if image is not None else []
+             for image, _ in photos]
+    crops = [crop for faces in found for _, crop in faces]
+    if crops:
+        sims = clf.decision_function(np.stack(crops))
+        proba = clf.proba_from_similarities(sims)
+    row = 0
+    for faces, (_, result) in zip(found, photos):
+        for box, _ in faces:
+            best = int(proba[row].argmax())
+            nearest = int(sims[row].argmax())
+            result.faces.append(Face(box.x, box.y, box.w, box.h, str(clf.classes_[best]),
+                                     round(float(proba[row, best]), 4),
+                                     round(float(sims[row, nearest]), 4),
+                                     str(clf.classes_[nearest])))
+            row += 1
+    return [result for _, result in photos]
+
+
+def predict_files(clf: FaceClassifier, files: Iterable[Path]) -> Iterator[PhotoResult]:
+    """Results for photo files, in order, embedding the faces of each batch together."""
+    batch: list[tuple[Image.Image | None, PhotoResult]] = []
+    for file in files:
+        batch.append(read_photo(file, str(file)))
+        if len(batch) == _BATCH_PHOTOS:
+            yield from name_faces(clf, batch)
+            batch = []
+    if batch:
+        yield from name_faces(clf, batch)
+
+
+# ---------------------------------------------------------------- output
+
+
+def write_results(results: Iterable[PhotoResult], fmt: str, out: TextIO) -> list[PhotoResult]:
+    """Print results as text (one line per face), JSON (one document) or CSV; returns them."""
+    if fmt not in FORMATS:
+        raise FacesslError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    kept = []
+    writer = csv.writer(out) if fmt == "csv" else None
+    if writer:
+        writer.writerow(["file", "x", "y", "w", "h", "name", "confidence", "similarity",
+                         "nearest", "note"])
+    for result in results:
+        kept.append(result)
+        if fmt == "text":
+            for f in result.faces:
+                print(f"{result.file}  box {f.x},{f.y} {f.w}x{f.h}  {f.name}  "
+                      f"{f.confidence:.2f}", file=out)
+            if not result.faces and not result.error:
+                print(f"{result.file}  {NO_FACE}", file=out)
+        elif writer:
+            for f in result.faces:
+                writer.writerow([result.file, f.x, f.y, f.w, f.h, f.name, f.confidence,
+                                 f.similarity, f.nearest, ""])
+            if not result.faces:
+                writer.writerow([result.file, "", "", "", "", "", "", "", "", result.message])
+        out.flush()
+    if fmt == "json":
+        json.dump([asdict(r) | {"message": r.message} for r in kept], out, indent=2)
+        out.write("\n")
+    return kept
+
+
+def annotate(image: Image.Image, result: PhotoResult) -> Image.Image:
+    """A copy of the photo with each face boxed and labelled with its name."""
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    for f in result.faces:
+        colour = (230, 120, 20) if f.name == UNKNOWN else (40, 200, 80)
+        line = max(2, round(f.w / 40))
+        draw.rectangle((f.x, f.y, f.x + f.w, f.y + f.h), outline=colour, width=line)
+        font = ImageFont.load_default(size=max(12, round(f.w / 6)))
+        label = f"{f.name} {f.confidence:.0%}"
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        width, height = right - left + 2 * line, bottom - top + 2 * line
+        label_y = f.y - height if f.y >= height else f.y + f.h  # above, or below at the edge
+        draw.rectangle((f.x, label_y, f.x + width, label_y + height), fill=colour)
+        draw.text((f.x + line - left, label_y + line - top), label, fill="white", font=font)
+    return out
+
+
+def save_annotated(result: PhotoResult, outdir: Path, taken: set[str]) -> Path:
+    """Write the annotated copy of `result.file` into `outdir` (names kept unique)."""
+    source = Path(result.file)
+    suffix = source.suffix.lower() if source.suffix.lower() in _WRITABLE else ".png"
+    name, n = f"{source.stem}{suffix}", 1
+    while name in taken:
+        n += 1
+        name = f"{source.stem}-{n}{suffix}"
+    taken.add(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the truncation warning was reported already
+        image = annotate(load_photo(source), result)
+    with atomic_path(outdir / name, suffix=suffix) as tmp:
+        image.save(tmp, _WRITABLE[suffix], **({"quality": 92} if suffix in (".jpg", ".jpeg") else {}))
+    return outdir / name
+
+
+# ---------------------------------------------------------------- the command
+
+
+def run_predict(model: str | Path, paths: list[str], fmt: str = "text",
+                annotate_dir: str | Path | None = None, out: TextIO | None = None) -> int:
+    """`facessl predict`: print results (to stdout unless `out`), write annotated copies;
+    returns 2 if a photo was unreadable, else 0."""
+    files = [file for path in paths for file in photo_files(path)]  # refuses bad paths first
+    outdir = ensure_writable_dir(Path(annotate_dir), "--annotate folder") if annotate_dir else None
+    clf = FaceClassifier.load(model)
+    taken: set[str] = set()
+    failed = 0
+    results = _annotating(predict_files(clf, files), outdir, taken)
+    for result in write_results(results, fmt, out or sys.stdout):
+        for warning in result.warnings:
+            print(f"facessl: warning: {warning}", file=sys.stderr)
+        if result.error:
+            failed += 1
+            print(f"facessl: error: {result.error}", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def _annotating(results: Iterator[PhotoResult], outdir: Path | None,
+                taken: set[str]) -> Iterator[PhotoResult]:
+    for result in results:
+        if outdir is not None and result.error is None:
+            save_annotated(result, outdir, taken)
+        yield result

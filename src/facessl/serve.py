@@ -1,0 +1,229 @@
+"""`facessl serve`: a web page and a JSON API that name the faces in an uploaded photo.
+
+The model is loaded once per process. Uploads are checked before any decoding: the size
+cap is enforced from Content-Length before the body is read (413), an empty file or a
+damaged image is a 400, something that is not an image a 415, an image with too many
+pixels a 413, each with a JSON `detail` saying what to do; the server keeps serving.
+Detection and the network run one photo at a time (a lock): on a small CPU two at once
+only fight for the same cores; reading and decoding the next upload overlap with them.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI, File, HTTPException, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel
+
+import facessl
+from facessl.classifier import FaceClassifier
+from facessl.predict import name_faces, read_photo
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_PIXELS = 50_000_000  # a 50-megapixel phone photo still fits; a decompression bomb does not
+
+
+class FaceOut(BaseModel):
+    x: int
+    y: int
+    w: int
+    h: int
+    name: str
+    confidence: float
+    similarity: float
+    nearest: str
+
+
+class PredictOut(BaseModel):
+    file: str
+    width: int
+    height: int
+    faces: list[FaceOut]
+    warnings: list[str]
+    message: str | None
+
+
+class PeopleOut(BaseModel):
+    people: list[str]
+    threshold: float
+
+
+class HealthOut(BaseModel):
+    status: str
+    version: str
+    people: int
+
+
+class _UploadLimit:
+    """ASGI middleware: refuse a POST whose declared body is over the cap, or undeclared."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST":
+            length = dict(scope["headers"]).get(b"content-length")
+            problem = None
+            if length is None or not length.isdigit():
+                status, problem = 411, ("the upload must declare its Content-Length; send the "
+                                        "photo as a multipart form (as browsers and curl -F do).")
+            elif int(length) > self.max_bytes:
+                status, problem = 413, (f"the upload is {int(length) / 1e6:.1f} MB; the limit "
+                                        f"is {self.max_bytes / 1e6:.0f} MB. Send a smaller photo.")
+            if problem:
+                await JSONResponse({"detail": problem}, status_code=status)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _looks_like_an_image(data: bytes) -> bool:
+    """Whether the bytes start like a JPEG, PNG, WebP, GIF or BMP file."""
+    return (data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM"))
+            or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"))
+
+
+def _check_image(data: bytes, name: str, max_pixels: int) -> None:
+    """Refuse a non-image (415), a broken one (400) or an oversized one (413) from its
+    header alone, before decoding any pixels."""
+    if not data:
+        raise HTTPException(400, f"{name} is empty (0 bytes); upload a JPEG, PNG or WebP photo.")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Image.DecompressionBombError:
+        raise HTTPException(413, f"{name} has too many pixels to decode safely; "
+                                 "resize it and upload it again.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        if _looks_like_an_image(data):
+            raise HTTPException(400, f"{name} is a damaged image that cannot be decoded; "
+                                     "export it again or upload another photo.") from None
+        raise HTTPException(415, f"{name} is not an image ({len(data)} bytes starting "
+                                 f"{data[:8]!r}); upload a JPEG, PNG or WebP photo.") from None
+    if width * height > max_pixels:
+        raise HTTPException(413, f"{name} is {width} x {height} = {width * height / 1e6:.0f} "
+                                 f"megapixels; the limit is {max_pixels / 1e6:.0f}. Resize it.")
+
+
+def create_app(model_path: str | Path, max_upload_bytes: int = MAX_UPLOAD_BYTES,
+               max_pixels: int = MAX_PIXELS) -> FastAPI:
+    """The web app for the classifier bundle at `model_path`."""
+    clf = FaceClassifier.load(model_path)
+    network = threading.Lock()
+    app = FastAPI(title="facessl", version=facessl.__version__,
+                  description="Name the faces in a photo, or say 'unknown'.")
+    app.add_middleware(_UploadLimit, max_bytes=max_upload_bytes)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return PAGE
+
+    @app.get("/health", response_model=HealthOut)
+    def health() -> dict:
+        return {"status": "ok", "version": facessl.__version__, "people": len(clf.people)}
+
+    @app.get("/people", response_model=PeopleOut)
+    def people() -> dict:
+        return {"people": clf.people, "threshold": clf.threshold_}
+
+    @app.post("/predict", response_model=PredictOut,
+              responses={400: {"description": "empty or damaged image"},
+                         413: {"description": "upload or image too large"},
+                         415: {"description": "not an image"}})
+    def predict(file: UploadFile = File(..., description="a photo (JPEG, PNG, WebP)")) -> dict:
+        name = file.filename or "the upload"
+        data = file.file.read()
+        _check_image(data, name, max_pixels)
+        image, result = read_photo(data, name)
+        if result.error:
+            raise HTTPException(400, result.error)
+        with network:
+            (result,) = name_faces(clf, [(image, result)])
+        return {**vars(result), "faces": [vars(f) for f in result.faces],
+                "message": result.message}
+
+    return app
+
+
+def run_server(model_path: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve until interrupted (`facessl serve`)."""
+    app = create_app(model_path)
+    print(f"facessl: serving {model_path} at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>facessl</title>
+<style>
+ body { font-family: system-ui, sans-serif; margin: 2rem; max-width: 60rem; }
+ #photo { position: relative; display: inline-block; margin-top: 1rem; }
+ #photo img { max-width: 100%; display: block; }
+ .box { position: absolute; border: 3px solid #28c850; }
+ .box.unknown { border-color: #e67814; }
+ .box span { position: absolute; left: -3px; bottom: 100%; background: #28c850; color: #fff;
+             padding: 0 .3em; white-space: nowrap; font-size: .9rem; }
+ .box.unknown span { background: #e67814; }
+ #status.error { color: #b00020; }
+</style>
+</head>
+<body>
+<h1>facessl</h1>
+<form id="form">
+ <input type="file" id="file" name="file" accept="image/*">
+ <button type="submit">Name the faces</button>
+</form>
+<p id="status"></p>
+<div id="photo"></div>
+<ul id="faces"></ul>
+<h2>Enrolled people</h2>
+<ul id="people"></ul>
+<script>
+const $ = (id) => document.getElementById(id);
+fetch("people").then((r) => r.json()).then((data) => {
+  for (const name of data.people) {
+    const li = document.createElement("li"); li.textContent = name; $("people").append(li);
+  }
+});
+$("form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("file").files[0];
+  if (!file) { show("Choose a photo first.", true); return; }
+  show("Looking for faces...", false);
+  $("photo").replaceChildren(); $("faces").replaceChildren();
+  const body = new FormData(); body.append("file", file);
+  const response = await fetch("predict", { method: "POST", body });
+  const result = await response.json();
+  if (!response.ok) { show(result.detail || response.statusText, true); return; }
+  const img = document.createElement("img");
+  img.src = URL.createObjectURL(file);
+  img.alt = result.file;
+  $("photo").append(img);
+  for (const face of result.faces) {
+    const box = document.createElement("div");
+    box.className = face.name === "unknown" ? "box unknown" : "box";
+    box.style.left = (100 * face.x / result.width) + "%";
+    box.style.top = (100 * face.y / result.height) + "%";
+    box.style.width = (100 * face.w / result.width) + "%";
+    box.style.height = (100 * face.h / result.height) + "%";
+    const label = document.createElement("span");
+    label.className = "name"; label.textContent = face.name;
+    box.append(label); $("photo").append(box);
+    const li = document.createElement("li");
+    li.textContent = `${face.name} (confidence ${Math.round(100 * face.confidence)}%)`;
+    $("faces").append(li);
+  }
+  const notes = [result.message, ...result.warnings].filter(Boolean);
+  show(notes.length ? notes.join(" ") : `${result.faces.length} face(s) found.`, false);
+});
+function show(text, isError) { $("status").textContent = text; $("status").className = isError ? "error" : ""; }
+</script>
+</body>
+</html>
+"""

@@ -1,0 +1,313 @@
+"""FaceClassifier on a tiny real community: 3 LFW people, 6 enrolment photos each.
+
+Also home of the helpers the product tests share (real photo folders, a shared model).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.decomposition import PCA
+
+import facessl
+from facessl.bundle import META, WEIGHTS
+from facessl.classifier import (UNKNOWN, FaceClassifier, enroll, labelled_faces,
+                                person_faces)
+from facessl.data.cache import Preprocessing
+from facessl.data.faces import faces_in_photo, load_photo
+from facessl.errors import FacesslError
+from facessl.evaluate import l2_normalise
+
+NEWCOMER = "Abdullah_Gul"  # 19 photos in the tiny fixture's unlabelled pool
+STRANGER = "Abdoulaye_Wade"  # the fixture's `unknown` person
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def photos(tiny_lfw, person: str, roles=("train",)) -> list[Path]:
+    """Real LFW photo files of one person; `roles` of the community manifest, or the pool."""
+    community = tiny_lfw["manifest"]["community"]
+    if person in community:
+        rels = [r for role in roles for r in community[person][role]]
+    else:
+        pool = tiny_lfw["manifest"]["unlabelled"] + tiny_lfw["manifest"]["unknown"]
+        rels = [r for r in pool if r.startswith(f"{person}/")]
+    return [tiny_lfw["folder"] / r for r in rels]
+
+
+def people_folder(tiny_lfw, dest: Path) -> Path:
+    """PEOPLE_DIR/<name>/*.jpg with the 6 train photos of each community member."""
+    if not dest.is_dir():
+        for person in tiny_lfw["manifest"]["community"]:
+            (dest / person).mkdir(parents=True)
+            for photo in photos(tiny_lfw, person):
+                shutil.copy(photo, dest / person / photo.name)
+    return dest
+
+
+def shared_model(tiny_lfw, tmp_path_factory) -> Path:
+    """One model enrolled from `people_folder` for the whole session (read-only: copy it
+    before changing it)."""
+    base = tmp_path_factory.getbasetemp()
+    model = base / "shared-model"
+    if not (model / META).is_file():
+        enroll(people_folder(tiny_lfw, base / "shared-people"), model)
+    return model
+
+
+def crops(files, prep: Preprocessing) -> np.ndarray:
+    """The largest face of each photo (every photo used here has one)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = [faces_in_photo(load_photo(f), prep, largest_only=True) for f in files]
+    assert all(found), [f for f, faces in zip(files, found) if not faces]
+    return np.stack([faces[0][1] for faces in found])
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def community(tiny_lfw):
+    """Enrolment crops, names, and held-out (val + test) crops with their names."""
+    prep = FaceClassifier().preprocessing
+    people = sorted(tiny_lfw["manifest"]["community"])
+    train = [photos(tiny_lfw, p) for p in people]
+    held = [photos(tiny_lfw, p, ("val", "test")) for p in people]
+    return {"X": crops([f for fs in train for f in fs], prep),
+            "y": [p for p, fs in zip(people, train) for _ in fs],
+            "held_X": crops([f for fs in held for f in fs], prep),
+            "held_y": [p for p, fs in zip(people, held) for _ in fs],
+            "strangers": crops(photos(tiny_lfw, STRANGER), prep),
+            "newcomer": crops(photos(tiny_lfw, NEWCOMER)[:10], prep)}
+
+
+@pytest.fixture(scope="module")
+def fitted(community):
+    return FaceClassifier().fit(community["X"], community["y"])
+
+
+# ---------------------------------------------------------------- fit and predict
+
+
+def test_fit_names_held_out_photos(fitted, community):
+    assert list(fitted.classes_) == ["Ariel_Sharon", "Donald_Rumsfeld", "Gerhard_Schroeder",
+                                     UNKNOWN]
+    predicted = fitted.predict(community["held_X"])
+    right = np.mean(predicted == np.array(community["held_y"], dtype=object))
+    assert right >= 0.75, list(zip(predicted, community["held_y"]))
+    proba = fitted.predict_proba(community["held_X"])
+    assert proba.shape == (12, 4) and np.allclose(proba.sum(axis=1), 1)
+    assert list(fitted.classes_[proba.argmax(axis=1)]) == list(predicted)
+
+
+def test_unknown_exactly_when_no_prototype_reaches_the_threshold(fitted, community):
+    faces = np.concatenate([community["held_X"], community["strangers"]])
+    sims = fitted.decision_function(faces)
+    predicted = fitted.predict(faces)
+    below = sims.max(axis=1) < fitted.threshold_
+    assert list(predicted == UNKNOWN) == list(below)
+    named = ~below
+    assert list(predicted[named]) == list(fitted.classes_[sims[named].argmax(axis=1)])
+    stranger_sims = fitted.decision_function(community["strangers"]).max(axis=1)
+    member_sims = fitted.decision_function(community["held_X"]).max(axis=1)
+    assert np.median(stranger_sims) < np.median(member_sims)
+
+
+def test_calibration_matches_a_naive_cross_validation_reference(community):
+    """Fold f holds out the f-th photo of each person; scikit-learn's whitened PCA, fitted
+    on the rest, stands in for the classifier's whitening (with shrink=0 they agree)."""
+    clf = FaceClassifier(shrink=0.0).fit(community["X"], community["y"])
+    raw = clf.transform(community["X"])
+    labels = np.array([list(clf.classes_).index(n) for n in community["y"]])
+    fold = np.concatenate([np.arange(6) % 5] * 3)  # 6 photos per person, in order
+    sims, truth = [], []
+    for f in range(5):
+        held = fold == f
+        pca = PCA(whiten=True).fit(raw[~held])
+        keep = pca.explained_variance_ > pca.explained_variance_[0] * 1e-10
+        project = lambda x: l2_normalise(pca.transform(x)[:, keep])  # noqa: E731
+        protos = np.stack([l2_normalise(project(raw[~held & (labels == c)]).sum(
+            axis=0, keepdims=True))[0] for c in range(3)])
+        sims.append(project(raw[held]) @ protos.T)
+        truth.append(labels[held])
+    sims, truth = np.concatenate(sims), np.concatenate(truth)
+    genuine = sims[np.arange(18), truth]
+    impostor = np.where(np.eye(3, dtype=bool)[truth], -np.inf, sims).max(axis=1)
+    candidates = np.sort(np.r_[genuine, impostor])
+    j = [np.mean(genuine >= t) - np.mean(impostor >= t) for t in candidates]
+    ties = [t for t, v in zip(candidates, j) if np.isclose(v, max(j))]
+    assert np.isclose(clf.threshold_, max(ties), atol=1e-4)  # ties: the strictest
+    calibration = clf.calibration_
+    assert calibration.held_out == 18
+    assert np.isclose(calibration.genuine_accepted, np.mean(genuine >= clf.threshold_ - 1e-4))
+    assert np.isclose(calibration.impostors_accepted,
+                      np.mean(impostor >= clf.threshold_ - 1e-4))
+    assert calibration.genuine_accepted > calibration.impostors_accepted
+
+    def loss(t):  # the temperature minimises the held-out log loss
+        logits = t * sims - (t * sims).max(axis=1, keepdims=True)
+        return -np.mean(logits[np.arange(18), truth] - np.log(np.exp(logits).sum(1)))
+    t = calibration.temperature
+    assert 1 < t < 200 and loss(t) < loss(t / 1.2) and loss(t) < loss(t * 1.2)
+
+
+# ---------------------------------------------------------------- the album
+
+
+def test_album_faces_join_only_confident_prototypes(community):
+    album = np.concatenate([community["held_X"], community["strangers"]])
+    clf = FaceClassifier().fit(community["X"], community["y"], unlabelled=album)
+    added = clf.support_labels_[~clf.support_labelled_]
+    assert clf.album_ == {"faces": 16, "added": len(added)}
+    assert 0 < len(added) <= 12
+    rows = np.flatnonzero(~clf.support_labelled_)
+    # every added face is one of the 12 community photos, under its own name
+    album_embeddings = clf.transform(album)
+    for row, label in zip(rows, added):
+        match = np.flatnonzero(np.all(np.isclose(album_embeddings, clf.support_[row],
+                                                 atol=1e-4), axis=1))
+        assert len(match) == 1 and match[0] < 12
+        assert clf.classes_[label] == community["held_y"][match[0]]
+
+
+# ---------------------------------------------------------------- add and remove
+
+
+def test_add_and_remove_a_person_without_touching_the_backbone(community):
+    two = [i for i, n in enumerate(community["y"]) if n != "Gerhard_Schroeder"]
+    clf = FaceClassifier().fit(community["X"][two], [community["y"][i] for i in two])
+    before = {k: v.clone() for k, v in clf.encoder_.state_dict().items()}
+    protos, threshold = clf.prototypes_.copy(), clf.threshold_
+    newcomer = community["newcomer"]
+    clf.add_person(NEWCOMER, newcomer[:5])
+    assert clf.people == ["Ariel_Sharon", "Donald_Rumsfeld", NEWCOMER]
+    assert all(torch.equal(before[k], v) for k, v in clf.encoder_.state_dict().items())
+    assert clf.prototypes_.shape[0] == 3 and clf.calibration_.held_out == 17
+    assert np.mean(clf.predict(newcomer[5:]) == NEWCOMER) >= 0.6
+    clf.remove_person(NEWCOMER)
+    assert clf.people == ["Ariel_Sharon", "Donald_Rumsfeld"]
+    assert np.allclose(clf.prototypes_, protos, atol=1e-5)  # back to the 2-person model
+    assert clf.threshold_ == pytest.approx(threshold, abs=1e-5)
+    with pytest.raises(FacesslError, match="needs at least 2 people"):
+        clf.remove_person("Ariel_Sharon")
+    with pytest.raises(FacesslError, match="'Nobody' is not enrolled; enrolled people: "
+                                           "Ariel_Sharon, Donald_Rumsfeld"):
+        clf.remove_person("Nobody")
+    with pytest.raises(FacesslError, match="Ariel_Sharon is already enrolled; remove them"):
+        clf.add_person("Ariel_Sharon", newcomer[:2])
+    with pytest.raises(FacesslError, match="cannot be called 'unknown'"):
+        clf.add_person(UNKNOWN, newcomer[:2])
+
+
+# ---------------------------------------------------------------- save and load
+
+
+def test_save_load_round_trip_without_pickle(fitted, community, tmp_path, monkeypatch):
+    folder = fitted.save(tmp_path / "model")
+    document = json.loads((folder / META).read_text())
+    assert document["class_names"] == fitted.people
+    assert document["backbone"] == "efficientnet_lite0"
+    assert document["facessl_version"] == facessl.__version__
+    assert document["preprocessing"] == {"crop": 128, "size": 96, "grayscale": False}
+    assert document["threshold"] == pytest.approx(fitted.threshold_)
+    assert "git_sha" in document["extra"]
+
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("loading a model must not unpickle anything")
+
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    monkeypatch.setattr(torch, "load", no_pickle)
+    loaded = FaceClassifier.load(folder)
+    assert loaded.people == fitted.people and loaded.threshold_ == pytest.approx(fitted.threshold_)
+    assert np.allclose(loaded.predict_proba(community["held_X"]),
+                       fitted.predict_proba(community["held_X"]), atol=1e-5)
+
+
+def test_tampered_or_foreign_bundles_are_refused(fitted, tmp_path):
+    folder = fitted.save(tmp_path / "model")
+    document = json.loads((folder / META).read_text())
+    (folder / META).write_text(json.dumps({**document, "format_version": 99}))
+    with pytest.raises(FacesslError, match="format-99 bundle .* upgrade facessl"):
+        FaceClassifier.load(folder)
+    (folder / META).write_text(json.dumps(document))
+    data = bytearray((folder / WEIGHTS).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / WEIGHTS).write_bytes(bytes(data))
+    with pytest.raises(FacesslError, match="does not match the SHA-256"):
+        FaceClassifier.load(folder)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "weights.pt").write_bytes(pickle.dumps({"w": 1}))
+    with pytest.raises(FacesslError, match="has no bundle.json"):
+        FaceClassifier.load(foreign)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_bad_fits_are_refused_with_what_to_do(community):
+    X, y = community["X"], community["y"]
+    with pytest.raises(FacesslError, match="cannot be a person's name"):
+        FaceClassifier().fit(X, [UNKNOWN] + y[1:])
+    with pytest.raises(FacesslError, match="got 18 faces but 17 names"):
+        FaceClassifier().fit(X, y[1:])
+    with pytest.raises(FacesslError, match=r"N x 96 x 96 x 3 uint8 array.*got uint8 \(18, 64"):
+        FaceClassifier().fit(X[:, :64, :64], y)
+    with pytest.raises(FacesslError, match="needs at least 2 people, .* got 1: Ariel_Sharon"):
+        FaceClassifier().fit(X[:6], y[:6])
+    with pytest.raises(FacesslError, match="not fitted yet; call fit"):
+        FaceClassifier().predict(X)
+
+
+def test_the_threshold_in_the_bundle_rules(fitted, community, tmp_path):
+    folder = fitted.save(tmp_path / "model")
+    document = json.loads((folder / META).read_text())
+    (folder / META).write_text(json.dumps({**document, "threshold": 1.0}))
+    strict = FaceClassifier.load(folder)
+    assert strict.threshold_ == 1.0 and strict.calibration_ == fitted.calibration_
+    assert set(strict.predict(community["held_X"])) == {UNKNOWN}
+
+
+def test_backbones_without_face_weights_are_refused(community, tmp_path):
+    X, y = community["X"], community["y"]
+    for spec in ("tinyvgg", str(tmp_path)):
+        with pytest.raises(FacesslError, match="only backbones with pretrained weights .* "
+                                               "--backbone efficientnet_lite0"):
+            FaceClassifier(backbone=spec).fit(X, y)
+    with pytest.raises(FacesslError, match="'resnet9000' is not a known backbone; pass one "
+                                           "of: efficientnet_lite0"):
+        FaceClassifier(backbone="resnet9000").fit(X, y)
+    with pytest.raises(FacesslError, match="layer must be a block of the backbone, 0 to 15"):
+        FaceClassifier(layer=16).fit(X, y)
+
+
+# ---------------------------------------------------------------- folders of photos
+
+
+def test_folders_give_one_face_per_photo_and_report_faceless_ones(tiny_lfw, tmp_path):
+    people = people_folder(tiny_lfw, tmp_path / "people")
+    y, x = np.mgrid[0:200, 0:300]
+    landscape = np.stack([x * 255 / 300, y * 255 / 200, np.full_like(x, 90.0)], -1)
+    Image.fromarray(landscape.astype(np.uint8)).save(people / "Ariel_Sharon" / "sky.png")
+    faces, names, faceless = labelled_faces(people, Preprocessing(128, 96))
+    assert faces.shape == (18, 96, 96, 3) and len(names) == 18
+    assert faceless == [people / "Ariel_Sharon" / "sky.png"]
+    (people / "Nobody").mkdir()
+    (people / "Nobody" / "sky.png").write_bytes((people / "Ariel_Sharon" / "sky.png").read_bytes())
+    with pytest.raises(FacesslError, match="no face found in any photo of .*Nobody"):
+        labelled_faces(people, Preprocessing(128, 96))
+    with pytest.raises(FacesslError, match="has no sub-folders"):
+        labelled_faces(people / "Nobody", Preprocessing(128, 96))
+    crops_, faceless = person_faces(people / "Ariel_Sharon", Preprocessing(128, 96))
+    assert len(crops_) == 6 and len(faceless) == 1

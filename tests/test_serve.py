@@ -1,0 +1,90 @@
+"""The web API on a real model: endpoints, and bad uploads answered with a clear 4xx."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from conftest import TRUNCATED
+from facessl.serve import MAX_PIXELS, MAX_UPLOAD_BYTES, create_app
+from test_classifier import photos, shared_model
+
+
+@pytest.fixture(scope="module")
+def client(tiny_lfw, tmp_path_factory):
+    with TestClient(create_app(shared_model(tiny_lfw, tmp_path_factory))) as client:
+        yield client
+
+
+def _post(client, name: str, data: bytes, kind: str = "image/jpeg"):
+    return client.post("/predict", files={"file": (name, data, kind)})
+
+
+def _detail(response, status: int, *fragments: str) -> str:
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    for fragment in fragments:
+        assert fragment in detail
+    return detail
+
+
+def test_health_people_page_and_schema(client):
+    assert client.get("/health").json() == {"status": "ok", "version": "0.1.0", "people": 3}
+    people = client.get("/people").json()
+    assert people["people"] == ["Ariel_Sharon", "Donald_Rumsfeld", "Gerhard_Schroeder"]
+    assert -1 < people["threshold"] < 1
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<input type="file"' in page.text and 'fetch("predict"' in page.text
+    schema = client.get("/openapi.json").json()
+    assert {"/predict", "/people", "/health"} <= set(schema["paths"])
+    answers = schema["paths"]["/predict"]["post"]["responses"]
+    assert {"200", "400", "413", "415"} <= set(answers)
+
+
+def test_predict_names_an_enrolled_person(client, tiny_lfw):
+    photo = photos(tiny_lfw, "Gerhard_Schroeder", ("test",))[0]
+    answer = _post(client, photo.name, photo.read_bytes())
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["file"] == photo.name and (body["width"], body["height"]) == (250, 250)
+    assert body["faces"][0]["name"] == "Gerhard_Schroeder" and body["message"] is None
+    face = body["faces"][0]
+    assert 60 < face["x"] + face["w"] / 2 < 190 and 0 < face["confidence"] <= 1
+
+
+def test_photo_without_a_face_says_so(client):
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), (20, 120, 200)).save(buffer, "PNG")
+    body = _post(client, "sky.png", buffer.getvalue(), "image/png").json()
+    assert body["faces"] == [] and body["message"] == "no face found"
+
+
+def test_bad_uploads_get_a_clear_4xx_and_the_server_keeps_serving(client, tiny_lfw):
+    good = photos(tiny_lfw, "Ariel_Sharon", ("test",))[0].read_bytes()
+    _detail(_post(client, "empty.jpg", b""), 400, "empty.jpg is empty (0 bytes)")
+    _detail(_post(client, "notes.jpg", b"dear diary, today I..."), 415,
+            "notes.jpg is not an image", "JPEG, PNG or WebP")
+    _detail(_post(client, "cut.jpg", good[:300]), 400, "cut.jpg is a damaged image")
+    _detail(_post(client, "big.jpg", good + bytes(MAX_UPLOAD_BYTES)), 413,
+            "the limit is 10 MB")
+    side = int(np.sqrt(MAX_PIXELS)) + 100
+    buffer = io.BytesIO()
+    Image.new("L", (side, side)).save(buffer, "PNG")  # a few kB that decode to 50+ MP
+    assert len(buffer.getvalue()) < 200_000
+    _detail(_post(client, "bomb.png", buffer.getvalue(), "image/png"), 413,
+            f"bomb.png is {side} x {side}", "Resize it")
+    chunked = client.post("/predict", content=iter([b"--x\r\n"]),
+                          headers={"content-type": "multipart/form-data; boundary=x"})
+    _detail(chunked, 411, "must declare its Content-Length")
+    missing = client.post("/predict", data={"nothing": "here"})
+    assert missing.status_code == 422
+    truncated = (tiny_lfw["folder"] / TRUNCATED).read_bytes()
+    answer = _post(client, "Zydrunas.jpg", truncated)
+    assert answer.status_code == 200 and "truncated" in answer.json()["warnings"][0]
+    assert _post(client, "again.jpg", good).json()["faces"][0]["name"] == "Ariel_Sharon"
+    assert client.get("/health").status_code == 200
