@@ -9,9 +9,9 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
+# TORCH_SPEC lets a GPU user choose another build (e.g. TORCH_SPEC="torch==2.13.0+cu126").
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-    .venv/bin/python -m pip install --quiet "torch==2.13.0" \
-        --extra-index-url https://download.pytorch.org/whl/cpu
+    .venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
 fi
 .venv/bin/python -m pip install --quiet -e ".[test]"
 # The browser test drives Debian's Chromium (Playwright cannot download its own browser here).
