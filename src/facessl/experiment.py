@@ -20,7 +20,7 @@ from facessl.augment import BatchPipeline
 from facessl.config import ExperimentConfig, check_arms, transfer_prep
 from facessl.data import cache as image_cache
 from facessl.data import lfw
-from facessl.data.splits import Split, load_manifest, person_of, resolve_split_path
+from facessl.data.splits import Split, load_manifest, person_of, resolve_split_path, subsample
 from facessl.files import ensure_writable_dir, write_json
 from facessl.models import create_model, normalisation, replace_head
 from facessl.pretext import kmeans
@@ -143,11 +143,7 @@ def run_experiment(config: ExperimentConfig, out: Path, quiet: bool = False) -> 
 def _pretext(config: ExperimentConfig, split: Split, cache: image_cache.ImageCache, seed: int,
              results: dict, out: Path, progress: Progress, log_path: Path, first: bool):
     """k-means pseudo labels on the pool, then TinyVGG trained to predict them."""
-    pool = list(split.unlabelled)
-    if config.pretext_images is not None and config.pretext_images < len(pool):
-        chosen = np.random.default_rng(seed).choice(len(pool), config.pretext_images,
-                                                    replace=False)
-        pool = [pool[i] for i in sorted(chosen)]
+    pool = subsample(split.unlabelled, config.pretext_images, seed)
     images = cache.take(pool)
     progress(f"[ssl seed {seed}] k-means ({config.clusters} clusters) on {len(pool)} pool images")
     key = f"{cache.folder.name}|{split.name}|{len(pool)}|{seed}"

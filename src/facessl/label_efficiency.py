@@ -29,11 +29,11 @@ from facessl.data import lfw
 from facessl.data.splits import load_manifest, min_train, resolve_split_path
 from facessl.errors import FacesslError
 from facessl.experiment import Progress
-from facessl.provenance import git_sha
 from facessl.files import ensure_writable_dir, write_json
 from facessl.models import replace_head
 from facessl.plots import plot_embedding, plot_label_efficiency
 from facessl.pretrain import SEEN
+from facessl.provenance import git_sha
 from facessl.train import TensorSet, fit
 
 PROTOCOLS = ("knn", "ncm", "linear", "finetune")
@@ -129,9 +129,9 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
             row["finetune"] = [
                 _finetune(model, meta, tensors["train"], tensors["val"], tensors["test"],
                           len(split.people), config.finetune, seed) for seed in config.seeds]
-        results["accuracy"][label] = {name: {"mean": ev.summarise_seeds(v)[0],
-                                             "std": ev.summarise_seeds(v)[1], "runs": v}
-                                      for name, v in row.items()}
+        results["accuracy"][label] = {
+            name: dict(zip(("mean", "std"), ev.summarise_seeds(v)), runs=v)
+            for name, v in row.items()}
         progress(f"k={label}: " + ", ".join(f"{n} {100 * s['mean']:.1f}%"
                                            for n, s in results["accuracy"][label].items()))
         write_json(out / "results.json", results)

@@ -20,7 +20,7 @@ from facessl.checkpoint import META, save_backbone
 from facessl.config import PretrainConfig
 from facessl.data import cache as image_cache
 from facessl.data import lfw
-from facessl.data.splits import Split, load_manifest, resolve_split_path
+from facessl.data.splits import Split, load_manifest, resolve_split_path, subsample
 from facessl.errors import FacesslError
 from facessl.experiment import Progress
 from facessl.provenance import git_sha
@@ -72,11 +72,7 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
     split_path = resolve_split_path(config.split)
     built = image_cache.load_or_build(source, config.prep, quiet=quiet)
     split = load_manifest(split_path, available=built.paths)
-    paths = unlabelled_paths(split, config.track)
-    if config.pool_images is not None and config.pool_images < len(paths):
-        chosen = np.random.default_rng(config.seed).choice(len(paths), config.pool_images,
-                                                           replace=False)
-        paths = [paths[i] for i in sorted(chosen)]
+    paths = subsample(unlabelled_paths(split, config.track), config.pool_images, config.seed)
     images = built.take(paths)
     progress(f"pretraining {config.backbone} with {config.method} on {len(paths)} unlabelled "
              f"images ({config.track} track of {split.name})")

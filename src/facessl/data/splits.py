@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from facessl.errors import FacesslError
 
 ROLES = ("train", "val", "test")
@@ -138,6 +140,14 @@ def _check_roles(path: Path, split: Split) -> None:
 
 def person_of(path: str) -> str:
     return path.split("/")[0]
+
+
+def subsample(paths: list[str], count: int | None, seed: int) -> list[str]:
+    """`count` of `paths` drawn by `seed`, kept in their original order (all when None)."""
+    if count is None or count >= len(paths):
+        return list(paths)
+    chosen = np.random.default_rng(seed).choice(len(paths), count, replace=False)
+    return [paths[i] for i in sorted(chosen)]
 
 
 def _hash_order(paths: Iterable[str]) -> list[str]:
