@@ -21,10 +21,12 @@ import facessl
 from facessl.bundle import META, WEIGHTS
 from facessl.classifier import (UNKNOWN, FaceClassifier, enroll, labelled_faces,
                                 person_faces)
+from facessl.config import PretrainConfig
 from facessl.data.cache import Preprocessing
 from facessl.data.faces import faces_in_photo, load_photo
 from facessl.errors import FacesslError
 from facessl.evaluate import l2_normalise
+from facessl.pretrain import run_pretrain
 
 NEWCOMER = "Abdullah_Gul"  # 19 photos in the tiny fixture's unlabelled pool
 STRANGER = "Abdoulaye_Wade"  # the fixture's `unknown` person
@@ -282,14 +284,35 @@ def test_the_threshold_in_the_bundle_rules(fitted, community, tmp_path):
 def test_backbones_without_face_weights_are_refused(community, tmp_path):
     X, y = community["X"], community["y"]
     for spec in ("tinyvgg", str(tmp_path)):
-        with pytest.raises(FacesslError, match="only backbones with pretrained weights .* "
-                                               "--backbone efficientnet_lite0"):
+        with pytest.raises(FacesslError, match="has no weights to describe faces with; pass "
+                                               "efficientnet_lite0 .* `facessl pretrain`"):
             FaceClassifier(backbone=spec).fit(X, y)
-    with pytest.raises(FacesslError, match="'resnet9000' is not a known backbone; pass one "
-                                           "of: efficientnet_lite0"):
+    with pytest.raises(FacesslError, match="'resnet9000' is not a known backbone or checkpoint "
+                                           "folder; pass one of: efficientnet_lite0"):
         FaceClassifier(backbone="resnet9000").fit(X, y)
     with pytest.raises(FacesslError, match="layer must be a block of the backbone, 0 to 15"):
         FaceClassifier(layer=16).fit(X, y)
+
+
+def test_a_self_supervised_checkpoint_can_be_enrolled_with(tiny_lfw, community, tmp_path):
+    config = PretrainConfig(method="rotation", split=str(tiny_lfw["split"]),
+                            data=str(tiny_lfw["folder"]))
+    config.train.epochs, config.train.batch_size = 1, 16
+    run_pretrain(config, tmp_path / "ckpt", quiet=True)
+    people = people_folder(tiny_lfw, tmp_path / "people")
+    clf, summary = enroll(people, tmp_path / "model", backbone=str(tmp_path / "ckpt"))
+    assert clf.preprocessing == Preprocessing(128, 32) and summary["faces"] == 18
+    document = json.loads((tmp_path / "model" / META).read_text())
+    assert document["backbone"] == "tinyvgg"
+    assert document["extra"]["backbone_source"].startswith("rotation checkpoint ckpt")
+    held = crops([f for p in clf.people for f in photos(tiny_lfw, p, ("val", "test"))],
+                 clf.preprocessing)
+    assert clf.transform(held).shape == (len(held), clf.encoder_.model.embedding_dim)
+    loaded = FaceClassifier.load(tmp_path / "model")
+    assert np.allclose(loaded.predict_proba(held), clf.predict_proba(held), atol=1e-5)
+    with pytest.raises(FacesslError, match="trained on faces cut as .*size=32.* not .*size=96"):
+        FaceClassifier(backbone=str(tmp_path / "ckpt"),
+                       preprocessing=Preprocessing(128, 96)).fit(community["X"], community["y"])
 
 
 # ---------------------------------------------------------------- folders of photos

@@ -62,7 +62,7 @@ def test_pretrain_resumes_after_being_killed(tiny_lfw, tmp_path):
 
 def test_evaluate_writes_label_efficiency_for_both_tracks(checkpoint, tiny_lfw, tmp_path):
     for track, protocols in (("inductive", ["knn", "ncm", "linear"]),
-                             ("album", ["knn", "ncm", "linear", "finetune"])):
+                             ("album", ["knn", "ncm", "ncm-whitened", "linear", "finetune"])):
         out = tmp_path / track
         done = facessl("evaluate", str(checkpoint), "--split", str(tiny_lfw["split"]), "--data",
                        str(tiny_lfw["folder"]), "--shots", "1", "2", "--seeds", "0", "1",
@@ -75,6 +75,10 @@ def test_evaluate_writes_label_efficiency_for_both_tracks(checkpoint, tiny_lfw, 
         assert set(protocols) <= set(row) and row["knn"]["std"] == 0.0
         if "finetune" in protocols:
             assert len(row["finetune"]["runs"]) == 2
+        if track == "album":  # the semi-supervised step, in both spaces, for every k
+            assert {"ncm+propagation", "ncm-whitened+propagation"} <= set(row)
+            assert results["whitening"]["shrink"] in (0.01, 0.1, 1.0)
+            assert set(results["pseudo_labelled"]["1"]) == {"ncm", "ncm-whitened"}
         for score in row.values():
             assert 0 <= score["mean"] <= 1
             assert abs(score["runs"][0] * 6 - round(score["runs"][0] * 6)) < 1e-9  # 6 test faces

@@ -27,6 +27,8 @@ from tqdm import tqdm
 
 from facessl.augment import BatchPipeline
 from facessl.bundle import BundleMeta, load_bundle, save_bundle
+from facessl.checkpoint import META as CHECKPOINT_META
+from facessl.checkpoint import load_backbone
 from facessl.data.cache import Preprocessing
 from facessl.data.faces import faces_in_photo, load_photo
 from facessl.data.lfw import IMAGE_SUFFIXES
@@ -35,10 +37,12 @@ from facessl.evaluate import confident_pseudo_labels, l2_normalise, label_propag
 from facessl.files import ensure_writable_dir
 from facessl.models import BACKBONES, create_model, normalisation
 from facessl.provenance import git_sha
+from facessl.whitening import Whitening
 
 UNKNOWN = "unknown"
 DEFAULT_BACKBONE = "efficientnet_lite0"
 ENCODERS = ("efficientnet_lite0",)  # backbones with pretrained weights to cut a map from
+IMAGENET_PREPROCESSING = Preprocessing(crop=128, size=96)
 _BATCH = 16  # faces encoded at once: larger batches measured slower per face on this CPU
 _FOLDS = 5  # cross-validation folds for the threshold: each holds one photo per person
 
@@ -46,25 +50,55 @@ _FOLDS = 5  # cross-validation folds for the threshold: each holds one photo per
 # ---------------------------------------------------------------- the face descriptor
 
 
-def _backbone(spec: str, prep: Preprocessing, pretrained: bool = True) -> nn.Module:
-    """The network named `spec`; the one place where backbone checkpoints will plug in."""
+def backbone_preprocessing(spec: str) -> Preprocessing:
+    """How faces must be cut for the backbone `spec` (a checkpoint says which)."""
+    return IMAGENET_PREPROCESSING if spec in ENCODERS else _network(spec)[1]["preprocessing"]
+
+
+def _network(spec: str) -> tuple[nn.Module, dict]:
+    """(network, where it comes from) for `spec`: a name in `ENCODERS` (ImageNet weights)
+    or a checkpoint folder written by `facessl pretrain` (its own preprocessing)."""
     if spec in ENCODERS:
-        return create_model(spec, 1, prep.size, prep.channels, pretrained=pretrained)
-    if spec in BACKBONES or Path(spec).expanduser().exists():
-        raise FacesslError(f"--backbone {spec!r}: only backbones with pretrained weights can "
-                           f"describe faces yet ({', '.join(ENCODERS)}); self-supervised "
-                           "checkpoints are not supported yet. Pass --backbone "
-                           f"{DEFAULT_BACKBONE}.")
-    raise FacesslError(f"--backbone {spec!r} is not a known backbone; pass one of: "
-                       f"{', '.join(ENCODERS)}.")
+        prep = IMAGENET_PREPROCESSING
+        return create_model(spec, 1, prep.size, prep.channels), {
+            "architecture": spec, "width": 1.0, "preprocessing": prep,
+            "source": "ImageNet-1k weights"}
+    folder = Path(spec).expanduser()
+    if (folder / CHECKPOINT_META).is_file():
+        model, meta = load_backbone(folder)
+        return model, {"architecture": meta["backbone"], "width": meta["width"],
+                       "preprocessing": Preprocessing(**meta["preprocessing"]),
+                       "source": f"{meta['method']} checkpoint {folder.name} "
+                                 f"(git {meta.get('git_sha')}; saw {meta.get('seen_images')})"}
+    if spec in BACKBONES or folder.exists():
+        raise FacesslError(f"--backbone {spec!r} has no weights to describe faces with; pass "
+                           f"{', '.join(ENCODERS)} (ImageNet weights) or the --out folder of a "
+                           "finished `facessl pretrain`.")
+    raise FacesslError(f"--backbone {spec!r} is not a known backbone or checkpoint folder; "
+                       f"pass one of: {', '.join(ENCODERS)}, or a `facessl pretrain` folder.")
 
 
-def _encoder(model: nn.Module, layer: int) -> nn.Sequential:
-    """EfficientNet-Lite0 up to and including MBConv block `layer`: a spatial feature map.
+class _Embedding(nn.Module):
+    """A self-supervised backbone's own embedding (what its pretext task shaped)."""
 
-    Mid-level maps keep where the eyes, nose and mouth are; the final pooled features
-    answer "which ImageNet object", which barely tells two faces apart (measured above).
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.embed(x)
+
+
+def _encoder(model: nn.Module, architecture: str, layer: int) -> nn.Module:
+    """What describes a face: for EfficientNet-Lite0 the network up to and including MBConv
+    block `layer` (a spatial feature map), for other backbones their pooled embedding.
+
+    Mid-level maps keep where the eyes, nose and mouth are; EfficientNet's final pooled
+    features answer "which ImageNet object", which barely tells two faces apart (measured
+    above). A self-supervised backbone's embedding was trained on faces, so it is used whole.
     """
+    if architecture != "efficientnet_lite0":
+        return _Embedding(model).eval()
     trunk = model.trunk
     if not 0 <= layer < len(trunk._blocks):
         raise FacesslError(f"layer must be a block of the backbone, 0 to "
@@ -88,45 +122,6 @@ def _describe(encoder: nn.Module, pipeline: BatchPipeline, faces: np.ndarray, fl
             maps = maps + encoder(x.flip(3)).flip(3)
         out.append(maps.flatten(1).float().numpy())
     return np.concatenate(out)
-
-
-@dataclass(frozen=True)
-class Whitening:
-    """PCA whitening: x -> ((x - mean) @ components.T) * scale, then unit length."""
-
-    mean: np.ndarray  # (D,)
-    components: np.ndarray  # K x D
-    scale: np.ndarray  # (K,)
-
-    @classmethod
-    def fit(cls, rows: np.ndarray, shrink: float) -> Whitening:
-        """Fit on N x D rows; every direction the rows span (K = N - 1 at most) is kept and
-        scaled by 1 / sqrt(variance + shrink x mean variance).
-
-        With fewer rows than dimensions (a community of a few hundred photos, thousands of
-        features) the directions come from the N x N Gram matrix: the same result as an
-        SVD, measured 18x faster on this CPU. The algebra runs in torch, on the thread pool
-        the network uses: numpy's BLAS threads, woken beside it, made a prediction 4x
-        slower on 2 cores."""
-        x = torch.from_numpy(np.asarray(rows, dtype=np.float64))
-        mean = x.mean(dim=0)
-        centred = x - mean
-        if len(x) <= x.shape[1]:
-            eigenvalues, u = torch.linalg.eigh(centred @ centred.T)
-            components = (u.T @ centred) / eigenvalues.clamp_min(1e-300).sqrt()[:, None]
-        else:
-            eigenvalues, v = torch.linalg.eigh(centred.T @ centred)
-            components = v.T
-        keep = eigenvalues > eigenvalues.max() * 1e-9  # centring removes one direction
-        variance = eigenvalues[keep] / max(len(x) - 1, 1)
-        scale = 1 / (variance + shrink * variance.mean()).sqrt()
-        return cls(mean.float().numpy(), components[keep].float().numpy(),
-                   scale.float().numpy())
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        z = (torch.from_numpy(x) - torch.from_numpy(self.mean)) @ torch.from_numpy(
-            self.components).T * torch.from_numpy(self.scale)
-        return l2_normalise(z.numpy())
 
 
 def _prototypes(unit: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -210,9 +205,11 @@ def _calibrate(support: np.ndarray, labels: np.ndarray, labelled: np.ndarray,
 class FaceClassifier:
     """Prototype classifier over a pretrained backbone's face descriptor, with "unknown".
 
-    Parameters: `backbone` (a name from `ENCODERS`), `preprocessing` (how faces are cut,
-    and so the network's input; `fit` takes crops made with it), `layer` (the block whose
-    feature map describes a face), `flip` (add the mirror image's map), `shrink`
+    Parameters: `backbone` (a name from `ENCODERS`, or a `facessl pretrain` checkpoint
+    folder), `preprocessing` (how faces are cut, and so the network's input; `fit` takes
+    crops made with it; default: what the backbone was trained on), `layer` (the
+    EfficientNet-Lite0 block whose feature map describes a face; other backbones describe
+    a face by their embedding), `flip` (add the mirror image's map), `shrink`
     (whitening regularisation: 0 whitens fully), `album_confidence` (the label propagation
     share an unlabelled face needs to join a prototype).
 
@@ -223,11 +220,11 @@ class FaceClassifier:
     """
 
     def __init__(self, backbone: str = DEFAULT_BACKBONE,
-                 preprocessing: Preprocessing = Preprocessing(crop=128, size=96),
+                 preprocessing: Preprocessing | None = None,
                  layer: int = 4, flip: bool = False, shrink: float = 0.01,
                  album_confidence: float = 0.3):
         self.backbone = backbone
-        self.preprocessing = preprocessing
+        self.preprocessing = preprocessing or backbone_preprocessing(backbone)
         self.layer = layer
         self.flip = flip
         self.shrink = shrink
@@ -255,7 +252,14 @@ class FaceClassifier:
             raise FacesslError(f"enrolling needs at least 2 people, since the unknown-person "
                                f"threshold is calibrated by telling people apart; got "
                                f"{len(people)}: {', '.join(people)}. Add a folder per person.")
-        self._build(_backbone(self.backbone, self.preprocessing))
+        model, origin = _network(self.backbone)
+        if origin["preprocessing"] != self.preprocessing:
+            raise FacesslError(f"the backbone {self.backbone} was trained on faces cut as "
+                               f"{origin['preprocessing']}, not {self.preprocessing}; leave "
+                               "preprocessing at its default.")
+        self.architecture_, self.width_ = origin["architecture"], origin["width"]
+        self.backbone_source_ = origin["source"]
+        self._build(model)
         self.classes_ = np.array([*people, UNKNOWN], dtype=object)
         self.support_ = self._describe(faces, None if quiet else "describing labelled faces")
         self.support_labels_ = labels.astype(np.int64)
@@ -269,8 +273,9 @@ class FaceClassifier:
         return self
 
     def _build(self, model: nn.Module) -> None:
-        self.encoder_ = _encoder(model, self.layer).to(memory_format=torch.channels_last)
-        mean, std = normalisation(self.backbone, self.preprocessing.channels)
+        encoder = _encoder(model, self.architecture_, self.layer)
+        self.encoder_ = encoder.to(memory_format=torch.channels_last)
+        mean, std = normalisation(self.architecture_, self.preprocessing.channels)
         self._pipeline = BatchPipeline(mean, std)
 
     def _add_album(self, album: np.ndarray) -> None:
@@ -380,9 +385,10 @@ class FaceClassifier:
                      support_labelled=torch.from_numpy(self.support_labelled_))
         extra = {"layer": self.layer, "flip": self.flip, "shrink": self.shrink,
                  "album_confidence": self.album_confidence, "album": self.album_,
-                 "calibration": asdict(self.calibration_), "git_sha": git_sha()}
+                 "calibration": asdict(self.calibration_), "git_sha": git_sha(),
+                 "width": self.width_, "backbone_source": self.backbone_source_}
         meta = BundleMeta(class_names=tuple(self.people), preprocessing=self.preprocessing,
-                          threshold=self.threshold_, backbone=self.backbone, extra=extra)
+                          threshold=self.threshold_, backbone=self.architecture_, extra=extra)
         return save_bundle(path, state, meta)
 
     @classmethod
@@ -399,6 +405,8 @@ class FaceClassifier:
                       layer=extra["layer"], flip=extra["flip"], shrink=extra["shrink"],
                       album_confidence=extra["album_confidence"])
             calibration = Calibration(**extra["calibration"])
+            clf.architecture_, clf.width_ = meta.backbone, extra.get("width", 1.0)
+            clf.backbone_source_ = extra.get("backbone_source", "ImageNet-1k weights")
             album = extra["album"]
             support = state.pop("support").numpy()
             labels = state.pop("support_labels").numpy()
@@ -406,13 +414,18 @@ class FaceClassifier:
         except (KeyError, TypeError) as exc:
             raise FacesslError(f"the bundle {path} was not written by FaceClassifier.save "
                                f"(missing {exc}); enroll again with `facessl enroll`.") from None
-        clf._build(_backbone(meta.backbone, meta.preprocessing, pretrained=False))
+        prep = meta.preprocessing
+        if meta.backbone not in BACKBONES:
+            raise FacesslError(f"the bundle {path} names an unknown backbone "
+                               f"{meta.backbone!r}; enroll again with `facessl enroll`.")
+        clf._build(create_model(meta.backbone, 1, prep.size, prep.channels, clf.width_,
+                                pretrained=False))
         encoder = {k.removeprefix("encoder."): v for k, v in state.items()}
         try:
             clf.encoder_.load_state_dict(encoder)
         except RuntimeError:
-            raise FacesslError(f"the backbone weights in {path} do not fit a {meta.backbone} "
-                               f"cut at block {clf.layer}; the bundle is damaged. Enroll "
+            raise FacesslError(f"the backbone weights in {path} do not fit its "
+                               f"{meta.backbone} encoder; the bundle is damaged. Enroll "
                                "again.") from None
         clf.classes_ = np.array([*meta.class_names, UNKNOWN], dtype=object)
         clf.support_, clf.support_labels_, clf.support_labelled_ = support, labels, labelled

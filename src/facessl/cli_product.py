@@ -77,8 +77,8 @@ def add_product_commands(sub: argparse._SubParsersAction) -> None:
                              "someone enrolled are added to that person's prototype")
     enroll.add_argument("--backbone", default="efficientnet_lite0", metavar="NAME_OR_CHECKPOINT",
                         help="the network that describes faces: efficientnet_lite0 (ImageNet "
-                             "weights, the default and for now the only one; self-supervised "
-                             "checkpoints will be accepted here)")
+                             "weights, the default: it measured best) or the --out folder of "
+                             "a `facessl pretrain` run")
     enroll.add_argument("--out", required=True, metavar="MODEL", help="model bundle folder")
     enroll.add_argument("--quiet", action="store_true", help="no progress bars")
     enroll.set_defaults(func=_enroll)

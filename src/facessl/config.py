@@ -71,7 +71,8 @@ class EvaluateConfig:
     shots: list[int | None] = field(default_factory=lambda: [1, 2, 5, 10, None])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     track: str = "inductive"
-    protocols: list[str] = field(default_factory=lambda: ["knn", "ncm", "linear", "finetune"])
+    protocols: list[str] = field(default_factory=lambda: [
+        "knn", "ncm", "ncm-whitened", "linear", "finetune"])
     propagation_threshold: float = 0.5  # album track: keep pseudo labels at least this sure
     verification: bool = True
     pairs: str | None = None  # LFW pairs.txt; None = lfw-protocol/ beside the LFW data

@@ -1,8 +1,9 @@
 """`facessl evaluate`: how few labels does a backbone need? And is it a face embedding?
 
 For each k (labelled images per person: the first k train entries) the frozen embedding is
-scored by cosine kNN, nearest class mean and a linear probe, and the whole network by a
-fine-tune with a new head (one run per seed; the frozen protocols are deterministic). The
+scored by cosine kNN, nearest class mean (also after PCA whitening fitted on the track's
+unlabelled faces, its strength chosen on val) and a linear probe, and the whole network by
+a fine-tune with a new head (one run per seed; the frozen protocols are deterministic). The
 album track also spreads the k labels over the community's other, unlabelled train photos
 (label propagation on the embedding's kNN graph) and adds the confident ones to the class
 means. The same backbone is scored on LFW verification (pairs.txt, 10 folds).
@@ -26,7 +27,7 @@ from facessl.checkpoint import embed, load_backbone
 from facessl.config import EvaluateConfig
 from facessl.data import cache as image_cache
 from facessl.data import lfw
-from facessl.data.splits import load_manifest, min_train, resolve_split_path
+from facessl.data.splits import load_manifest, min_train, resolve_split_path, subsample
 from facessl.errors import FacesslError
 from facessl.experiment import Progress
 from facessl.files import ensure_writable_dir, write_json
@@ -35,8 +36,11 @@ from facessl.plots import plot_embedding, plot_label_efficiency
 from facessl.pretrain import SEEN
 from facessl.provenance import git_sha
 from facessl.train import TensorSet, fit
+from facessl.whitening import Whitening
 
-PROTOCOLS = ("knn", "ncm", "linear", "finetune")
+PROTOCOLS = ("knn", "ncm", "ncm-whitened", "linear", "finetune")
+WHITENING_POOL = 3000  # unlabelled pool faces the whitening is fitted on (plus the album)
+SHRINKS = (0.01, 0.1, 1.0)  # whitening strengths tried on val: 0 whitens fully
 
 
 def shot_label(shots: int | None) -> str:
@@ -54,16 +58,26 @@ def _frozen_scores(protocols, train_x, train_y, test_x, test_y) -> dict[str, flo
     return scores
 
 
-def _album_scores(train_x, train_y, extra_x, test_x, test_y, threshold: float) -> dict:
-    """Label propagation from the k labelled photos to the album's other photos."""
-    if len(extra_x) == 0:
-        return {}
+def _propagated_ncm(train_x, train_y, extra_x, test_x, test_y, threshold: float
+                    ) -> tuple[float, int]:
+    """(NCM accuracy, album photos added): label propagation from the k labelled photos to
+    the album's other photos; the confident ones join their person's class mean."""
     pseudo, confidence = ev.label_propagation(train_x, train_y, extra_x)
     keep, labels = ev.confident_pseudo_labels(pseudo, confidence, threshold)
     x = np.concatenate([train_x, extra_x[keep]])
     y = np.concatenate([train_y, labels])
-    return {"ncm+propagation": ev.nearest_class_mean_accuracy(x, y, test_x, test_y),
-            "pseudo_labelled": int(len(keep))}
+    return ev.nearest_class_mean_accuracy(x, y, test_x, test_y), int(len(keep))
+
+
+def _choose_shrink(unlabelled, train_sets, val_x, val_y) -> tuple[float, dict]:
+    """The whitening strength with the best mean val NCM accuracy over the k's evaluated."""
+    scores = {}
+    for shrink in SHRINKS:
+        whiten = Whitening.fit(unlabelled, shrink)
+        scores[shrink] = float(np.mean([
+            ev.nearest_class_mean_accuracy(whiten(x), y, whiten(val_x), val_y)
+            for x, y in train_sets]))
+    return max(scores, key=scores.get), scores
 
 
 def _finetune(model, meta, train: TensorSet, val: TensorSet, test: TensorSet, classes: int,
@@ -96,31 +110,52 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     started = time.perf_counter()
 
     community = sorted({p for roles in split.community.values() for r in roles.values() for p in r})
-    embedding = dict(zip(community, ev.l2_normalise(
-        _embed(model, meta, torch.from_numpy(built.take(community))))))
+    raw = dict(zip(community, _embed(model, meta, torch.from_numpy(built.take(community)))))
     test_paths, test_y = split.labelled("test")
     val_paths, val_y = split.labelled("val")
-    test_x = np.stack([embedding[p] for p in test_paths])
     test_y = np.asarray(test_y)
+    album = {shots: [p for person in split.people for p in split.community[person]["train"][shots:]]
+             for shots in config.shots if config.track == "album" and shots is not None}
+    whitening = None
+    if "ncm-whitened" in config.protocols:
+        pool = subsample(split.unlabelled, WHITENING_POOL, seed=0)
+        pool_x = _embed(model, meta, torch.from_numpy(built.take(pool)))
+        train_sets = [(_stack(raw, p), np.asarray(y))
+                      for p, y in (split.labelled("train", s) for s in config.shots)]
+        shrink, tried = _choose_shrink(pool_x, train_sets, _stack(raw, val_paths), np.asarray(val_y))
+        whitening = {"shrink": shrink, "val_accuracy_by_shrink": tried,
+                     "fitted_on": f"{len(pool)} unlabelled pool faces"
+                                  + (" + the album's photos" if album else "")}
     results: dict = {"checkpoint": str(config.checkpoint), "backbone": meta["backbone"],
                      "method": meta["method"], "track": config.track, "split": split.name,
                      "git_sha": git_sha(), "config": json.loads(json.dumps(
                          dataclasses.asdict(config))), "seen_images": meta.get("seen_images"),
-                     "accuracy": {}}
+                     "whitening": whitening, "accuracy": {}}
     for shots in config.shots:
         label = shot_label(shots)
         train_paths, train_y = split.labelled("train", shots)
-        train_x = np.stack([embedding[p] for p in train_paths])
         train_y = np.asarray(train_y)
+        # each space maps raw embeddings to unit rows that the class means compare
+        spaces = {"ncm": ev.l2_normalise}
+        if whitening is not None:
+            extra = [_stack(raw, album[shots])] if album.get(shots) else []
+            spaces["ncm-whitened"] = Whitening.fit(np.concatenate([pool_x, *extra]),
+                                                   whitening["shrink"])
+        train_x, test_x = ev.l2_normalise(_stack(raw, train_paths)), ev.l2_normalise(
+            _stack(raw, test_paths))
         row = {name: [value] for name, value in
                _frozen_scores(config.protocols, train_x, train_y, test_x, test_y).items()}
-        if config.track == "album" and shots is not None:
-            extra = [p for person in split.people for p in split.community[person]["train"][shots:]]
-            album = _album_scores(train_x, train_y, np.stack([embedding[p] for p in extra]),
-                                  test_x, test_y, config.propagation_threshold)
-            if album:
-                row["ncm+propagation"] = [album["ncm+propagation"]]
-                results.setdefault("pseudo_labelled", {})[label] = album["pseudo_labelled"]
+        if "ncm-whitened" in spaces:
+            whiten = spaces["ncm-whitened"]
+            row["ncm-whitened"] = [ev.nearest_class_mean_accuracy(
+                whiten(_stack(raw, train_paths)), train_y, whiten(_stack(raw, test_paths)), test_y)]
+        if album.get(shots):
+            for name, to_space in spaces.items():
+                accuracy, added = _propagated_ncm(
+                    to_space(_stack(raw, train_paths)), train_y, to_space(_stack(raw, album[shots])),
+                    to_space(_stack(raw, test_paths)), test_y, config.propagation_threshold)
+                row[f"{name}+propagation"] = [accuracy]
+                results.setdefault("pseudo_labelled", {}).setdefault(label, {})[name] = added
         if "finetune" in config.protocols:
             tensors = {role: TensorSet(torch.from_numpy(built.take(paths)), torch.tensor(y))
                        for role, (paths, y) in (("train", (train_paths, train_y.tolist())),
@@ -137,7 +172,7 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
         write_json(out / "results.json", results)
 
     plot_label_efficiency(results, out / "label_efficiency.png")
-    plot_embedding(test_x, test_y, out / "embedding.png",
+    plot_embedding(ev.l2_normalise(_stack(raw, test_paths)), test_y, out / "embedding.png",
                    title=f"{meta['method']} / {meta['backbone']}: {split.name} test faces (t-SNE)")
     if config.verification:
         results["verification"] = _verification(model, meta, built, source, config, out)
@@ -146,6 +181,10 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     results["wall_seconds"] = time.perf_counter() - started
     write_json(out / "results.json", results)
     return results
+
+
+def _stack(embeddings: dict[str, np.ndarray], paths: list[str]) -> np.ndarray:
+    return np.stack([embeddings[p] for p in paths])
 
 
 def _embed(model, meta, images: torch.Tensor) -> np.ndarray:
