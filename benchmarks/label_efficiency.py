@@ -1,12 +1,13 @@
 """The label-efficiency comparison on lfw62-v1, regenerated into BENCHMARKS.md.
 
-Pretrains each listed self-supervised method (skipped when its checkpoint exists: pretrain
-resumes), evaluates every backbone with `facessl evaluate`, adds the pixel baselines
-(pixel 1-NN, eigenfaces + SVM with PCA fitted on the unlabelled pool) computed by
-`facessl.evaluate` on the same split, and writes one table (top-1 %, mean ± std over seeds;
-frozen-feature protocols are deterministic) between the markers in BENCHMARKS.md.
+Pretrains every method of `PRETRAINING` with its budget (skipped when its checkpoint is
+complete; an interrupted one resumes), runs `facessl evaluate` on every backbone and
+baseline, adds the pixel baselines (pixel 1-NN, eigenfaces + SVM with PCA fitted on the
+unlabelled pool) computed by `facessl.evaluate` on the same split, and rewrites three tables
+between their markers in BENCHMARKS.md: the inductive track, the album track, and LFW
+verification. Results already on disk are reused: delete a run folder to measure it again.
 
-    python benchmarks/label_efficiency.py [--methods simclr rotation ...] [--epochs N]
+    python benchmarks/label_efficiency.py [--runs runs/bench]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,18 +27,72 @@ from facessl.data import cache, lfw
 from facessl.data.splits import load_manifest, resolve_split_path
 
 ROOT = Path(__file__).resolve().parents[1]
+SPLIT = "lfw62-v1"
 SHOTS = ["1", "2", "5", "10", "all"]
-FROZEN = ["knn", "ncm", "linear"]  # the fine-tune protocol is run separately: hours on CPU
-BEGIN, END = "<!-- label-efficiency:begin -->", "<!-- label-efficiency:end -->"
+FROZEN = ["knn", "ncm", "ncm-whitened", "linear"]
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    """One `facessl pretrain` run on TinyVGG at 32 px: its method, budget and options."""
+
+    method: str
+    epochs: int
+    track: str = "inductive"
+    options: dict = field(default_factory=dict)
+    tag: str = ""  # tells runs of one method with other options apart in folder names
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}{f'-{self.tag}' if self.tag else ''}-tinyvgg-{self.track}-{self.epochs}ep"
+
+    @property
+    def label(self) -> str:
+        extra = ", ".join(f"{k} {v}" for k, v in self.options.items())
+        return f"{self.method}{f' ({extra})' if extra else ''} / tinyvgg"
+
+
+# Budgets: SimCLR, the best method on val in the first session, gets the 30-minute budget;
+# the others a few minutes each, enough to see where they head (their epochs cost 12-68 s).
+PRETRAINING = [
+    Pretraining("simclr", 40),
+    Pretraining("kmeans", 10),
+    Pretraining("masked", 10),
+    Pretraining("rotation", 3),
+    Pretraining("vicreg", 8),
+    Pretraining("deepcluster", 6, options={"clusters": 30}, tag="k30"),
+    Pretraining("deepcluster", 6, options={"clusters": 100}, tag="k100"),
+    Pretraining("deepcluster", 6, options={"clusters": 300}, tag="k300"),
+    Pretraining("simclr", 40, track="album"),
+]
+# (row name, `facessl evaluate` backbone argument, extra evaluate arguments)
+BASELINES = [
+    ("random TinyVGG (no pretraining)", "random:tinyvgg", []),
+    ("ImageNet EfficientNet-Lite0, pooled features", "imagenet:efficientnet_lite0", []),
+    ("ImageNet EfficientNet-Lite0, block-4 map (the product's)", "imagenet:efficientnet_lite0",
+     ["--block", "4"]),
+]
+FINETUNED = ["random:tinyvgg", "imagenet:efficientnet_lite0", "simclr-tinyvgg-inductive-40ep"]
 
 
 def facessl(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "facessl", *args], check=True)
 
 
-def pixel_baselines(split_name: str) -> dict[str, dict[str, float]]:
+def evaluated(runs: Path, name: str, backbone: str, track: str, *extra: str) -> dict:
+    """`facessl evaluate` results for one backbone and track (reused when present)."""
+    out = runs / f"eval-{name}-{track}"
+    if not (out / "results.json").is_file() or "wall_seconds" not in json.loads(
+            (out / "results.json").read_text()):
+        once = [] if track == "inductive" else ["--no-verification"]  # same for both tracks
+        facessl("evaluate", backbone, "--split", SPLIT, "--track", track, *extra, *once,
+                "--out", str(out), "--quiet")
+    return json.loads((out / "results.json").read_text())
+
+
+def pixel_baselines() -> dict[str, dict[str, float]]:
     built = cache.load_or_build(lfw.locate(), cache.Preprocessing(128, 32), quiet=True)
-    split = load_manifest(resolve_split_path(split_name), available=built.paths)
+    split = load_manifest(resolve_split_path(SPLIT), available=built.paths)
     flat = lambda paths: built.take(paths).reshape(len(paths), -1) / 255.0  # noqa: E731
     test_paths, test_y = split.labelled("test")
     test_x = flat(test_paths)
@@ -52,13 +108,14 @@ def pixel_baselines(split_name: str) -> dict[str, dict[str, float]]:
     return rows
 
 
-def table(results: dict[str, dict], baselines: dict[str, dict[str, float]]) -> str:
+def accuracy_table(rows: list[tuple[str, dict, str]], pixels: dict | None) -> str:
+    """Markdown: one line per (backbone, protocol), top-1 % (mean ± std over seeds)."""
     lines = ["| backbone (pretraining) | protocol | " + " | ".join(f"k={s}" for s in SHOTS)
-             + " | pretraining |", "| --- | --- |" + " --- |" * (len(SHOTS) + 1)]
-    for name, row in baselines.items():
+             + " | pretraining budget |", "| --- | --- |" + " --- |" * (len(SHOTS) + 1)]
+    for name, row in (pixels or {}).items():
         lines.append(f"| {name} | - | " + " | ".join(f"{100 * row[s]:.1f}" for s in SHOTS)
                      + " | - |")
-    for name, (res, budget) in results.items():
+    for name, res, budget in rows:
         protocols = sorted({p for r in res["accuracy"].values() for p in r})
         for protocol in protocols:
             cells = []
@@ -70,43 +127,67 @@ def table(results: dict[str, dict], baselines: dict[str, dict[str, float]]) -> s
     return "\n".join(lines)
 
 
+def verification_table(rows: list[tuple[str, dict, str]]) -> str:
+    lines = ["| backbone (pretraining) | accuracy % (10 folds) | ROC AUC | pair images seen "
+             "in pretraining |", "| --- | --- | --- | --- |"]
+    for name, res, _ in rows:
+        v = res.get("verification")
+        if v:
+            seen = v.get("pair_images_seen_in_pretraining")
+            lines.append(f"| {name} | {100 * v['accuracy']:.1f} ± {100 * v['std']:.1f} | "
+                         f"{v['auc']:.3f} | {'-' if seen is None else f'{100 * seen:.0f}%'} |")
+    return "\n".join(lines)
+
+
+def budget(runs: Path, run: Pretraining) -> str:
+    meta = json.loads((runs / run.name / "checkpoint.json").read_text())
+    return f"{len(meta['history'])} epochs, {meta['train_seconds'] / 60:.1f} min"
+
+
+def replace_block(body: str, marker: str, text: str) -> str:
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    block = f"{begin}\n{text}\n{end}"
+    if begin not in body:
+        return body + "\n" + block + "\n"
+    return re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, body, flags=re.S)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="*", default=["simclr"])
-    parser.add_argument("--backbone", default="tinyvgg")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--track", default="inductive", choices=["inductive", "album"])
     parser.add_argument("--runs", default=str(ROOT / "runs" / "bench"))
-    parser.add_argument("--baselines", nargs="*", default=["random:tinyvgg",
-                                                           "imagenet:efficientnet_lite0"])
-    args = parser.parse_args()
-    runs = Path(args.runs)
-    results: dict[str, tuple[dict, str]] = {}
-    evaluate = ["--split", "lfw62-v1", "--track", args.track, "--no-verification"]
-    for spec in args.baselines:
-        out = runs / f"eval-{spec.replace(':', '-')}-{args.track}"
-        if not (out / "results.json").is_file():
-            facessl("evaluate", spec, *evaluate, "--protocols", *FROZEN, "--out", str(out))
-        results[spec] = (json.loads((out / "results.json").read_text()), "-")
-    for method in args.methods:
-        ckpt = runs / f"{method}-{args.backbone}-{args.track}"
-        facessl("pretrain", "--method", method, "--backbone", args.backbone, "--epochs",
-                str(args.epochs), "--track", args.track, "--out", str(ckpt), "--quiet")
-        meta = json.loads((ckpt / "checkpoint.json").read_text())
-        out = runs / f"eval-{method}-{args.backbone}-{args.track}"
-        if not (out / "results.json").is_file():
-            facessl("evaluate", str(ckpt), *evaluate, "--protocols", *FROZEN, "--out", str(out))
-        budget = f"{len(meta['history'])} epochs, {meta['train_seconds'] / 60:.0f} min"
-        results[f"{method} / {args.backbone}"] = (json.loads((out / "results.json").read_text()),
-                                                 budget)
-    text = table(results, pixel_baselines("lfw62-v1"))
-    print(text)
+    runs = Path(parser.parse_args().runs)
+    for run in PRETRAINING:
+        options = [a for k, v in run.options.items() for a in ("--option", f"{k}={v}")]
+        facessl("pretrain", "--method", run.method, "--backbone", "tinyvgg", "--epochs",
+                str(run.epochs), "--track", run.track, *options, "--out", str(runs / run.name),
+                "--quiet")
+    tracks = {"inductive": [], "album": []}
+    for track in tracks:
+        for name, spec, extra in BASELINES:
+            folder = spec.replace(":", "-") + "".join(extra).replace("--", "-")
+            tracks[track].append((name, evaluated(runs, folder, spec, track, "--protocols",
+                                                  *FROZEN, *extra), "-"))
+        for run in PRETRAINING:
+            if track == "inductive" and run.track == "album":
+                continue  # an album checkpoint saw the community's photos
+            if track == "album" and run.method != "simclr":
+                continue  # the album table compares the best method's two pretrainings
+            label = f"{run.label}, {run.track} pretraining"
+            tracks[track].append((label, evaluated(runs, run.name, str(runs / run.name), track,
+                                                   "--protocols", *FROZEN), budget(runs, run)))
+    finetuned = [(spec if ":" in spec else f"{spec} (pretrained above)",
+                  evaluated(runs, f"finetune-{spec.replace(':', '-')}",
+                            spec if ":" in spec else str(runs / spec), "inductive",
+                            "--protocols", "finetune", "--no-verification"), "-")
+                 for spec in FINETUNED]
     benchmarks = ROOT / "BENCHMARKS.md"
     body = benchmarks.read_text()
-    block = f"{BEGIN}\n{text}\n{END}"
-    body = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, body, flags=re.S) \
-        if BEGIN in body else body + "\n" + block + "\n"
+    body = replace_block(body, "label-efficiency", accuracy_table(
+        tracks["inductive"] + finetuned, pixel_baselines()))
+    body = replace_block(body, "label-efficiency-album", accuracy_table(tracks["album"], None))
+    body = replace_block(body, "verification", verification_table(tracks["inductive"]))
     benchmarks.write_text(body)
+    print(body[body.index("<!-- label-efficiency:begin -->"):])
 
 
 if __name__ == "__main__":

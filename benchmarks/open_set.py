@@ -8,6 +8,8 @@ split's unlabelled pool: an album holds strangers too).
 
     python benchmarks/open_set.py            # the product's defaults, on the test images
     python benchmarks/open_set.py --select   # the design choices, on val images only
+    python benchmarks/open_set.py --select --backbone runs/bench/simclr-tinyvgg-inductive-40ep
+                                             # a `facessl pretrain` checkpoint instead
 
 Besides FaceClassifier variants, --select measures the alternatives it replaced: cosine
 prototypes on the backbone's final pooled (ImageNet) features, and a fine-tune of the
@@ -69,7 +71,7 @@ import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from facessl.augment import BatchPipeline
-from facessl.classifier import FaceClassifier
+from facessl.classifier import DEFAULT_BACKBONE, FaceClassifier
 from facessl.data import lfw
 from facessl.data.cache import Preprocessing
 from facessl.data.faces import Box, crop_like_lfw, detect_faces, load_photo
@@ -278,8 +280,11 @@ def main() -> None:
     parser.add_argument("--select", action="store_true",
                         help="compare design choices on the val images (never test)")
     parser.add_argument("--data", help="LFW archive or folder (default: the usual search)")
+    parser.add_argument("--backbone", default=DEFAULT_BACKBONE,
+                        help="what describes faces: efficientnet_lite0 or a pretrain checkpoint")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
+    imagenet = args.backbone == DEFAULT_BACKBONE
 
     source = lfw.locate(args.data)
     split = load_manifest(resolve_split_path("lfw62-v1"))
@@ -305,8 +310,12 @@ def main() -> None:
     print("| variant | closed-set acc % | AUROC | open-set acc % | community rejected % | "
           "strangers accepted % | threshold | album faces added | fit s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    default = FaceClassifier()
-    if args.select:
+    default = FaceClassifier(backbone=args.backbone)
+    if args.select and not imagenet:  # the options that apply to any backbone's embedding
+        variants = [(f"{args.backbone}: whitened (shrink {shrink})", dict(shrink=shrink), False)
+                    for shrink in (0.01, 0.1, 1.0)]
+        variants.append((f"{args.backbone} + album (LP confidence 0.3)", {}, True))
+    elif args.select:
         variants = [
             ("block 4, whitened (shrink 0.01), no flip: the default", {}, False),
             ("block 4, photo + mirror image", dict(flip=True), False),
@@ -332,7 +341,7 @@ def main() -> None:
         print(_row(label, ours, seconds, added), flush=True)
         if not use_album and (label.endswith("default") or not args.select):
             print(_row(f"{label}: plain distance", plain, None), flush=True)
-    if args.select:
+    if args.select and imagenet:
         prep = default.preprocessing
         crops, found = faces(prep, enrolled_paths).largest()
         for name, closed, auroc, seconds in alternatives(

@@ -290,7 +290,7 @@ def test_backbones_without_face_weights_are_refused(community, tmp_path):
     with pytest.raises(FacesslError, match="'resnet9000' is not a known backbone or checkpoint "
                                            "folder; pass one of: efficientnet_lite0"):
         FaceClassifier(backbone="resnet9000").fit(X, y)
-    with pytest.raises(FacesslError, match="layer must be a block of the backbone, 0 to 15"):
+    with pytest.raises(FacesslError, match="the block must be one of EfficientNet-Lite0.s, 0 to 15; got 16"):
         FaceClassifier(layer=16).fit(X, y)
 
 

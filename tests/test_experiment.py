@@ -56,3 +56,22 @@ def test_quiet_prints_nothing(tiny_lfw, tmp_path):
     assert done.stdout == "" and "epoch" not in done.stderr
     assert (tmp_path / "q" / "report.md").is_file()
     assert not (tmp_path / "q" / "clusters.png").exists()
+
+
+def test_methods_side_by_side(tiny_lfw, tmp_path):
+    """--methods: one ssl arm per pretext method, each pretrained, then fine-tuned alike."""
+    out = tmp_path / "methods"
+    done = facessl("experiment", "--split", str(tiny_lfw["split"]), "--data",
+                   str(tiny_lfw["folder"]), "--seeds", "0", "--arms", "ssl", "scratch",
+                   "--methods", "kmeans", "rotation", "--epochs", "1", "--pretext-epochs", "2",
+                   "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["runs"]) == {"ssl/0", "ssl-rotation/0", "scratch/0"}
+    assert results["runs"]["ssl-rotation/0"]["method"] == "rotation"
+    assert len(results["runs"]["ssl-rotation/0"]["pretext_history"]) == 2
+    assert (out / "pretrain-rotation-seed0" / "checkpoint.json").is_file()
+    assert "| SSL (rotation pretext) | 2 pretext + 1 |" in (out / "report.md").read_text()
+    refused = facessl("experiment", "--methods", "telepathy", "--out", str(tmp_path / "x"))
+    assert refused.returncode == 2 and "unknown pretext method 'telepathy' in --methods" \
+        in refused.stderr and "Traceback" not in refused.stderr

@@ -100,6 +100,19 @@ def test_evaluate_verification_on_the_official_pairs(tmp_path):
     assert (out / "verification_roc.png").is_file()
 
 
+def test_evaluate_scores_a_block_feature_map(tiny_lfw, tmp_path):
+    """The product's descriptor (EfficientNet-Lite0 block 4) through the same protocols."""
+    out = tmp_path / "block"
+    done = facessl("evaluate", "imagenet:efficientnet_lite0", "--block", "4", "--split",
+                   str(tiny_lfw["split"]), "--data", str(tiny_lfw["folder"]), "--shots", "2",
+                   "--protocols", "ncm", "ncm-whitened", "--no-verification", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["block"] == 4
+    assert set(results["accuracy"]["2"]) == {"ncm", "ncm-whitened"}
+    assert results["whitening"]["fitted_on"] == "48 unlabelled pool faces"
+
+
 @pytest.mark.parametrize("args, fragments", [
     (("pretrain", "--method", "telepathy"), ("unknown pretext method 'telepathy'", "simclr")),
     (("pretrain", "--backbone", "resnet9000"), ("unknown backbone 'resnet9000'", "tinyvgg")),
@@ -108,6 +121,9 @@ def test_evaluate_verification_on_the_official_pairs(tmp_path):
      ("unknown protocol 'vibes'", "knn")),
     (("evaluate", "no/such/checkpoint"), ("is not a facessl checkpoint",)),
     (("evaluate", "mystery"), ("neither a checkpoint folder nor a known name",)),
+    (("evaluate", "random:tinyvgg", "--block", "4"), ("--block describes faces by an "
+                                                      "EfficientNet-Lite0", "Leave --block out")),
+    (("evaluate", "imagenet:efficientnet_lite0", "--block", "16"), ("0 to 15; got 16",)),
 ])
 def test_bad_input_gets_one_clear_message(tiny_lfw, tmp_path, args, fragments):
     _fails_cleanly(facessl(*args, "--data", str(tiny_lfw["folder"]), "--split",

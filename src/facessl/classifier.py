@@ -79,7 +79,7 @@ def _network(spec: str) -> tuple[nn.Module, dict]:
 
 
 class _Embedding(nn.Module):
-    """A self-supervised backbone's own embedding (what its pretext task shaped)."""
+    """A backbone's pooled embedding, as a module the classifier can save and load."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -90,21 +90,12 @@ class _Embedding(nn.Module):
 
 
 def _encoder(model: nn.Module, architecture: str, layer: int) -> nn.Module:
-    """What describes a face: for EfficientNet-Lite0 the network up to and including MBConv
-    block `layer` (a spatial feature map), for other backbones their pooled embedding.
-
-    Mid-level maps keep where the eyes, nose and mouth are; EfficientNet's final pooled
-    features answer "which ImageNet object", which barely tells two faces apart (measured
-    above). A self-supervised backbone's embedding was trained on faces, so it is used whole.
-    """
+    """What describes a face: for EfficientNet-Lite0 the feature map of MBConv block
+    `layer` (see `block_features`), for other backbones their pooled embedding, since a
+    self-supervised backbone's embedding is what its pretext task shaped on faces."""
     if architecture != "efficientnet_lite0":
         return _Embedding(model).eval()
-    trunk = model.trunk
-    if not 0 <= layer < len(trunk._blocks):
-        raise FacesslError(f"layer must be a block of the backbone, 0 to "
-                           f"{len(trunk._blocks) - 1}; got {layer}.")
-    return nn.Sequential(trunk._conv_stem, trunk._bn0, trunk._swish,
-                         *trunk._blocks[:layer + 1]).eval()
+    return model.block_features(layer).eval()
 
 
 @torch.inference_mode()

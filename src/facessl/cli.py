@@ -32,14 +32,15 @@ def _experiment(args: argparse.Namespace) -> int:
     from facessl.experiment import run_experiment
 
     config = preset(args.preset)
-    check_arms(args.arms)
+    check_arms(args.arms, args.methods)
     config.split, config.shots, config.seeds, config.arms = args.split, args.shots, args.seeds, args.arms
+    config.methods = args.methods
     config.data = args.data
     if args.epochs is not None:
         for stage in (config.finetune, config.scratch, config.transfer):
             stage.epochs = args.epochs
     if args.pretext_epochs is not None:
-        config.pretext.epochs = args.pretext_epochs
+        config.pretext.epochs = config.method_epochs = args.pretext_epochs
     out = Path(args.out or f"runs/experiment-{time.strftime('%Y%m%d-%H%M%S')}")
     started = time.perf_counter()
     results = run_experiment(config, out, quiet=args.quiet)
@@ -96,9 +97,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     config = EvaluateConfig(checkpoint=args.checkpoint, split=args.split, shots=args.shots,
                             seeds=args.seeds, track=args.track, protocols=args.protocols,
                             verification=not args.no_verification, pairs=args.pairs,
-                            data=args.data)
-    if args.finetune_epochs is not None:
-        config.finetune.epochs = args.finetune_epochs
+                            data=args.data, finetune_epochs=args.finetune_epochs,
+                            block=args.block)
     name = Path(args.checkpoint).name.replace(":", "-")
     out = Path(args.out or f"runs/evaluate-{name}-{args.split}-{args.track}")
     results = run_evaluate(config, out, quiet=args.quiet)
@@ -152,10 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="labelled images per person (first k of each train list), or 'all'")
     exp.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     exp.add_argument("--arms", nargs="+", default=list(ARMS), help=f"any of {' '.join(ARMS)}")
+    exp.add_argument("--methods", nargs="+", default=["kmeans"],
+                     help="pretext methods side by side, one ssl arm each (kmeans: the "
+                          "original pixel clustering; any of `facessl pretrain --method`)")
     exp.add_argument("--epochs", type=int, default=None,
                      help="epochs on the labelled set for every arm (default: the preset's)")
     exp.add_argument("--pretext-epochs", type=int, default=None,
-                     help="epochs of the k-means pretext task (default: the preset's)")
+                     help="epochs of every pretext task (default: the preset's; other --methods: 10)")
     exp.add_argument("--preset", default="cpu", choices=list(PRESETS),
                      help="cpu: measured to finish in minutes on 2 cores; original: the "
                           "original design's budget (hours on a CPU, for a GPU)")
@@ -202,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     eva.add_argument("--protocols", nargs="+", default=list(PROTOCOLS),
                      help=f"any of {' '.join(PROTOCOLS)}")
     eva.add_argument("--finetune-epochs", type=int)
+    eva.add_argument("--block", type=int, help="EfficientNet-Lite0 only: score the feature map "
+                     "of this MBConv block (flattened) instead of the pooled embedding; 4 is "
+                     "what `facessl enroll` uses")
     eva.add_argument("--no-verification", action="store_true", help="skip LFW pairs.txt")
     eva.add_argument("--pairs", help="LFW pairs.txt (default: lfw-protocol/ beside the data)")
     eva.add_argument("--data", help="LFW archive or folder (default: search, then download)")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from facessl.data.cache import Preprocessing
 from facessl.errors import FacesslError
+from facessl.pretext.registry import METHODS
 from facessl.train import TrainConfig
 
 ARMS = ("ssl", "scratch", "transfer")
@@ -28,6 +29,8 @@ class ExperimentConfig:
     prep: Preprocessing = field(default_factory=lambda: Preprocessing(crop=128, size=32))
     width: float = 1.0
     clusters: int = 10
+    methods: list[str] = field(default_factory=lambda: ["kmeans"])  # one ssl arm each
+    method_epochs: int = 10  # pretraining epochs of methods other than kmeans (`pretrain`'s optimiser)
     pretext_images: int | None = 3000  # pool images the pretext trains on; None = all
     pretext: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=3, batch_size=64, lr=0.03, augment="none", schedule="cosine"))
@@ -71,14 +74,24 @@ class EvaluateConfig:
     shots: list[int | None] = field(default_factory=lambda: [1, 2, 5, 10, None])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     track: str = "inductive"
+    block: int | None = None  # EfficientNet-Lite0: describe faces by this block's map
     protocols: list[str] = field(default_factory=lambda: [
         "knn", "ncm", "ncm-whitened", "linear", "finetune"])
     propagation_threshold: float = 0.5  # album track: keep pseudo labels at least this sure
     verification: bool = True
     pairs: str | None = None  # LFW pairs.txt; None = lfw-protocol/ beside the LFW data
     data: str | None = None
-    finetune: TrainConfig = field(default_factory=lambda: TrainConfig(
-        epochs=15, batch_size=32, lr=0.01, augment="flip", schedule="cosine"))
+    finetune: TrainConfig | None = None  # None = `finetune_config(backbone)`
+    finetune_epochs: int | None = None  # overrides the fine-tune's epochs
+    finetune_frozen_blocks: int = 6  # EfficientNet-Lite0 blocks kept at their weights
+
+
+def finetune_config(backbone: str) -> TrainConfig:
+    """The fine-tune protocol's settings for a backbone, chosen on val (BENCHMARKS.md):
+    EfficientNet-Lite0 as the experiment's transfer arm, the others as its scratch arm."""
+    if backbone == "efficientnet_lite0":
+        return copy.deepcopy(ExperimentConfig().transfer)
+    return copy.deepcopy(ExperimentConfig().scratch)
 
 
 def _original() -> ExperimentConfig:
@@ -112,8 +125,13 @@ def preset(name: str) -> ExperimentConfig:
     return copy.deepcopy(PRESETS[name]())
 
 
-def check_arms(arms: list[str]) -> None:
+def check_arms(arms: list[str], methods: list[str] | None = None) -> None:
+    """Refuse unknown arms or pretext methods before any work starts."""
     unknown = [a for a in arms if a not in ARMS]
     if unknown or not arms:
         raise FacesslError(f"unknown arm {unknown[0] if unknown else '(none)'!r}; "
                            f"expected one or more of: {', '.join(ARMS)}")
+    unknown = [m for m in methods or [] if m not in METHODS]
+    if unknown or methods == []:
+        raise FacesslError(f"unknown pretext method {unknown[0] if unknown else '(none)'!r} in "
+                           f"--methods; expected one or more of: {', '.join(METHODS)}")

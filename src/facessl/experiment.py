@@ -1,4 +1,5 @@
-"""The seed comparison: SSL (k-means pretext) vs scratch vs ImageNet transfer, over seeds.
+"""The seed comparison: SSL (k-means pretext, or any --methods) vs scratch vs ImageNet
+transfer, over seeds.
 
 Everything a person needs to judge the result lands in the output folder: results.json
 (rewritten after every arm, so an interrupted run keeps what it finished), curves.png,
@@ -8,7 +9,6 @@ clusters.png and report.md.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from pathlib import Path
 
@@ -17,34 +17,19 @@ import torch
 
 from facessl import __version__
 from facessl.augment import BatchPipeline
-from facessl.config import ExperimentConfig, check_arms, transfer_prep
+from facessl.checkpoint import load_backbone
+from facessl.config import ExperimentConfig, PretrainConfig, check_arms, transfer_prep
 from facessl.data import cache as image_cache
 from facessl.data import lfw
 from facessl.data.splits import Split, load_manifest, person_of, resolve_split_path, subsample
 from facessl.files import ensure_writable_dir, write_json
 from facessl.models import create_model, normalisation, replace_head
 from facessl.pretext import kmeans
+from facessl.pretrain import run_pretrain
+from facessl.progress import Progress
 from facessl.provenance import git_sha
 from facessl.report import plot_clusters, plot_curves, summarise, write_report
 from facessl.train import TensorSet, TrainConfig, fit
-
-
-class Progress:
-    """One line per epoch on stderr, unless quiet."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-
-    def __call__(self, message: str) -> None:
-        if not self.quiet:
-            print(message, file=sys.stderr, flush=True)
-
-    def epoch_printer(self, label: str, total: int):
-        def show(r: dict) -> None:
-            evals = "  ".join(f"{k[:-4]} {r[k]:.3f}" for k in r if k.endswith("_acc"))
-            self(f"[{label}] epoch {r['epoch']:>3}/{total}  loss {r['train_loss']:.3f}  "
-                 + (f"acc: {evals}  " if evals else "") + f"({r['seconds']:.1f}s)")
-        return show
 
 
 @dataclasses.dataclass
@@ -74,7 +59,7 @@ def _train_arm(model, pipeline, community: Community, config: TrainConfig, seed:
 def run_experiment(config: ExperimentConfig, out: Path, quiet: bool = False) -> dict:
     """Run every arm for every seed; write results.json, curves.png, clusters.png, report.md."""
     progress = Progress(quiet)
-    check_arms(config.arms)
+    check_arms(config.arms, config.methods)
     out = ensure_writable_dir(Path(out))
     split_path = resolve_split_path(config.split)
     source = lfw.locate(config.data)
@@ -103,8 +88,10 @@ def run_experiment(config: ExperimentConfig, out: Path, quiet: bool = False) -> 
 
     channels, size = config.prep.channels, config.prep.size
     tiny_mean, tiny_std = normalisation("tinyvgg", channels)
+    ssl_methods = {ssl_arm(m): m for m in config.methods}
+    arms = [a for arm in config.arms for a in (ssl_methods if arm == "ssl" else [arm])]
     for seed in config.seeds:
-        for arm in config.arms:
+        for arm in arms:
             started = time.perf_counter()
             label = f"{arm} seed {seed}"
             run: dict = {"arm": arm, "seed": seed}
@@ -124,8 +111,12 @@ def run_experiment(config: ExperimentConfig, out: Path, quiet: bool = False) -> 
                 run["history"] = _train_arm(model, pipeline, community, config.scratch, seed,
                                             label, log_path, progress)
             else:
-                pretext = _pretext(config, split, tiny_cache, seed, results, out, progress,
-                                   log_path, first=seed == config.seeds[0])
+                run["method"] = method = ssl_methods[arm]
+                if method == "kmeans":
+                    pretext = _pretext(config, split, tiny_cache, seed, results, out, progress,
+                                       log_path, first=seed == config.seeds[0])
+                else:
+                    pretext = _pretrained(config, method, seed, out, progress.quiet)
                 run["pretext_history"], model = pretext
                 replace_head(model, len(people))
                 pipeline = BatchPipeline(tiny_mean, tiny_std, config.finetune.augment)
@@ -138,6 +129,24 @@ def run_experiment(config: ExperimentConfig, out: Path, quiet: bool = False) -> 
     plot_curves(results, out / "curves.png")
     write_report(results, out / "report.md")
     return results
+
+
+def ssl_arm(method: str) -> str:
+    """The arm's name: `ssl` for the original k-means pretext, `ssl-<method>` for others."""
+    return "ssl" if method == "kmeans" else f"ssl-{method}"
+
+
+def _pretrained(config: ExperimentConfig, method: str, seed: int, out: Path, quiet: bool):
+    """`facessl pretrain` with `method` on the same pool images; (history, backbone).
+
+    The checkpoint lands in the run folder, so an interrupted experiment resumes it."""
+    settings = PretrainConfig(method=method, split=config.split, data=config.data,
+                              prep=config.prep, width=config.width,
+                              pool_images=config.pretext_images, seed=seed)
+    settings.train.epochs = config.method_epochs
+    folder = out / f"pretrain-{method}-seed{seed}"
+    meta = run_pretrain(settings, folder, quiet=quiet)
+    return meta["history"], load_backbone(folder)[0].train()
 
 
 def _pretext(config: ExperimentConfig, split: Split, cache: image_cache.ImageCache, seed: int,

@@ -19,23 +19,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from facessl import evaluate as ev
 from facessl import verification
 from facessl.augment import BatchPipeline
 from facessl.checkpoint import embed, load_backbone
-from facessl.config import EvaluateConfig
+from facessl.config import EvaluateConfig, finetune_config
 from facessl.data import cache as image_cache
 from facessl.data import lfw
 from facessl.data.splits import load_manifest, min_train, resolve_split_path, subsample
 from facessl.errors import FacesslError
-from facessl.experiment import Progress
+from facessl.progress import Progress
 from facessl.files import ensure_writable_dir, write_json
 from facessl.models import replace_head
 from facessl.plots import plot_embedding, plot_label_efficiency
 from facessl.pretrain import SEEN
 from facessl.provenance import git_sha
-from facessl.train import TensorSet, fit
+from facessl.train import TensorSet, TrainConfig, fit
 from facessl.whitening import Whitening
 
 PROTOCOLS = ("knn", "ncm", "ncm-whitened", "linear", "finetune")
@@ -80,15 +81,16 @@ def _choose_shrink(unlabelled, train_sets, val_x, val_y) -> tuple[float, dict]:
     return max(scores, key=scores.get), scores
 
 
-def _finetune(model, meta, train: TensorSet, val: TensorSet, test: TensorSet, classes: int,
-              config, seed: int) -> float:
+def finetune(model, meta, train: TensorSet, eval_sets: dict[str, TensorSet], classes: int,
+             config: TrainConfig, seed: int, frozen_blocks: int = 0) -> list[dict]:
+    """Fine-tune a copy of `model` with a new head; its per-epoch history (`fit`'s)."""
     tuned = replace_head(copy.deepcopy(model), classes)
+    if meta["backbone"] == "efficientnet_lite0":
+        tuned.freeze(frozen_blocks)
     torch.manual_seed(seed)
     tuned.head.reset_parameters()
     pipeline = BatchPipeline(meta["mean"], meta["std"], config.augment)
-    history = fit(tuned, pipeline, train, config, eval_sets={"val": val, "test": test}, seed=seed,
-                  stage="finetune")
-    return history[-1]["test_acc"]
+    return fit(tuned, pipeline, train, config, eval_sets=eval_sets, seed=seed, stage="finetune")
 
 
 def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict:
@@ -99,6 +101,7 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
                            f"expected one or more of: {', '.join(PROTOCOLS)}")
     out = ensure_writable_dir(Path(out))
     model, meta = load_backbone(config.checkpoint)
+    embedder = _embedder(model, meta, config.block)
     prep = image_cache.Preprocessing(**meta["preprocessing"])
     source = lfw.locate(config.data)
     split_path = resolve_split_path(config.split)
@@ -107,10 +110,13 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     for shots in config.shots:
         if shots is not None and shots > min_train(split):
             split.labelled("train", shots)  # names the person who has too few
+    train_config = copy.deepcopy(config.finetune or finetune_config(meta["backbone"]))
+    if config.finetune_epochs is not None:
+        train_config.epochs = config.finetune_epochs
     started = time.perf_counter()
 
     community = sorted({p for roles in split.community.values() for r in roles.values() for p in r})
-    raw = dict(zip(community, _embed(model, meta, torch.from_numpy(built.take(community)))))
+    raw = dict(zip(community, _embed(embedder, meta, torch.from_numpy(built.take(community)))))
     test_paths, test_y = split.labelled("test")
     val_paths, val_y = split.labelled("val")
     test_y = np.asarray(test_y)
@@ -119,7 +125,7 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     whitening = None
     if "ncm-whitened" in config.protocols:
         pool = subsample(split.unlabelled, WHITENING_POOL, seed=0)
-        pool_x = _embed(model, meta, torch.from_numpy(built.take(pool)))
+        pool_x = _embed(embedder, meta, torch.from_numpy(built.take(pool)))
         train_sets = [(_stack(raw, p), np.asarray(y))
                       for p, y in (split.labelled("train", s) for s in config.shots)]
         shrink, tried = _choose_shrink(pool_x, train_sets, _stack(raw, val_paths), np.asarray(val_y))
@@ -130,6 +136,7 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
                      "method": meta["method"], "track": config.track, "split": split.name,
                      "git_sha": git_sha(), "config": json.loads(json.dumps(
                          dataclasses.asdict(config))), "seen_images": meta.get("seen_images"),
+                     "finetune": dataclasses.asdict(train_config),
                      "whitening": whitening, "accuracy": {}}
     for shots in config.shots:
         label = shot_label(shots)
@@ -157,13 +164,13 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
                 row[f"{name}+propagation"] = [accuracy]
                 results.setdefault("pseudo_labelled", {}).setdefault(label, {})[name] = added
         if "finetune" in config.protocols:
-            tensors = {role: TensorSet(torch.from_numpy(built.take(paths)), torch.tensor(y))
-                       for role, (paths, y) in (("train", (train_paths, train_y.tolist())),
-                                                ("val", (val_paths, val_y)),
-                                                ("test", (test_paths, test_y.tolist())))}
+            tensors = lambda paths, y: TensorSet(  # noqa: E731
+                torch.from_numpy(built.take(paths)), torch.tensor(list(y)))
+            watched = {"val": tensors(val_paths, val_y), "test": tensors(test_paths, test_y)}
             row["finetune"] = [
-                _finetune(model, meta, tensors["train"], tensors["val"], tensors["test"],
-                          len(split.people), config.finetune, seed) for seed in config.seeds]
+                finetune(model, meta, tensors(train_paths, train_y), watched, len(split.people),
+                         train_config, seed, config.finetune_frozen_blocks)[-1]["test_acc"]
+                for seed in config.seeds]
         results["accuracy"][label] = {
             name: dict(zip(("mean", "std"), ev.summarise_seeds(v)), runs=v)
             for name, v in row.items()}
@@ -175,12 +182,33 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     plot_embedding(ev.l2_normalise(_stack(raw, test_paths)), test_y, out / "embedding.png",
                    title=f"{meta['method']} / {meta['backbone']}: {split.name} test faces (t-SNE)")
     if config.verification:
-        results["verification"] = _verification(model, meta, built, source, config, out)
+        results["verification"] = _verification(embedder, meta, built, source, config, out)
         progress(f"LFW verification: {100 * results['verification']['accuracy']:.1f}% "
                  f"± {100 * results['verification']['std']:.1f}")
     results["wall_seconds"] = time.perf_counter() - started
     write_json(out / "results.json", results)
     return results
+
+
+class _BlockMap(nn.Module):
+    """EfficientNet-Lite0's feature map at one block, flattened: what the product's
+    classifier describes faces by, here scored by the frozen-feature protocols."""
+
+    def __init__(self, model: nn.Module, block: int):
+        super().__init__()
+        self.features = model.block_features(block)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).flatten(1)
+
+
+def _embedder(model: nn.Module, meta: dict, block: int | None) -> nn.Module:
+    if block is None:
+        return model
+    if meta["backbone"] != "efficientnet_lite0":
+        raise FacesslError(f"--block describes faces by an EfficientNet-Lite0 block's feature "
+                           f"map; this backbone is {meta['backbone']}. Leave --block out.")
+    return _BlockMap(model, block).eval()
 
 
 def _stack(embeddings: dict[str, np.ndarray], paths: list[str]) -> np.ndarray:

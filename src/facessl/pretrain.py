@@ -22,12 +22,12 @@ from facessl.data import cache as image_cache
 from facessl.data import lfw
 from facessl.data.splits import Split, load_manifest, resolve_split_path, subsample
 from facessl.errors import FacesslError
-from facessl.experiment import Progress
-from facessl.provenance import git_sha
 from facessl.files import ensure_writable_dir, write_json
 from facessl.models import create_model, normalisation
 from facessl.pretext import kmeans
 from facessl.pretext.registry import create_method
+from facessl.progress import Progress
+from facessl.provenance import git_sha
 from facessl.train import Pretext, TensorSet, run_training
 
 TRACKS = ("inductive", "album")

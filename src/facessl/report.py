@@ -15,6 +15,17 @@ from facessl.files import atomic_path, write_text  # noqa: E402
 ARM_TITLES = {"ssl": "SSL (k-means pretext)", "scratch": "TinyVGG from scratch",
               "transfer": "ImageNet transfer (EfficientNet-Lite0)"}
 ARM_COLOURS = {"ssl": "tab:blue", "scratch": "tab:orange", "transfer": "tab:green"}
+OTHER_COLOURS = ["tab:purple", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
+
+
+def arm_title(arm: str) -> str:
+    """`ssl-simclr` -> "SSL (simclr pretext)"; the three original arms by their titles."""
+    return ARM_TITLES.get(arm) or f"SSL ({arm.removeprefix('ssl-')} pretext)"
+
+
+def _colours(arms) -> dict[str, str]:
+    others = iter(OTHER_COLOURS * 2)
+    return {arm: ARM_COLOURS.get(arm) or next(others) for arm in arms}
 
 
 def _runs_by_arm(results: dict) -> dict[str, list[dict]]:
@@ -89,7 +100,7 @@ def write_report(results: dict, path) -> None:
     for arm, s in summary.items():
         epochs = f"{s['pretext_epochs']} pretext + {s['epochs']}" if s["pretext_epochs"] else s["epochs"]
         reached = ", ".join("never" if e is None else str(e) for e in s["epochs_to_scratch_best_val"])
-        lines.append(f"| {ARM_TITLES[arm]} | {epochs} | {_fmt(s['final_test_acc'])} | "
+        lines.append(f"| {arm_title(arm)} | {epochs} | {_fmt(s['final_test_acc'])} | "
                      f"{_fmt(s['best_test_acc'])} | {reached} | "
                      f"{_fmt(s['wall_seconds'], 1.0, 0)} |")
     n_test = results.get("n_test")
@@ -114,13 +125,15 @@ def write_report(results: dict, path) -> None:
 def plot_curves(results: dict, path) -> None:
     """Accuracy and loss per epoch, mean over seeds with a min-max band, per arm."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for arm, runs in _runs_by_arm(results).items():
-        colour = ARM_COLOURS[arm]
+    by_arm = _runs_by_arm(results)
+    colours = _colours(by_arm)
+    for arm, runs in by_arm.items():
+        colour = colours[arm]
         for ax, metric in zip(axes, ("acc", "loss")):
             for split, style in (("test", "-"), ("train", ":")):
                 curves = np.array([[h[f"{split}_{metric}"] for h in r["history"]] for r in runs])
                 epochs = np.arange(1, curves.shape[1] + 1)
-                label = f"{ARM_TITLES[arm]} ({split})"
+                label = f"{arm_title(arm)} ({split})"
                 ax.plot(epochs, curves.mean(0), style, color=colour, label=label)
                 if split == "test":
                     ax.fill_between(epochs, curves.min(0), curves.max(0), color=colour, alpha=0.2)

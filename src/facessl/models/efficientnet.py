@@ -38,16 +38,31 @@ class EfficientNetLite0(nn.Module):
             if any(not k.startswith("_fc.") for k in missing):
                 raise FacesslError(f"the EfficientNet-Lite0 weights in {path} do not fit the model")
         self.trunk = trunk
-        # The first `frozen_blocks` MBConv blocks (and the stem) keep their ImageNet weights:
-        # their generic edge/texture filters need no change, and skipping their backward
-        # pass makes CPU fine-tuning markedly cheaper.
-        if frozen_blocks:
-            frozen = [trunk._conv_stem, trunk._bn0, *trunk._blocks[:frozen_blocks]]
-            for p in (p for m in frozen for p in m.parameters()):
-                p.requires_grad = False
+        self.freeze(frozen_blocks)
         self.embedding_dim = trunk._fc.in_features
         self.head = nn.Linear(self.embedding_dim, num_classes)
         trunk._fc = nn.Identity()
+
+    def freeze(self, blocks: int) -> None:
+        """Keep the stem and the first `blocks` MBConv blocks at their current weights:
+        their generic edge/texture filters need no change, and skipping their backward pass
+        makes CPU fine-tuning markedly cheaper."""
+        if blocks:
+            frozen = [self.trunk._conv_stem, self.trunk._bn0, *self.trunk._blocks[:blocks]]
+            for p in (p for m in frozen for p in m.parameters()):
+                p.requires_grad = False
+
+    def block_features(self, block: int) -> nn.Sequential:
+        """The network up to and including MBConv block `block`: a spatial feature map.
+
+        Mid-level maps keep where the eyes, nose and mouth are; the final pooled features
+        answer "which ImageNet object", which barely tells two faces apart (BENCHMARKS.md)."""
+        blocks = self.trunk._blocks
+        if not 0 <= block < len(blocks):
+            raise FacesslError(f"the block must be one of EfficientNet-Lite0's, 0 to "
+                               f"{len(blocks) - 1}; got {block}.")
+        return nn.Sequential(self.trunk._conv_stem, self.trunk._bn0, self.trunk._swish,
+                             *blocks[:block + 1])
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         features = self.trunk.extract_features(x)
