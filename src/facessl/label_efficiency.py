@@ -110,7 +110,8 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     for shots in config.shots:
         if shots is not None and shots > min_train(split):
             split.labelled("train", shots)  # names the person who has too few
-    train_config = copy.deepcopy(config.finetune or finetune_config(meta["backbone"]))
+    train_config = copy.deepcopy(config.finetune or finetune_config(
+        meta["backbone"], pretrained=meta["method"] != "random-init"))
     if config.finetune_epochs is not None:
         train_config.epochs = config.finetune_epochs
     started = time.perf_counter()
