@@ -78,7 +78,9 @@ def test_evaluate_writes_label_efficiency_for_both_tracks(checkpoint, tiny_lfw, 
         if track == "album":  # the semi-supervised step, in both spaces, for every k
             assert {"ncm+propagation", "ncm-whitened+propagation"} <= set(row)
             assert results["whitening"]["shrink"] in (0.01, 0.1, 1.0)
-            assert set(results["pseudo_labelled"]["1"]) == {"ncm", "ncm-whitened"}
+            for chosen in results["propagation"].values():  # confidence chosen on val
+                assert chosen["confidence"] in (0.1, 0.2, 0.3, 0.5)
+                assert set(chosen["added"]) == {"1", "2"}
         for score in row.values():
             assert 0 <= score["mean"] <= 1
             assert abs(score["runs"][0] * 6 - round(score["runs"][0] * 6)) < 1e-9  # 6 test faces

@@ -77,7 +77,6 @@ class EvaluateConfig:
     block: int | None = None  # EfficientNet-Lite0: describe faces by this block's map
     protocols: list[str] = field(default_factory=lambda: [
         "knn", "ncm", "ncm-whitened", "linear", "finetune"])
-    propagation_threshold: float = 0.5  # album track: keep pseudo labels at least this sure
     verification: bool = True
     pairs: str | None = None  # LFW pairs.txt; None = lfw-protocol/ beside the LFW data
     data: str | None = None

@@ -5,8 +5,8 @@ scored by cosine kNN, nearest class mean (also after PCA whitening fitted on the
 unlabelled faces, its strength chosen on val) and a linear probe, and the whole network by
 a fine-tune with a new head (one run per seed; the frozen protocols are deterministic). The
 album track also spreads the k labels over the community's other, unlabelled train photos
-(label propagation on the embedding's kNN graph) and adds the confident ones to the class
-means. The same backbone is scored on LFW verification (pairs.txt, 10 folds).
+(label propagation on the embedding's kNN graph) and adds the confident ones (how sure:
+chosen on val) to the class means. The same backbone is scored on LFW verification (pairs.txt, 10 folds).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from facessl.whitening import Whitening
 PROTOCOLS = ("knn", "ncm", "ncm-whitened", "linear", "finetune")
 WHITENING_POOL = 3000  # unlabelled pool faces the whitening is fitted on (plus the album)
 SHRINKS = (0.01, 0.1, 1.0)  # whitening strengths tried on val: 0 whitens fully
+CONFIDENCES = (0.1, 0.2, 0.3, 0.5)  # label-propagation shares tried on val (album track)
 
 
 def shot_label(shots: int | None) -> str:
@@ -59,15 +60,30 @@ def _frozen_scores(protocols, train_x, train_y, test_x, test_y) -> dict[str, flo
     return scores
 
 
-def _propagated_ncm(train_x, train_y, extra_x, test_x, test_y, threshold: float
-                    ) -> tuple[float, int]:
-    """(NCM accuracy, album photos added): label propagation from the k labelled photos to
-    the album's other photos; the confident ones join their person's class mean."""
-    pseudo, confidence = ev.label_propagation(train_x, train_y, extra_x)
-    keep, labels = ev.confident_pseudo_labels(pseudo, confidence, threshold)
-    x = np.concatenate([train_x, extra_x[keep]])
-    y = np.concatenate([train_y, labels])
-    return ev.nearest_class_mean_accuracy(x, y, test_x, test_y), int(len(keep))
+def _propagated_ncm(train_x, train_y, album_x, queries: dict[str, tuple]) -> dict[float, dict]:
+    """Label propagation from the k labelled photos over the album's other photos; for each
+    confidence in `CONFIDENCES`, the album photos at least that sure join their person's
+    class mean: {confidence: {"added": n, query set: NCM accuracy}}."""
+    pseudo, confidence = ev.label_propagation(train_x, train_y, album_x)
+    scores = {}
+    for threshold in CONFIDENCES:
+        keep, labels = ev.confident_pseudo_labels(pseudo, confidence, threshold)
+        x = np.concatenate([train_x, album_x[keep]])
+        y = np.concatenate([train_y, labels])
+        scores[threshold] = {"added": int(len(keep))} | {
+            name: ev.nearest_class_mean_accuracy(x, y, qx, qy) for name, (qx, qy) in queries.items()}
+    return scores
+
+
+def _choose_confidence(by_shots: dict[str, dict[float, dict]]) -> dict:
+    """The propagation confidence with the best mean val accuracy over the k's; its test
+    accuracy and album photos added at each k."""
+    best = max(CONFIDENCES, key=lambda t: np.mean([s[t]["val"] for s in by_shots.values()]))
+    return {"confidence": best,
+            "val_accuracy_by_confidence": {t: float(np.mean([s[t]["val"] for s in by_shots.values()]))
+                                           for t in CONFIDENCES},
+            "test": {label: s[best]["test"] for label, s in by_shots.items()},
+            "added": {label: s[best]["added"] for label, s in by_shots.items()}}
 
 
 def _choose_shrink(unlabelled, train_sets, val_x, val_y) -> tuple[float, dict]:
@@ -139,6 +155,7 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
                          dataclasses.asdict(config))), "seen_images": meta.get("seen_images"),
                      "finetune": dataclasses.asdict(train_config),
                      "whitening": whitening, "accuracy": {}}
+    propagated: dict[str, dict] = {}  # album track: space -> k -> confidence -> scores
     for shots in config.shots:
         label = shot_label(shots)
         train_paths, train_y = split.labelled("train", shots)
@@ -159,11 +176,10 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
                 whiten(_stack(raw, train_paths)), train_y, whiten(_stack(raw, test_paths)), test_y)]
         if album.get(shots):
             for name, to_space in spaces.items():
-                accuracy, added = _propagated_ncm(
+                propagated.setdefault(name, {})[label] = _propagated_ncm(
                     to_space(_stack(raw, train_paths)), train_y, to_space(_stack(raw, album[shots])),
-                    to_space(_stack(raw, test_paths)), test_y, config.propagation_threshold)
-                row[f"{name}+propagation"] = [accuracy]
-                results.setdefault("pseudo_labelled", {}).setdefault(label, {})[name] = added
+                    {"val": (to_space(_stack(raw, val_paths)), np.asarray(val_y)),
+                     "test": (to_space(_stack(raw, test_paths)), test_y)})
         if "finetune" in config.protocols:
             tensors = lambda paths, y: TensorSet(  # noqa: E731
                 torch.from_numpy(built.take(paths)), torch.tensor(list(y)))
@@ -179,6 +195,12 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
                                            for n, s in results["accuracy"][label].items()))
         write_json(out / "results.json", results)
 
+    for name, by_shots in propagated.items():
+        chosen = _choose_confidence(by_shots)
+        results.setdefault("propagation", {})[name] = chosen
+        for label, accuracy in chosen["test"].items():
+            results["accuracy"][label][f"{name}+propagation"] = {"mean": accuracy, "std": 0.0,
+                                                                  "runs": [accuracy]}
     plot_label_efficiency(results, out / "label_efficiency.png")
     plot_embedding(ev.l2_normalise(_stack(raw, test_paths)), test_y, out / "embedding.png",
                    title=f"{meta['method']} / {meta['backbone']}: {split.name} test faces (t-SNE)")
