@@ -6,7 +6,8 @@ unlabelled faces, its strength chosen on val) and a linear probe, and the whole 
 a fine-tune with a new head (one run per seed; the frozen protocols are deterministic). The
 album track also spreads the k labels over the community's other, unlabelled train photos
 (label propagation on the embedding's kNN graph) and adds the confident ones (how sure:
-chosen on val) to the class means. The same backbone is scored on LFW verification (pairs.txt, 10 folds).
+chosen on val) to the class means. The same backbone is scored on LFW verification
+(pairs.txt, 10 folds).
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from facessl.data import cache as image_cache
 from facessl.data import lfw
 from facessl.data.splits import load_manifest, min_train, resolve_split_path, subsample
 from facessl.errors import FacesslError
-from facessl.progress import Progress
 from facessl.files import ensure_writable_dir, write_json
 from facessl.models import replace_head
 from facessl.plots import plot_embedding, plot_label_efficiency
 from facessl.pretrain import SEEN
+from facessl.progress import Progress
 from facessl.provenance import git_sha
 from facessl.train import TensorSet, TrainConfig, fit
 from facessl.whitening import Whitening
@@ -136,7 +137,7 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     raw = dict(zip(community, _embed(embedder, meta, torch.from_numpy(built.take(community)))))
     test_paths, test_y = split.labelled("test")
     val_paths, val_y = split.labelled("val")
-    test_y = np.asarray(test_y)
+    test_y, val_y, raw_val = np.asarray(test_y), np.asarray(val_y), _stack(raw, val_paths)
     album = {shots: [p for person in split.people for p in split.community[person]["train"][shots:]]
              for shots in config.shots if config.track == "album" and shots is not None}
     whitening = None
@@ -145,7 +146,7 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
         pool_x = _embed(embedder, meta, torch.from_numpy(built.take(pool)))
         train_sets = [(_stack(raw, p), np.asarray(y))
                       for p, y in (split.labelled("train", s) for s in config.shots)]
-        shrink, tried = _choose_shrink(pool_x, train_sets, _stack(raw, val_paths), np.asarray(val_y))
+        shrink, tried = _choose_shrink(pool_x, train_sets, raw_val, val_y)
         whitening = {"shrink": shrink, "val_accuracy_by_shrink": tried,
                      "fitted_on": f"{len(pool)} unlabelled pool faces"
                                   + (" + the album's photos" if album else "")}
@@ -160,26 +161,25 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
         label = shot_label(shots)
         train_paths, train_y = split.labelled("train", shots)
         train_y = np.asarray(train_y)
+        raw_train, raw_test = _stack(raw, train_paths), _stack(raw, test_paths)
+        raw_album = _stack(raw, album[shots]) if album.get(shots) else None
         # each space maps raw embeddings to unit rows that the class means compare
         spaces = {"ncm": ev.l2_normalise}
         if whitening is not None:
-            extra = [_stack(raw, album[shots])] if album.get(shots) else []
-            spaces["ncm-whitened"] = Whitening.fit(np.concatenate([pool_x, *extra]),
-                                                   whitening["shrink"])
-        train_x, test_x = ev.l2_normalise(_stack(raw, train_paths)), ev.l2_normalise(
-            _stack(raw, test_paths))
+            fitted_on = [pool_x] if raw_album is None else [pool_x, raw_album]
+            spaces["ncm-whitened"] = Whitening.fit(np.concatenate(fitted_on), whitening["shrink"])
+        train_x, test_x = ev.l2_normalise(raw_train), ev.l2_normalise(raw_test)
         row = {name: [value] for name, value in
                _frozen_scores(config.protocols, train_x, train_y, test_x, test_y).items()}
         if "ncm-whitened" in spaces:
             whiten = spaces["ncm-whitened"]
             row["ncm-whitened"] = [ev.nearest_class_mean_accuracy(
-                whiten(_stack(raw, train_paths)), train_y, whiten(_stack(raw, test_paths)), test_y)]
-        if album.get(shots):
+                whiten(raw_train), train_y, whiten(raw_test), test_y)]
+        if raw_album is not None:
             for name, to_space in spaces.items():
                 propagated.setdefault(name, {})[label] = _propagated_ncm(
-                    to_space(_stack(raw, train_paths)), train_y, to_space(_stack(raw, album[shots])),
-                    {"val": (to_space(_stack(raw, val_paths)), np.asarray(val_y)),
-                     "test": (to_space(_stack(raw, test_paths)), test_y)})
+                    to_space(raw_train), train_y, to_space(raw_album),
+                    {"val": (to_space(raw_val), val_y), "test": (to_space(raw_test), test_y)})
         if "finetune" in config.protocols:
             tensors = lambda paths, y: TensorSet(  # noqa: E731
                 torch.from_numpy(built.take(paths)), torch.tensor(list(y)))
