@@ -23,7 +23,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from facessl.augment import BatchPipeline
+from facessl.augment import BatchPipeline, to_tensor
+from facessl.config import Preprocessing
 from facessl.data import cache, lfw
 from facessl.data.splits import load_manifest, resolve_split_path
 
@@ -86,8 +87,8 @@ def main() -> None:
     args = parser.parse_args()
     split = load_manifest(resolve_split_path("lfw10-seed-v1"))
     paths, labels = split.labelled("train")
-    built = cache.load_or_build(lfw.locate(), cache.Preprocessing(128, 64), quiet=True)
-    images = torch.from_numpy(built.take(paths))
+    built = cache.load_or_build(lfw.locate(), Preprocessing(128, 64), quiet=True)
+    images = to_tensor(built.take(paths))
     with tempfile.TemporaryDirectory() as tmp:
         files = _extract(paths, Path(tmp))
         tutorial = time_tutorial(files, labels, args.epochs, args.workers)

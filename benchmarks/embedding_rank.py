@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import torch
 
-from facessl.checkpoint import embed, load_backbone
+from facessl.config import Preprocessing
 from facessl.data import cache, lfw
 from facessl.data.splits import load_manifest, resolve_split_path, subsample
+from facessl.models.checkpoint import load_backbone
+from facessl.models.encoders import FaceEncoder
 
 
 def main() -> None:
@@ -28,11 +29,11 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     for spec in args.backbones:
         model, meta = load_backbone(spec)
-        built = cache.load_or_build(lfw.locate(), cache.Preprocessing(**meta["preprocessing"]),
+        built = cache.load_or_build(lfw.locate(), Preprocessing(**meta["preprocessing"]),
                                     quiet=True)
         split = load_manifest(resolve_split_path("lfw62-v1"), available=built.paths)
-        faces = torch.from_numpy(built.take(subsample(split.unlabelled, 2000, seed=0)))
-        x = embed(model, faces, meta).numpy().astype(np.float64)
+        faces = built.take(subsample(split.unlabelled, 2000, seed=0))
+        x = FaceEncoder(model, meta).describe(faces).astype(np.float64)
         dead = int((np.abs(x).max(axis=0) < 1e-6).sum())
         spectrum = np.linalg.svd(x - x.mean(axis=0), compute_uv=False) ** 2
         share = spectrum / spectrum.sum()

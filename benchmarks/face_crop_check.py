@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facessl.config import Preprocessing
 from facessl.data import lfw
-from facessl.data.cache import LFW_SIDE, Preprocessing, decode_face
-from facessl.data.faces import LFW_BOX_SIDE, crop_like_lfw, detect_faces, load_photo
+from facessl.data.cache import LFW_SIDE, decode_face
+from facessl.data.faces import LFW_BOX_SIDE, crop_like_lfw, detect_faces
+from facessl.data.photos import load_photo
 
 EVERY = 33  # sample every 33rd photo: ~400 of LFW's 13,233, spread over all people
 SHOWN = 8
@@ -54,7 +56,7 @@ def main() -> None:
 
     sample = [data for i, (_, data) in enumerate(lfw.locate(args.data).iter_images())
               if i % EVERY == 0]
-    prep = Preprocessing()
+    prep = Preprocessing(size=64)
     boxes, central, detected = [], [], []
     for i, data in enumerate(sample):
         with warnings.catch_warnings():

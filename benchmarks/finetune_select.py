@@ -15,11 +15,13 @@ import time
 import numpy as np
 import torch
 
-from facessl.checkpoint import load_backbone
+from facessl.augment import to_tensor
+from facessl.config import Preprocessing, TrainConfig
 from facessl.data import cache, lfw
 from facessl.data.splits import load_manifest, resolve_split_path
-from facessl.label_efficiency import finetune
-from facessl.train import TensorSet, TrainConfig
+from facessl.eval.label_efficiency import finetune
+from facessl.models.checkpoint import load_backbone
+from facessl.train import TensorSet
 
 CANDIDATES = {
     "SGD lr 0.02, batch 16, 25 epochs (the experiment's scratch arm)": TrainConfig(
@@ -42,10 +44,10 @@ def main() -> None:
     print("| --- | --- |" + " --- |" * (len(args.shots) + 2))
     for spec in args.backbones:
         model, meta = load_backbone(spec)
-        built = cache.load_or_build(lfw.locate(), cache.Preprocessing(**meta["preprocessing"]),
+        built = cache.load_or_build(lfw.locate(), Preprocessing(**meta["preprocessing"]),
                                     quiet=True)
         split = load_manifest(resolve_split_path("lfw62-v1"), available=built.paths)
-        as_set = lambda paths, y: TensorSet(torch.from_numpy(built.take(paths)),  # noqa: E731
+        as_set = lambda paths, y: TensorSet(to_tensor(built.take(paths)),  # noqa: E731
                                             torch.tensor(y))
         val = {"val": as_set(*split.labelled("val"))}
         for name, config in CANDIDATES.items():

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from facessl import evaluate as ev
+from facessl.config import Preprocessing
 from facessl.data import cache, lfw
 from facessl.data.splits import load_manifest, resolve_split_path
+from facessl.eval import metrics as ev
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT = "lfw62-v1"
@@ -75,13 +76,13 @@ PRETRAINING = [
 # (row name, `facessl evaluate` backbone argument, extra evaluate arguments)
 BASELINES = [
     ("random TinyVGG (no pretraining)", "random:tinyvgg", []),
-    ("ImageNet EfficientNet-Lite0, pooled features", "imagenet:efficientnet_lite0", []),
-    ("ImageNet EfficientNet-Lite0, block-4 map (the product's)", "imagenet:efficientnet_lite0",
+    ("ImageNet EfficientNet-Lite0, pooled features", "efficientnet_lite0", []),
+    ("ImageNet EfficientNet-Lite0, block-4 map (the product's)", "efficientnet_lite0",
      ["--block", "4"]),
 ]
 FINETUNED = [  # (row name, backbone): the fine-tune protocol costs an hour of CPU per row
     ("TinyVGG from scratch", "random:tinyvgg"),
-    ("ImageNet EfficientNet-Lite0 (transfer)", "imagenet:efficientnet_lite0"),
+    ("ImageNet EfficientNet-Lite0 (transfer)", "efficientnet_lite0"),
 ]
 
 
@@ -101,7 +102,7 @@ def evaluated(runs: Path, name: str, backbone: str, track: str, *extra: str) -> 
 
 
 def pixel_baselines() -> dict[str, dict[str, float]]:
-    built = cache.load_or_build(lfw.locate(), cache.Preprocessing(128, 32), quiet=True)
+    built = cache.load_or_build(lfw.locate(), Preprocessing(128, 32), quiet=True)
     split = load_manifest(resolve_split_path(SPLIT), available=built.paths)
     flat = lambda paths: built.take(paths).reshape(len(paths), -1) / 255.0  # noqa: E731
     test_paths, test_y = split.labelled("test")

@@ -27,11 +27,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-
-from facessl.classifier import FaceClassifier, add_person, enroll, remove_person
-from facessl.data.faces import faces_in_photo, load_photo
-from facessl.predict import predict_files
 from lfw62_photos import write_photos
+
+from facessl.data.faces import faces_in_photo
+from facessl.data.photos import load_photo
+from facessl.product.classifier import FaceClassifier
+from facessl.product.enroll import add_person, enroll, remove_person
+from facessl.product.predict import predict_files
 
 
 def _ms(values) -> str:

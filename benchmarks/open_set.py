@@ -71,15 +71,16 @@ import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from facessl.augment import BatchPipeline
-from facessl.classifier import DEFAULT_BACKBONE, FaceClassifier
+from facessl.config import DEFAULT_BACKBONE, Preprocessing, TrainConfig
 from facessl.data import lfw
-from facessl.data.cache import Preprocessing
-from facessl.data.faces import Box, crop_like_lfw, detect_faces, load_photo
+from facessl.data.faces import Box, crop_like_lfw, detect_faces
+from facessl.data.photos import load_photo
 from facessl.data.splits import load_manifest, resolve_split_path
-from facessl.evaluate import l2_normalise
 from facessl.files import atomic_path, cache_root, write_json
 from facessl.models import create_model, normalisation
-from facessl.train import TensorSet, TrainConfig, fit
+from facessl.product.classifier import FaceClassifier
+from facessl.space.neighbours import l2_normalise
+from facessl.train import TensorSet, fit
 
 SHOTS = 5
 ALBUM_STRANGERS = 2000

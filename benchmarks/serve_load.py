@@ -21,9 +21,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-
-from facessl.classifier import enroll
 from lfw62_photos import write_photos
+
+from facessl.product.enroll import enroll
 
 
 def _free_port() -> int:

@@ -18,9 +18,10 @@ import time
 import torch
 
 from facessl.augment import BatchPipeline
+from facessl.config import TrainConfig
 from facessl.models import create_model
 from facessl.models.tinyvgg import TinyVGG
-from facessl.train import TensorSet, TrainConfig, fit
+from facessl.train import TensorSet, fit
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:

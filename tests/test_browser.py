@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from test_classifier import photos, shared_model
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 import facessl
-from facessl.bundle import META, WEIGHTS, BundleMeta, load_bundle, save_bundle
-from facessl.data.cache import Preprocessing
+from facessl.config import Preprocessing
 from facessl.errors import FacesslError
+from facessl.product.bundle import META, WEIGHTS, BundleMeta, load_bundle, save_bundle
 
 
 def _model() -> nn.Module:

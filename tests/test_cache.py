@@ -2,10 +2,11 @@ import warnings
 
 import numpy as np
 import pytest
-
 from conftest import TRUNCATED
+
+from facessl.augment import to_tensor
+from facessl.config import Preprocessing
 from facessl.data import cache, lfw
-from facessl.data.cache import Preprocessing
 
 
 def test_decodes_once_then_memory_maps(tiny_lfw, monkeypatch):
@@ -58,10 +59,12 @@ def test_half_written_cache_is_not_trusted(tiny_lfw):
     assert not list(folder.glob(".*tmp*"))  # no temporary files left behind
 
 
-def test_take_returns_channels_first_in_the_order_asked(tiny_lfw):
+def test_take_returns_the_photo_layout_in_the_order_asked(tiny_lfw):
     built = cache.load_or_build(lfw.locate(tiny_lfw["folder"]), Preprocessing(128, 32),
                                 quiet=True)
     a, b = built.paths[3], built.paths[0]
     taken = built.take([a, b])
-    assert taken.shape == (2, 3, 32, 32)
-    assert np.array_equal(taken[0], built.images[3].transpose(2, 0, 1))
+    assert taken.shape == (2, 32, 32, 3)
+    assert np.array_equal(taken[0], built.images[3])
+    assert to_tensor(taken).shape == (2, 3, 32, 32)
+    assert np.array_equal(to_tensor(taken)[1].numpy(), built.images[0].transpose(2, 0, 1))

@@ -18,15 +18,15 @@ from PIL import Image
 from sklearn.decomposition import PCA
 
 import facessl
-from facessl.bundle import META, WEIGHTS
-from facessl.classifier import (UNKNOWN, FaceClassifier, enroll, labelled_faces,
-                                person_faces)
-from facessl.config import PretrainConfig
-from facessl.data.cache import Preprocessing
-from facessl.data.faces import faces_in_photo, load_photo
+from facessl.config import Preprocessing, PretrainConfig
+from facessl.data.faces import faces_in_photo
+from facessl.data.photos import labelled_faces, load_photo, person_faces
 from facessl.errors import FacesslError
-from facessl.evaluate import l2_normalise
-from facessl.pretrain import run_pretrain
+from facessl.product.bundle import META, WEIGHTS
+from facessl.product.classifier import UNKNOWN, FaceClassifier
+from facessl.product.enroll import enroll
+from facessl.space.neighbours import l2_normalise
+from facessl.ssl.pretrain import run_pretrain
 
 NEWCOMER = "Abdullah_Gul"  # 19 photos in the tiny fixture's unlabelled pool
 STRANGER = "Abdoulaye_Wade"  # the fixture's `unknown` person
@@ -207,8 +207,11 @@ def test_add_and_remove_a_person_without_touching_the_backbone(community):
         clf.remove_person("Nobody")
     with pytest.raises(FacesslError, match="Ariel_Sharon is already enrolled; remove them"):
         clf.add_person("Ariel_Sharon", newcomer[:2])
-    with pytest.raises(FacesslError, match="cannot be called 'unknown'"):
+    with pytest.raises(FacesslError, match="'unknown' is what the classifier answers"):
         clf.add_person(UNKNOWN, newcomer[:2])
+    for name in ("../evil", "a/b", "back\\slash", "x..y", "  "):
+        with pytest.raises(FacesslError, match="a person cannot be called .* without '/'"):
+            clf.add_person(name, newcomer[:2])
 
 
 # ---------------------------------------------------------------- save and load
@@ -307,7 +310,7 @@ def test_a_self_supervised_checkpoint_can_be_enrolled_with(tiny_lfw, community, 
     assert document["extra"]["backbone_source"].startswith("rotation checkpoint ckpt")
     held = crops([f for p in clf.people for f in photos(tiny_lfw, p, ("val", "test"))],
                  clf.preprocessing)
-    assert clf.transform(held).shape == (len(held), clf.encoder_.model.embedding_dim)
+    assert clf.transform(held).shape == (len(held), clf.encoder_.features.embedding_dim)
     loaded = FaceClassifier.load(tmp_path / "model")
     assert np.allclose(loaded.predict_proba(held), clf.predict_proba(held), atol=1e-5)
     with pytest.raises(FacesslError, match="trained on faces cut as .*size=32.* not .*size=96"):

@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 
-from facessl import evaluate
+from facessl.config import Preprocessing
 from facessl.data import cache, lfw
-from facessl.data.cache import Preprocessing
 from facessl.data.splits import load_manifest
 from facessl.errors import FacesslError
+from facessl.eval import metrics as evaluate
+from facessl.space import propagation
 
 
 def _blobs(centres: np.ndarray, per_class: int, noise: float, seed: int = 0):
@@ -107,9 +108,9 @@ def test_misuse_and_bad_requests_are_refused():
     x, y = np.eye(3), np.arange(3)
     with pytest.raises(FacesslError, match=r"k=5 neighbours .* only 3 .* Pass k=3 or fewer"):
         evaluate.knn_predict(x, y, x, k=5)
-    with pytest.raises(ValueError, match="train_y must be 3 integer labels"):
+    with pytest.raises(FacesslError, match="train_y must be 3 integer labels"):
         evaluate.knn_predict(x, y[:2], x)
-    with pytest.raises(ValueError, match="same width"):
+    with pytest.raises(FacesslError, match="same width"):
         evaluate.nearest_class_mean_predict(x, y, np.eye(4))
     with pytest.raises(FacesslError, match=r"n_components=150 .* pool has 3 images .* "
                                             r"Pass n_components=2 or fewer"):
@@ -145,12 +146,12 @@ def test_label_propagation_labels_two_blobs_from_one_face_each():
     x, y = _blobs(centres, 30, noise=0.4, seed=5)
     labelled = np.array([0, 30])  # one face of blob 0 and one of blob 1; blob 2 has none
     rest = np.setdiff1d(np.arange(len(x)), labelled)
-    labels, confidence = evaluate.label_propagation(x[labelled], y[labelled], x[rest], k=10)
+    labels, confidence = propagation.label_propagation(x[labelled], y[labelled], x[rest], k=10)
     in_blobs = y[rest] < 2
     assert np.array_equal(labels[in_blobs], y[rest][in_blobs])
     assert confidence[in_blobs].min() > 0.99
     assert np.all(confidence[~in_blobs] == 0)  # no label reaches the unlabelled blob
-    keep, kept_labels = evaluate.confident_pseudo_labels(labels, confidence, threshold=0.0)
+    keep, kept_labels = propagation.confident_pseudo_labels(labels, confidence, threshold=0.0)
     assert np.array_equal(keep, np.flatnonzero(in_blobs))
     assert np.array_equal(kept_labels, y[rest][in_blobs])
 
@@ -165,7 +166,7 @@ def test_label_propagation_follows_a_chain_where_1nn_fails():
     rest = np.setdiff1d(np.arange(len(x)), labelled)
     nn = evaluate.knn_predict(x[labelled], y[labelled], x[rest], k=1)[0]
     assert (nn != y[rest]).sum() > 0
-    labels, confidence = evaluate.label_propagation(x[labelled], y[labelled], x[rest], k=4,
+    labels, confidence = propagation.label_propagation(x[labelled], y[labelled], x[rest], k=4,
                                                     iterations=30)
     assert np.array_equal(labels, y[rest])
 
@@ -176,16 +177,16 @@ def test_an_atypical_labelled_photo_still_labels_its_person():
     # for their labels to flow into the blobs.
     x, y = _blobs(np.eye(8)[:2] * 4, 20, noise=0.05, seed=6)
     labelled_x = np.array([[1.0, 0.0, 0.6] + [0.0] * 5, [0.0, 1.0, 0.0, 0.6] + [0.0] * 4])
-    labels, confidence = evaluate.label_propagation(labelled_x, np.array([0, 1]), x, k=5)
+    labels, confidence = propagation.label_propagation(labelled_x, np.array([0, 1]), x, k=5)
     assert np.array_equal(labels, y) and confidence.min() > 0.99
 
 
 def test_confident_pseudo_labels_apply_the_threshold():
     labels, confidence = np.array([3, 1, 2, 0]), np.array([0.95, 0.5, 0.9, 0.0])
-    keep, kept = evaluate.confident_pseudo_labels(labels, confidence, threshold=0.9)
+    keep, kept = propagation.confident_pseudo_labels(labels, confidence, threshold=0.9)
     assert keep.tolist() == [0, 2] and kept.tolist() == [3, 2]
-    with pytest.raises(ValueError, match="threshold"):
-        evaluate.confident_pseudo_labels(labels, confidence, threshold=1.5)
+    with pytest.raises(FacesslError, match="threshold"):
+        propagation.confident_pseudo_labels(labels, confidence, threshold=1.5)
 
 
 # ---------------------------------------------------------------- over seeds
@@ -195,5 +196,5 @@ def test_summarise_seeds():
     mean, std = evaluate.summarise_seeds([0.5, 0.7, 0.9])
     assert mean == pytest.approx(0.7) and std == pytest.approx(0.2)
     assert evaluate.summarise_seeds([0.4]) == (0.4, 0.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(FacesslError):
         evaluate.summarise_seeds([])

@@ -19,7 +19,8 @@ def test_tiny_experiment_writes_a_complete_report(tiny_lfw, tmp_path):
                    str(tiny_lfw["folder"]), "--seeds", "0", "1", "--epochs", "2",
                    "--pretext-epochs", "1", "--out", str(out))
     assert done.returncode == 0, done.stderr
-    assert "[ssl seed 0 pretext] epoch   1/1" in done.stderr  # progress, one line per epoch
+    assert "[kmeans/tinyvgg] epoch   1/1" in done.stderr  # progress, one line per epoch
+    assert (out / "pretrain-kmeans-seed0" / "checkpoint.json").is_file()  # one k-means home
 
     results = json.loads((out / "results.json").read_text())
     assert results["split"] == "tiny" and results["config"]["seeds"] == [0, 1]
@@ -33,6 +34,7 @@ def test_tiny_experiment_writes_a_complete_report(tiny_lfw, tmp_path):
     assert all(abs(h["test_acc"] * 6 - round(h["test_acc"] * 6)) < 1e-9 for h in history)
     assert len(results["runs"]["ssl/0"]["pretext_history"]) == 1
     assert 0 <= results["kmeans"]["0"]["nmi_pool_identity"] <= 1
+    assert -1 <= results["kmeans"]["0"]["ami_pool_identity"] <= 1
     assert sum(results["kmeans"]["0"]["cluster_sizes"]) == 48
     summary = results["summary"]
     assert set(summary) == {"ssl", "scratch", "transfer"}
@@ -41,6 +43,7 @@ def test_tiny_experiment_writes_a_complete_report(tiny_lfw, tmp_path):
     report = (out / "report.md").read_text()
     assert "| TinyVGG from scratch | 2 |" in report
     assert "The original claim" in report and "in this run" in report
+    assert "adjusted mutual information with identity" in report
     for png, min_size in (("curves.png", (800, 300)), ("clusters.png", (400, 400))):
         with Image.open(out / png) as image:
             assert image.size[0] >= min_size[0] and image.size[1] >= min_size[1]

@@ -5,12 +5,14 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from conftest import TRUNCATED
 from PIL import Image
 
-from conftest import TRUNCATED
+from facessl.config import Preprocessing
 from facessl.data import faces
-from facessl.data.cache import Preprocessing, decode_face
-from facessl.data.faces import Box, crop_like_lfw, detect_faces, faces_in_photo, load_photo
+from facessl.data.cache import decode_face
+from facessl.data.faces import Box, crop_like_lfw, detect_faces, faces_in_photo
+from facessl.data.photos import load_photo
 from facessl.errors import FacesslError
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 
+from facessl.config import Preprocessing
 from facessl.data import cache, lfw
-from facessl.data.cache import Preprocessing
-from facessl.pretext import kmeans
+from facessl.ssl import kmeans
 
 
 def _pool(tiny_lfw):
@@ -28,7 +28,9 @@ def test_pseudo_labels_are_cached(tiny_lfw, private_cache):
     assert np.array_equal(first, second)
 
 
-def test_identity_nmi_is_one_for_identity_and_low_for_noise():
+def test_identity_agreement_is_one_for_identity_and_near_zero_for_noise():
     names = ["a"] * 10 + ["b"] * 10
-    assert kmeans.identity_nmi(np.array([0] * 10 + [1] * 10), names) == 1.0
-    assert kmeans.identity_nmi(np.array([0, 1] * 10), names) < 0.1
+    assert kmeans.identity_agreement(np.array([0] * 10 + [1] * 10), names) == {
+        "nmi": 1.0, "ami": 1.0}
+    noise = kmeans.identity_agreement(np.array([0, 1] * 10), names)
+    assert noise["nmi"] < 0.1 and abs(noise["ami"]) < 0.1

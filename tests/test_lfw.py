@@ -1,8 +1,8 @@
 import tarfile
 
 import pytest
-
 from conftest import ARCHIVE, TRUNCATED
+
 from facessl.data import lfw
 from facessl.errors import FacesslError
 
@@ -58,7 +58,7 @@ def test_damaged_archive_is_refused(tmp_path):
 
 
 def test_offline_and_not_found_names_what_to_pass(tmp_path, monkeypatch):
-    monkeypatch.setattr(lfw, "_shared_data_dirs", lambda: [tmp_path / "no-shared"])
+    monkeypatch.setattr(lfw, "shared_folders", lambda name: [tmp_path / "no-shared"])
     monkeypatch.delenv("FACESSL_DATA", raising=False)
     monkeypatch.setenv("FACESSL_LFW_URL", "http://127.0.0.1:9/")  # nothing listens there
     with pytest.raises(FacesslError) as err:
@@ -70,7 +70,7 @@ def test_offline_and_not_found_names_what_to_pass(tmp_path, monkeypatch):
 
 
 def test_offline_switch_skips_the_download(tmp_path, monkeypatch):
-    monkeypatch.setattr(lfw, "_shared_data_dirs", lambda: [])
+    monkeypatch.setattr(lfw, "shared_folders", lambda name: [])
     monkeypatch.delenv("FACESSL_DATA", raising=False)
     monkeypatch.setenv("FACESSL_OFFLINE", "1")
     with pytest.raises(FacesslError, match="downloads are off"):

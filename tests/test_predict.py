@@ -9,14 +9,14 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import TRUNCATED
-from facessl.classifier import UNKNOWN, FaceClassifier
-from facessl.cli import main
-from facessl.predict import NO_FACE, annotate, predict_files, write_results
+from PIL import Image
 from test_classifier import NEWCOMER, people_folder, photos, shared_model
 from test_experiment import facessl
+
+from facessl.cli import main
+from facessl.product.classifier import UNKNOWN, FaceClassifier
+from facessl.product.predict import NO_FACE, annotate, predict_files, write_results
 
 
 @pytest.fixture(scope="module")

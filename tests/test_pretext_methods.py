@@ -6,19 +6,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from facessl.augment import to_tensor
+from facessl.config import Preprocessing
 from facessl.data import cache, lfw
-from facessl.data.cache import Preprocessing
 from facessl.errors import FacesslError
 from facessl.models.efficientnet import EfficientNetLite0
 from facessl.models.resnet import ResNet18
 from facessl.models.tinyvgg import TinyVGG
-from facessl.pretext import kmeans
-from facessl.pretext.deepcluster import DeepCluster, cluster_features, fill_empty_clusters
-from facessl.pretext.masked import MaskedMSELoss, MaskedPrediction, PatchMask
-from facessl.pretext.registry import METHODS, create_method
-from facessl.pretext.rotation import QuarterTurns, rotate
-from facessl.pretext.simclr import NTXentLoss, ViewAugmentation
-from facessl.pretext.vicreg import VICRegLoss
+from facessl.ssl import METHODS, create_method, method_class, kmeans
+from facessl.ssl.deepcluster import DeepCluster, cluster_features, fill_empty_clusters
+from facessl.ssl.masked import MaskedMSELoss, MaskedPrediction, PatchMask
+from facessl.ssl.rotation import QuarterTurns, rotate
+from facessl.ssl.simclr import NTXentLoss, ViewAugmentation
+from facessl.ssl.vicreg import VICRegLoss
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 BACKBONES = {
@@ -35,7 +35,7 @@ def faces(tiny_lfw, tmp_path_factory) -> torch.Tensor:
         patch.setenv("FACESSL_CACHE", str(tmp_path_factory.mktemp("cache")))
         built = cache.load_or_build(lfw.locate(tiny_lfw["folder"]), Preprocessing(128, 32),
                                     quiet=True)
-        return torch.from_numpy(built.take(tiny_lfw["manifest"]["unlabelled"][:16]))
+        return to_tensor(built.take(tiny_lfw["manifest"]["unlabelled"][:16]))
 
 
 def _options(name: str, images: torch.Tensor) -> dict:
@@ -188,7 +188,7 @@ def test_unknown_method_lists_the_valid_names():
 
 
 def test_every_registered_method_carries_its_registry_name():
-    assert {name: cls.name for name, cls in METHODS.items()} == {name: name for name in METHODS}
+    assert {name: method_class(name).name for name in METHODS} == {name: name for name in METHODS}
 
 
 # ---------------------------------------------------------------- DeepCluster's clusters

@@ -8,9 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import ARCHIVE
+from PIL import Image
 from test_cli_errors import _fails_cleanly
 from test_experiment import facessl
 
@@ -105,7 +104,7 @@ def test_evaluate_verification_on_the_official_pairs(tmp_path):
 def test_evaluate_scores_a_block_feature_map(tiny_lfw, tmp_path):
     """The product's descriptor (EfficientNet-Lite0 block 4) through the same protocols."""
     out = tmp_path / "block"
-    done = facessl("evaluate", "imagenet:efficientnet_lite0", "--block", "4", "--split",
+    done = facessl("evaluate", "efficientnet_lite0", "--block", "4", "--split",
                    str(tiny_lfw["split"]), "--data", str(tiny_lfw["folder"]), "--shots", "2",
                    "--protocols", "ncm", "ncm-whitened", "--no-verification", "--out", str(out))
     assert done.returncode == 0, done.stderr
@@ -119,13 +118,13 @@ def test_evaluate_scores_a_block_feature_map(tiny_lfw, tmp_path):
     (("pretrain", "--method", "telepathy"), ("unknown pretext method 'telepathy'", "simclr")),
     (("pretrain", "--backbone", "resnet9000"), ("unknown backbone 'resnet9000'", "tinyvgg")),
     (("pretrain", "--option", "novalue"), ("--option expects key=value",)),
-    (("evaluate", "imagenet:efficientnet_lite0", "--protocols", "vibes"),
+    (("evaluate", "efficientnet_lite0", "--protocols", "vibes"),
      ("unknown protocol 'vibes'", "knn")),
     (("evaluate", "no/such/checkpoint"), ("is not a facessl checkpoint",)),
-    (("evaluate", "mystery"), ("neither a checkpoint folder nor a known name",)),
-    (("evaluate", "random:tinyvgg", "--block", "4"), ("--block describes faces by an "
-                                                      "EfficientNet-Lite0", "Leave --block out")),
-    (("evaluate", "imagenet:efficientnet_lite0", "--block", "16"), ("0 to 15; got 16",)),
+    (("evaluate", "mystery"), ("neither a checkpoint folder nor a known backbone", "random:<backbone>")),
+    (("evaluate", "random:tinyvgg", "--block", "4"), ("feature map describes faces for "
+                                                      "EfficientNet-Lite0 only", "Leave the block out")),
+    (("evaluate", "efficientnet_lite0", "--block", "16"), ("0 to 15; got 16",)),
 ])
 def test_bad_input_gets_one_clear_message(tiny_lfw, tmp_path, args, fragments):
     _fails_cleanly(facessl(*args, "--data", str(tiny_lfw["folder"]), "--split",

@@ -6,12 +6,12 @@ import io
 
 import numpy as np
 import pytest
+from conftest import TRUNCATED
 from fastapi.testclient import TestClient
 from PIL import Image
-
-from conftest import TRUNCATED
-from facessl.serve import MAX_PIXELS, MAX_UPLOAD_BYTES, create_app
 from test_classifier import photos, shared_model
+
+from facessl.product.serve import MAX_PIXELS, MAX_UPLOAD_BYTES, create_app
 
 
 @pytest.fixture(scope="module")

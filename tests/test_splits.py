@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from conftest import LFW10
+
 from facessl.data.splits import generate_manifest, load_manifest, resolve_split_path
 from facessl.errors import FacesslError
 

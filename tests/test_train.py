@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from facessl.augment import BatchPipeline
+from facessl.config import TrainConfig
 from facessl.errors import FacesslError
 from facessl.models.tinyvgg import TinyVGG
-from facessl.train import Classification, TensorSet, TrainConfig, run_training
+from facessl.train import Classification, TensorSet, run_training
 
 
 def _setup(seed=0):

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ARCHIVE, SHARED
-from facessl import verification
-from facessl.data.cache import Preprocessing, decode_face
+
+from facessl.config import Preprocessing
+from facessl.data.cache import decode_face
 from facessl.errors import FacesslError
-from facessl.verification import Pair
+from facessl.eval import verification
+from facessl.eval.verification import Pair
 
 PROTOCOL = SHARED / "data" / "lfw-protocol"
 

@@ -1,16 +1,24 @@
 """Batched augmentation and normalisation on tensors, on the training device.
 
 Images stay uint8 until a batch is drawn; conversion, augmentation and normalisation happen
-on the whole batch at once (kornia), so no per-image Python work is in the hot path.
+on the whole batch at once (kornia), so no per-image Python work is in the hot path. Faces
+travel through the public API in the photo layout (N x H x W x C uint8, as the image cache,
+the face detector and `FaceClassifier` use it); `to_tensor` turns them into torch's.
 """
 
 from __future__ import annotations
 
 import kornia.augmentation as K
+import numpy as np
 import torch
 from torch import nn
 
 AUGMENTATIONS = ("none", "flip", "flip+shift")
+
+
+def to_tensor(faces: np.ndarray) -> torch.Tensor:
+    """N x H x W x C uint8 faces -> an N x C x H x W uint8 tensor (torch's layout)."""
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(faces).transpose(0, 3, 1, 2)))
 
 
 def build_augmentation(name: str) -> nn.Module:

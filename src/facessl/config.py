@@ -1,7 +1,9 @@
-"""Experiment configuration: plain dataclasses, and the named presets built from them.
+"""Every default facessl has, once: plain dataclasses, and the named experiment presets.
 
-`cpu` is the default, chosen by measurement on a 2-core CPU (see BENCHMARKS.md);
-`original` is the original design's budget, faithful and slow (a GPU user's preset).
+A leaf module (it imports nothing heavy), so the CLI reads its defaults from here while
+`facessl --help` stays fast. `cpu` is the default experiment preset, chosen by measurement
+on a 2-core CPU (see BENCHMARKS.md); `original` is the original design's budget, faithful
+and slow (a GPU user's preset).
 """
 
 from __future__ import annotations
@@ -9,16 +11,44 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from facessl.data.cache import Preprocessing
-from facessl.errors import FacesslError
-from facessl.pretext.registry import METHODS
-from facessl.train import TrainConfig
-
 ARMS = ("ssl", "scratch", "transfer")
+TRACKS = ("inductive", "album")  # album: the community's train photos are unlabelled data too
+PROTOCOLS = ("knn", "ncm", "ncm-whitened", "linear", "finetune")
+DEFAULT_BACKBONE = "efficientnet_lite0"  # ImageNet weights: the face space that measured best
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a stored face is cut from its photo: a central square, resized, in colour or not."""
+
+    crop: int = 128  # side of the central square, in pixels of a 250x250 LFW image
+    size: int = 32  # output side in pixels
+    grayscale: bool = False
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.grayscale else 3
+
+
+@dataclass
+class TrainConfig:
+    """One stage's optimisation budget."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    augment: str = "flip"
+    freeze_batchnorm: bool = False  # keep pretrained BN statistics (small batches, few images)
+    schedule: str = "constant"  # or "cosine": decay to 0 by the last step, so curves settle
+    optimizer: str = "sgd"  # or "adamw" (self-supervised objectives with wide heads)
 
 
 @dataclass
 class ExperimentConfig:
+    """`facessl experiment`: the ssl arm(s) vs scratch vs ImageNet transfer, over seeds."""
+
     split: str = "lfw10-seed-v1"
     shots: int | None = None  # k labelled images per person; None = all
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -26,7 +56,7 @@ class ExperimentConfig:
     data: str | None = None  # LFW archive or folder; None = search (see data/lfw.py)
     preset: str = "cpu"
     # TinyVGG arms (ssl, scratch)
-    prep: Preprocessing = field(default_factory=lambda: Preprocessing(crop=128, size=32))
+    prep: Preprocessing = field(default_factory=Preprocessing)
     width: float = 1.0
     clusters: int = 10
     methods: list[str] = field(default_factory=lambda: ["kmeans"])  # one ssl arm each
@@ -53,9 +83,9 @@ class PretrainConfig:
     method: str = "simclr"
     backbone: str = "tinyvgg"
     split: str = "lfw62-v1"
-    track: str = "inductive"  # or "album": the community's train photos too, without labels
+    track: str = "inductive"
     data: str | None = None
-    prep: Preprocessing = field(default_factory=lambda: Preprocessing(crop=128, size=32))
+    prep: Preprocessing = field(default_factory=Preprocessing)
     width: float = 1.0
     pool_images: int | None = None  # subsample the unlabelled images; None = all
     seed: int = 0
@@ -69,20 +99,39 @@ class PretrainConfig:
 class EvaluateConfig:
     """`facessl evaluate`: label efficiency of one backbone on one split, and verification."""
 
-    checkpoint: str = "imagenet:efficientnet_lite0"
+    checkpoint: str = DEFAULT_BACKBONE
     split: str = "lfw62-v1"
     shots: list[int | None] = field(default_factory=lambda: [1, 2, 5, 10, None])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     track: str = "inductive"
     block: int | None = None  # EfficientNet-Lite0: describe faces by this block's map
-    protocols: list[str] = field(default_factory=lambda: [
-        "knn", "ncm", "ncm-whitened", "linear", "finetune"])
+    protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
     verification: bool = True
     pairs: str | None = None  # LFW pairs.txt; None = lfw-protocol/ beside the LFW data
     data: str | None = None
     finetune: TrainConfig | None = None  # None = `finetune_config(backbone)`
     finetune_epochs: int | None = None  # overrides the fine-tune's epochs
     finetune_frozen_blocks: int = 6  # EfficientNet-Lite0 blocks kept at their weights
+    whitening_pool: int = 3000  # unlabelled faces the whitening is fitted on (plus the album)
+
+
+@dataclass
+class ClassifierConfig:
+    """The product's `FaceClassifier` (see its docstring for what each setting does)."""
+
+    backbone: str = DEFAULT_BACKBONE
+    layer: int | None = None  # None: the backbone's own descriptor (models.BACKBONES)
+    flip: bool = False
+    shrink: float = 0.01
+    album_confidence: float = 0.3
+
+
+@dataclass
+class DataConfig:
+    """`facessl data prepare` and `facessl data manifest`."""
+
+    prep: Preprocessing = field(default_factory=Preprocessing)
+    min_images: int = 10  # people with at least this many images form the community
 
 
 def finetune_config(backbone: str, pretrained: bool) -> TrainConfig:
@@ -103,7 +152,7 @@ def _original() -> ExperimentConfig:
     scratch 100 (batch 16), SGD lr 0.01 momentum 0.9, every pool image; transfer at 224 px."""
     return ExperimentConfig(
         preset="original",
-        prep=Preprocessing(crop=128, size=64),
+        prep=Preprocessing(size=64),
         pretext_images=None,
         pretext=TrainConfig(epochs=80, batch_size=128, lr=0.01, augment="none"),
         finetune=TrainConfig(epochs=50, batch_size=16, lr=0.01, augment="none"),
@@ -124,18 +173,8 @@ PRESETS = {"cpu": ExperimentConfig, "original": _original}
 
 
 def preset(name: str) -> ExperimentConfig:
+    from facessl.errors import FacesslError
+
     if name not in PRESETS:
         raise FacesslError(f"unknown preset {name!r}; expected one of: {', '.join(PRESETS)}")
     return copy.deepcopy(PRESETS[name]())
-
-
-def check_arms(arms: list[str], methods: list[str] | None = None) -> None:
-    """Refuse unknown arms or pretext methods before any work starts."""
-    unknown = [a for a in arms if a not in ARMS]
-    if unknown or not arms:
-        raise FacesslError(f"unknown arm {unknown[0] if unknown else '(none)'!r}; "
-                           f"expected one or more of: {', '.join(ARMS)}")
-    unknown = [m for m in methods or [] if m not in METHODS]
-    if unknown or methods == []:
-        raise FacesslError(f"unknown pretext method {unknown[0] if unknown else '(none)'!r} in "
-                           f"--methods; expected one or more of: {', '.join(METHODS)}")

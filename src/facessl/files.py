@@ -61,3 +61,11 @@ def write_json(dest: Path, obj: Any) -> None:
 def write_text(dest: Path, text: str) -> None:
     with atomic_path(dest) as tmp:
         tmp.write_text(text)
+
+
+def save_figure(fig, dest: Path) -> None:
+    """Write a matplotlib `Figure` as a PNG, laid out tight, atomically: every picture
+    facessl draws goes through here."""
+    fig.tight_layout()
+    with atomic_path(Path(dest), suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")

@@ -20,23 +20,9 @@ import torch
 from torch import nn
 
 from facessl.augment import BatchPipeline
+from facessl.config import TrainConfig
 from facessl.errors import FacesslError
 from facessl.files import atomic_path
-
-
-@dataclass
-class TrainConfig:
-    """One stage's optimisation budget."""
-
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    augment: str = "flip"
-    freeze_batchnorm: bool = False  # keep pretrained BN statistics (small batches, few images)
-    schedule: str = "constant"  # or "cosine": decay to 0 by the last step, so curves settle
-    optimizer: str = "sgd"  # or "adamw" (self-supervised objectives with wide heads)
 
 
 @dataclass
@@ -67,7 +53,7 @@ class Classification(nn.Module):
 
 
 class Pretext(nn.Module):
-    """A pretext method (`facessl.pretext.registry`) as an objective: labels are unused."""
+    """A pretext method (`facessl.ssl`) as an objective: labels are unused."""
 
     def __init__(self, method: nn.Module):
         super().__init__()
@@ -82,7 +68,7 @@ class Pretext(nn.Module):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, pipeline: BatchPipeline, data: TensorSet,
+def loss_and_accuracy(model: nn.Module, pipeline: BatchPipeline, data: TensorSet,
              device: torch.device, batch_size: int = 256) -> tuple[float, float]:
     """Mean loss and accuracy over every image of `data` (not averaged per batch)."""
     model.eval()
@@ -145,26 +131,12 @@ def run_training(
     n = len(train_set)
     steps_per_epoch = n // config.batch_size + (1 if n % config.batch_size > 1 else 0)
     schedule = _lr_schedule(config, max(1, steps_per_epoch) * config.epochs)
-    history: list[dict] = []
-    step = 0
+    history, step = [], 0
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        objective.load_state_dict(state["objective"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        history, step = state["history"], state["step"]
+        history, step = _resume(checkpoint, objective, optimizer, generator, device)
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
-        weights = None
-        if hasattr(objective, "start_epoch"):
-            weights = objective.start_epoch(train_set.images, config.batch_size)
-            optimizer.state.clear()  # a re-initialised head must not inherit old momentum
-        objective.train()
-        if config.freeze_batchnorm:
-            for module in objective.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+        weights = _start_epoch(objective, train_set, config, optimizer)
         loss_sum, correct, seen, hits = 0.0, 0, 0, None
         for idx in _batches(len(train_set), config.batch_size, weights, generator):
             images = train_set.images[idx].to(device)
@@ -186,22 +158,54 @@ def run_training(
         record = {"stage": stage, "epoch": epoch, "train_loss": loss_sum / seen}
         if hits is not None:
             record["train_acc"] = correct / seen
-        if epoch_metrics is not None:
-            record.update(epoch_metrics())
+        record.update(epoch_metrics() if epoch_metrics is not None else {})
         record["seconds"] = time.perf_counter() - started
         history.append(record)
-        if log_path is not None:
-            with open(log_path, "a") as log:
-                log.write(json.dumps(record) + "\n")
-        if checkpoint is not None:
-            with atomic_path(checkpoint, suffix=".pt") as tmp:
-                torch.save({"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                            "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                            "history": history,
-                            "step": step}, tmp)
+        _keep(record, history, step, log_path, checkpoint, objective, optimizer, generator)
         if on_epoch is not None:
             on_epoch(record)
     return history
+
+
+def _start_epoch(objective: nn.Module, train_set: TensorSet, config: TrainConfig,
+                 optimizer: torch.optim.Optimizer) -> torch.Tensor | None:
+    """Train mode (pretrained BatchNorm statistics kept if asked), and the objective's own
+    epoch start (DeepCluster re-clusters): its sampling weights, if any."""
+    weights = None
+    if hasattr(objective, "start_epoch"):
+        weights = objective.start_epoch(train_set.images, config.batch_size)
+        optimizer.state.clear()  # a re-initialised head must not inherit old momentum
+    objective.train()
+    if config.freeze_batchnorm:
+        for module in objective.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+    return weights
+
+
+def _resume(checkpoint: Path, objective: nn.Module, optimizer: torch.optim.Optimizer,
+            generator: torch.Generator, device: torch.device) -> tuple[list[dict], int]:
+    """Restore the state `_keep` saved; returns (history so far, global step)."""
+    state = torch.load(checkpoint, map_location=device, weights_only=True)
+    objective.load_state_dict(state["objective"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    return state["history"], state["step"]
+
+
+def _keep(record: dict, history: list[dict], step: int, log_path: Path | None,
+          checkpoint: Path | None, objective: nn.Module, optimizer: torch.optim.Optimizer,
+          generator: torch.Generator) -> None:
+    """Append the epoch's JSON line to the log and save the resumable state atomically."""
+    if log_path is not None:
+        with open(log_path, "a") as log:
+            log.write(json.dumps(record) + "\n")
+    if checkpoint is not None:
+        with atomic_path(checkpoint, suffix=".pt") as tmp:
+            torch.save({"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                        "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                        "history": history, "step": step}, tmp)
 
 
 def fit(
@@ -221,7 +225,8 @@ def fit(
     def eval_metrics() -> dict:
         record = {}
         for name, data in (eval_sets or {}).items():
-            record[f"{name}_loss"], record[f"{name}_acc"] = evaluate(model, pipeline, data, device)
+            record[f"{name}_loss"], record[f"{name}_acc"] = loss_and_accuracy(model, pipeline, data,
+                                                                            device)
         return record
 
     return run_training(Classification(model, pipeline), train_set, config, seed=seed,

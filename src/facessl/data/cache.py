@@ -11,31 +11,20 @@ import hashlib
 import io
 import json
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image
 from tqdm import tqdm
 
+from facessl.config import Preprocessing
 from facessl.data.lfw import ImageSource
 from facessl.errors import FacesslError
 from facessl.files import atomic_path, cache_root, write_json
 
 LFW_SIDE = 250  # LFW images are 250x250; crop sizes are stated in those pixels
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How a stored face is cut from its photo: a central square, resized, in colour or not."""
-
-    crop: int = 128  # side of the central square, in pixels of a 250x250 LFW image
-    size: int = 64  # output side in pixels
-    grayscale: bool = False
-
-    @property
-    def channels(self) -> int:
-        return 1 if self.grayscale else 3
+JPEG_END = b"\xff\xd9"  # the end-of-image marker a truncated JPEG lacks
 
 
 class ImageCache:
@@ -54,7 +43,8 @@ class ImageCache:
         return path in self._row
 
     def take(self, paths: list[str]) -> np.ndarray:
-        """Images for `paths` as an N x C x H x W uint8 array (the layout torch wants)."""
+        """Images for `paths` as an N x H x W x C uint8 array (the photo layout that
+        `FaceClassifier` takes; `augment.to_tensor` makes torch's of it)."""
         missing = [p for p in paths if p not in self._row]
         if missing:
             raise FacesslError(
@@ -62,30 +52,27 @@ class ImageCache:
                 "Check that the split manifest was made for this dataset."
             )
         rows = np.array([self._row[p] for p in paths], dtype=np.int64)
-        return np.ascontiguousarray(self.images[rows].transpose(0, 3, 1, 2))
+        return np.ascontiguousarray(self.images[rows])
 
 
 def open_image(data: bytes, name: str = "") -> tuple[Image.Image, bool]:
     """Open and fully decode an image; returns (image, was_truncated).
 
     A truncated JPEG (LFW has one) is decoded as far as it goes, with a warning, rather
-    than failing: the missing rows come out grey.
+    than failing: its missing rows come out grey. This closes the cut-off stream with an
+    end-of-image marker instead of flipping PIL's process-wide LOAD_TRUNCATED_IMAGES
+    (measured: the same pixels on LFW's truncated file), so no other decode is affected.
     """
     image = Image.open(io.BytesIO(data))
     try:
         image.load()
         return image, False
     except OSError as exc:
-        if "truncated" not in str(exc):
+        if "truncated" not in str(exc) or image.format != "JPEG":
             raise
     warnings.warn(f"{name or 'image'} is a truncated file; using the part that decodes")
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = True
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    image = Image.open(io.BytesIO(data + JPEG_END))
+    image.load()
     return image, True
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from facessl.data.cache import Preprocessing, open_image
+from facessl.config import Preprocessing
 from facessl.errors import FacesslError
 
 # Measured above: mean side of the detector's box in a 250x250 LFW photo.
@@ -46,49 +46,6 @@ class Box:
     w: int
     h: int
     neighbours: int
-
-
-def load_photo(photo: str | Path | bytes, name: str = "") -> Image.Image:
-    """Open any photo as upright RGB: EXIF rotation applied, transparency on white.
-
-    `photo` is a path or the file's bytes (`name` then names it in messages). A truncated
-    JPEG is decoded as far as it goes, with a warning, as the training cache does.
-    """
-    if isinstance(photo, bytes):
-        data, name = photo, name or "the uploaded image"
-    else:
-        path = Path(photo)
-        name = name or str(path)
-        if not path.is_file():
-            raise FacesslError(f"photo {name} does not exist or is not a file; "
-                               "pass the path of a JPEG, PNG or WebP photo.")
-        data = path.read_bytes()
-    if not data:
-        raise FacesslError(f"photo {name} is empty (0 bytes); pass a JPEG, PNG or WebP photo.")
-    image = _decode(data, name)
-    image = ImageOps.exif_transpose(image)
-    if image.mode.startswith("I"):  # 16-bit greyscale PNG: keep the top 8 bits
-        image = image.point(lambda v: v / 256)
-    if "A" in image.getbands() or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    return image.convert("RGB")
-
-
-def _decode(data: bytes, name: str) -> Image.Image:
-    try:
-        image, _ = open_image(data, name)
-    except UnidentifiedImageError:
-        raise FacesslError(
-            f"photo {name} is not an image ({len(data)} bytes starting {data[:8]!r}); "
-            "pass a JPEG, PNG or WebP photo.") from None
-    except Image.DecompressionBombError as exc:
-        raise FacesslError(f"photo {name} is too large to decode safely: {exc}. "
-                           "Resize it and try again.") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise FacesslError(f"photo {name} is damaged and cannot be decoded ({exc}); "
-                           "export it again or pass another photo.") from None
-    return image
 
 
 @functools.cache

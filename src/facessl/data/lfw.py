@@ -18,6 +18,7 @@ from typing import Iterator
 
 from tqdm import tqdm
 
+from facessl.data.shared import shared_folders
 from facessl.errors import FacesslError
 from facessl.files import atomic_path, cache_root
 
@@ -104,18 +105,6 @@ def _as_source(path: Path) -> ImageSource | None:
     return None
 
 
-def _shared_data_dirs() -> list[Path]:
-    """`../shared/data` beside the checkout: relative to the working directory and the code."""
-    here = Path(__file__).resolve()
-    candidates = [Path.cwd().parent / "shared" / "data"]
-    candidates += [parent.parent / "shared" / "data" for parent in here.parents[:5]]
-    unique: list[Path] = []
-    for c in candidates:
-        if c not in unique:
-            unique.append(c)
-    return unique
-
-
 def locate(
     explicit: str | Path | None = None, variant: str = "lfw-deepfunneled", download: bool = True
 ) -> ImageSource:
@@ -136,7 +125,7 @@ def locate(
         return source
     searched = []
     env = os.environ.get("FACESSL_DATA")
-    candidates = ([Path(env).expanduser()] if env else []) + _shared_data_dirs()
+    candidates = ([Path(env).expanduser()] if env else []) + shared_folders("data")
     candidates.append(cache_root() / "data")
     for path in candidates:
         searched.append(str(path))

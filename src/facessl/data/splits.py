@@ -15,6 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
+from facessl.data.shared import shared_folders
 from facessl.errors import FacesslError
 
 ROLES = ("train", "val", "test")
@@ -62,10 +63,7 @@ def resolve_split_path(name_or_path: str) -> Path:
         if not path.is_file():
             raise FacesslError(f"the split manifest {path} does not exist; pass a .json manifest.")
         return path
-    here = Path(__file__).resolve()
-    folders = [Path.cwd().parent / "shared" / "benchmarks"]
-    folders += [p.parent / "shared" / "benchmarks" for p in here.parents[:5]]
-    for folder in folders:
+    for folder in shared_folders("benchmarks"):
         if (folder / f"{name_or_path}.json").is_file():
             return folder / f"{name_or_path}.json"
     raise FacesslError(

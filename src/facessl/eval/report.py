@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from facessl.files import atomic_path, write_text  # noqa: E402
+from facessl.eval.metrics import summarise_seeds
+from facessl.files import save_figure, write_text
 
 ARM_TITLES = {"ssl": "SSL (k-means pretext)", "scratch": "TinyVGG from scratch",
               "transfer": "ImageNet transfer (EfficientNet-Lite0)"}
@@ -35,11 +33,6 @@ def _runs_by_arm(results: dict) -> dict[str, list[dict]]:
     return by_arm
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-
-
 def epochs_to_target(history: list[dict], target: float) -> int | None:
     """First epoch whose val accuracy reaches `target`, or None if it never does."""
     return next((r["epoch"] for r in history if r["val_acc"] >= target - 1e-9), None)
@@ -60,10 +53,10 @@ def summarise(results: dict) -> dict:
         summary[arm] = {
             "seeds": [r["seed"] for r in runs],
             "epochs": len(runs[0]["history"]),
-            "final_test_acc": _mean_std(final),
-            "best_test_acc": _mean_std(best),
+            "final_test_acc": summarise_seeds(final),
+            "best_test_acc": summarise_seeds(best),
             "epochs_to_scratch_best_val": reached,
-            "wall_seconds": _mean_std([r["wall_seconds"] for r in runs]),
+            "wall_seconds": summarise_seeds([r["wall_seconds"] for r in runs]),
             "pretext_epochs": len(runs[0].get("pretext_history", [])),
         }
     return summary
@@ -113,9 +106,11 @@ def write_report(results: dict, path) -> None:
                   f"{se:.1f} points: smaller differences are noise.", ""]
     for seed, k in results.get("kmeans", {}).items():
         lines.append(f"k-means (seed {seed}) on {k['pool_images']} pool images: cluster sizes "
-                     f"{k['cluster_sizes']}; NMI with identity {k['nmi_pool_identity']:.3f} (pool),"
-                     f" {k['nmi_community_identity']:.3f} (community train images; the pool value is "
-                     "inflated by its many people with a single photo).")
+                     f"{k['cluster_sizes']}; adjusted mutual information with identity "
+                     f"{k['ami_pool_identity']:.3f} (pool), {k['ami_community_identity']:.3f} "
+                     f"(community train images); NMI {k['nmi_pool_identity']:.3f} and "
+                     f"{k['nmi_community_identity']:.3f} (the pool's NMI is inflated by its "
+                     "many people with a single photo; AMI corrects for chance).")
     lines += ["", "![curves](curves.png)", ""]
     if results.get("kmeans"):
         lines += ["![clusters](clusters.png)", ""]
@@ -124,7 +119,8 @@ def write_report(results: dict, path) -> None:
 
 def plot_curves(results: dict, path) -> None:
     """Accuracy and loss per epoch, mean over seeds with a min-max band, per arm."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))
+    axes = fig.subplots(1, 2)
     by_arm = _runs_by_arm(results)
     colours = _colours(by_arm)
     for arm, runs in by_arm.items():
@@ -143,16 +139,15 @@ def plot_curves(results: dict, path) -> None:
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.suptitle(f"{results['split']}: solid = test, dotted = train")
-    fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_clusters(images: np.ndarray, labels: np.ndarray, path, info: dict,
                   per_cluster: int = 8) -> None:
     """Sample faces from each k-means cluster: what did the pseudo labels capture?"""
     clusters = int(labels.max()) + 1
-    fig, axes = plt.subplots(clusters, per_cluster, figsize=(per_cluster * 1.1, clusters * 1.15))
-    axes = np.atleast_2d(axes)
+    fig = Figure(figsize=(per_cluster * 1.1, clusters * 1.15))
+    axes = np.atleast_2d(fig.subplots(clusters, per_cluster))
     rng = np.random.default_rng(0)
     for c in range(clusters):
         members = np.flatnonzero(labels == c)
@@ -161,16 +156,9 @@ def plot_clusters(images: np.ndarray, labels: np.ndarray, path, info: dict,
             ax = axes[c, j]
             ax.axis("off")
             if j < len(chosen):
-                img = images[chosen[j]].transpose(1, 2, 0)
+                img = images[chosen[j]]
                 ax.imshow(img.squeeze(), cmap="gray" if img.shape[2] == 1 else None)
         axes[c, 0].set_title(f"cluster {c} (n={len(members)})", fontsize=7, loc="left")
-    fig.suptitle(f"k-means pseudo labels: NMI with identity {info['nmi_pool_identity']:.3f}",
-                 fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def _save(fig, path) -> None:
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    fig.suptitle(f"k-means pseudo labels: adjusted mutual information with identity "
+                 f"{info['ami_pool_identity']:.3f} (0 = unrelated, 1 = identity)", fontsize=9)
+    save_figure(fig, path)

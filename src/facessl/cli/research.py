@@ -1,41 +1,73 @@
-"""The `facessl` command. Arguments are parsed here only; the work is done by typed functions.
+"""`facessl experiment / pretrain / evaluate / data`: the research commands.
 
-A `FacesslError` (bad input the user can fix) prints one message and exits with status 2;
-Ctrl-C exits with 130 after whatever was already written has been kept.
+Parsing only, with defaults read from `facessl.config`; each handler builds a config,
+calls one typed function and prints what it wrote. Heavy modules (torch) are imported
+inside the handlers, so `facessl --help` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import json
 import time
 from pathlib import Path
 
-from facessl.cli_product import add_product_commands
+from facessl.config import (
+    ARMS,
+    PRESETS,
+    PROTOCOLS,
+    TRACKS,
+    DataConfig,
+    EvaluateConfig,
+    ExperimentConfig,
+    Preprocessing,
+    PretrainConfig,
+)
 from facessl.errors import FacesslError
+from facessl.models import BACKBONES
+from facessl.ssl import METHODS
+
+DATA_HELP = "LFW archive or folder (default: $FACESSL_DATA, ../shared/data, then download)"
 
 
-def _shots(value: str) -> int | None:
+def shots(value: str) -> int | None:
+    """--shots: a positive number, or 'all' (None)."""
     if value == "all":
         return None
     try:
-        shots = int(value)
+        count = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'all', got {value!r}") from None
-    if shots < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {shots}")
-    return shots
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {count}")
+    return count
+
+
+def options(pairs: list[str] | None) -> dict:
+    """--option key=value pairs; values parsed as JSON when they can be (numbers, lists)."""
+    parsed = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise FacesslError(f"--option expects key=value, got {pair!r}")
+        try:
+            parsed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key] = value
+    return parsed
+
+
+# ---------------------------------------------------------------- handlers
 
 
 def _experiment(args: argparse.Namespace) -> int:
-    from facessl.config import check_arms, preset
-    from facessl.experiment import run_experiment
+    from facessl.config import preset
+    from facessl.eval.experiment import check_arms, run_experiment
 
     config = preset(args.preset)
     check_arms(args.arms, args.methods)
     config.split, config.shots, config.seeds, config.arms = args.split, args.shots, args.seeds, args.arms
-    config.methods = args.methods
-    config.data = args.data
+    config.methods, config.data = args.methods, args.data
     if args.epochs is not None:
         for stage in (config.finetune, config.scratch, config.transfer):
             stage.epochs = args.epochs
@@ -55,18 +87,15 @@ def _experiment(args: argparse.Namespace) -> int:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from facessl.config import PretrainConfig
-    from facessl.data.cache import Preprocessing
-    from facessl.pretrain import run_pretrain
+    from facessl.ssl.pretrain import run_pretrain
 
     config = PretrainConfig(method=args.method, backbone=args.backbone, split=args.split,
                             track=args.track, data=args.data, seed=args.seed,
-                            pool_images=args.pool_images,
-                            prep=Preprocessing(crop=128, size=args.size))
-    for key, value in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size)):
-        if value is not None:
-            setattr(config.train, key, value)
-    config.options = _options(args.option)
+                            pool_images=args.pool_images, prep=Preprocessing(size=args.size),
+                            options=options(args.option))
+    for key in ("epochs", "lr", "batch_size"):
+        if getattr(args, key) is not None:
+            setattr(config.train, key, getattr(args, key))
     out = Path(args.out or f"runs/pretrain-{args.method}-{args.backbone}-{args.track}")
     run_pretrain(config, out, quiet=args.quiet)
     if not args.quiet:
@@ -74,25 +103,8 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _options(pairs: list[str]) -> dict:
-    """--option key=value pairs; values parsed as JSON when they can be (numbers, lists)."""
-    import json
-
-    options = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise FacesslError(f"--option expects key=value, got {pair!r}")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
-
-
 def _evaluate(args: argparse.Namespace) -> int:
-    from facessl.config import EvaluateConfig
-    from facessl.label_efficiency import run_evaluate
+    from facessl.eval.label_efficiency import run_evaluate
 
     config = EvaluateConfig(checkpoint=args.checkpoint, split=args.split, shots=args.shots,
                             seeds=args.seeds, track=args.track, protocols=args.protocols,
@@ -112,7 +124,7 @@ def _data_prepare(args: argparse.Namespace) -> int:
     from facessl.data import cache, lfw
 
     source = lfw.locate(args.data)
-    prep = cache.Preprocessing(crop=args.crop, size=args.size, grayscale=args.grayscale)
+    prep = Preprocessing(crop=args.crop, size=args.size, grayscale=args.grayscale)
     built = cache.load_or_build(source, prep)
     print(f"{len(built.paths)} images from {source.path} cached at {built.folder}"
           + (f" ({len(built.truncated)} truncated: {', '.join(built.truncated)})"
@@ -132,116 +144,117 @@ def _data_manifest(args: argparse.Namespace) -> int:
     write_json(Path(args.out), manifest)
     print(f"wrote {args.out}: {len(manifest['community'])} people in the community, "
           f"{len(manifest['unlabelled'])} unlabelled images")
+    if not manifest["unlabelled"]:
+        print("facessl: note: no unlabelled pool (everyone has at least --min-images photos): "
+              "the ssl arm and whitened protocols need one; raise --min-images to make one.")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from facessl.config import ARMS, PRESETS
+# ---------------------------------------------------------------- the parsers
 
-    parser = argparse.ArgumentParser(
-        prog="facessl", description="Personalised face classification with self-supervised "
-                                    "learning on Labeled Faces in the Wild.")
-    sub = parser.add_subparsers(dest="command", required=True)
 
+def add_research_commands(sub: argparse._SubParsersAction) -> None:
+    """Register experiment, pretrain, evaluate and data on the `facessl` parser."""
+    _add_experiment(sub)
+    _add_pretrain(sub)
+    _add_evaluate(sub)
+    _add_data(sub)
+
+
+def _add_experiment(sub: argparse._SubParsersAction) -> None:
+    d = ExperimentConfig()
     exp = sub.add_parser("experiment", help="SSL vs scratch vs transfer learning, over seeds",
                          description="Run the comparison and write report.md, results.json, "
                                      "curves.png and clusters.png to --out.")
-    exp.add_argument("--split", default="lfw10-seed-v1",
+    exp.add_argument("--split", default=d.split,
                      help="built-in split name (lfw10-seed-v1, lfw62-v1) or a manifest .json")
-    exp.add_argument("--shots", type=_shots, default=None,
+    exp.add_argument("--shots", type=shots, default=d.shots,
                      help="labelled images per person (first k of each train list), or 'all'")
-    exp.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    exp.add_argument("--arms", nargs="+", default=list(ARMS), help=f"any of {' '.join(ARMS)}")
-    exp.add_argument("--methods", nargs="+", default=["kmeans"],
+    exp.add_argument("--seeds", type=int, nargs="+", default=d.seeds)
+    exp.add_argument("--arms", nargs="+", default=d.arms, help=f"any of {' '.join(ARMS)}")
+    exp.add_argument("--methods", nargs="+", default=d.methods,
                      help="pretext methods side by side, one ssl arm each (kmeans: the "
-                          "original pixel clustering; any of `facessl pretrain --method`)")
-    exp.add_argument("--epochs", type=int, default=None,
+                          f"original pixel clustering; any of {', '.join(METHODS)})")
+    exp.add_argument("--epochs", type=int,
                      help="epochs on the labelled set for every arm (default: the preset's)")
-    exp.add_argument("--pretext-epochs", type=int, default=None,
-                     help="epochs of every pretext task (default: the preset's; other --methods: 10)")
-    exp.add_argument("--preset", default="cpu", choices=list(PRESETS),
+    exp.add_argument("--pretext-epochs", type=int,
+                     help="epochs of every pretext task (default: the preset's; other "
+                          f"--methods: {d.method_epochs})")
+    exp.add_argument("--preset", default=d.preset, choices=list(PRESETS),
                      help="cpu: measured to finish in minutes on 2 cores; original: the "
                           "original design's budget (hours on a CPU, for a GPU)")
-    exp.add_argument("--data", help="LFW archive or folder (default: search, then download)")
+    exp.add_argument("--data", help=DATA_HELP)
     exp.add_argument("--out", help="output folder (default runs/experiment-<time>)")
     exp.add_argument("--quiet", action="store_true", help="no progress output")
     exp.set_defaults(func=_experiment)
 
-    from facessl.label_efficiency import PROTOCOLS
-    from facessl.models import BACKBONES
-    from facessl.pretrain import TRACKS
-    from facessl.pretext.registry import METHODS
 
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
+    d = PretrainConfig()
     pre = sub.add_parser("pretrain", help="learn a backbone from unlabelled faces",
                          description="Self-supervised pretraining; re-run the same command to "
                                      "resume after an interruption.")
-    pre.add_argument("--method", default="simclr", help=f"one of {', '.join(METHODS)}")
-    pre.add_argument("--backbone", default="tinyvgg", help=f"one of {', '.join(BACKBONES)}")
-    pre.add_argument("--split", default="lfw62-v1", help="split name or manifest .json")
-    pre.add_argument("--track", default="inductive", choices=TRACKS,
+    pre.add_argument("--method", default=d.method, help=f"one of {', '.join(METHODS)}")
+    pre.add_argument("--backbone", default=d.backbone, help=f"one of {', '.join(BACKBONES)}")
+    pre.add_argument("--split", default=d.split, help="split name or manifest .json")
+    pre.add_argument("--track", default=d.track, choices=TRACKS,
                      help="album: the community's train photos are unlabelled data too")
-    pre.add_argument("--epochs", type=int, help="passes over the unlabelled images")
-    pre.add_argument("--lr", type=float, help="AdamW learning rate; lower it if the loss "
-                                              "turns non-finite")
-    pre.add_argument("--batch-size", type=int)
-    pre.add_argument("--size", type=int, default=32, help="input side in pixels")
-    pre.add_argument("--pool-images", type=int, help="use a random subset of this many images")
+    pre.add_argument("--epochs", type=int, help=f"passes over the unlabelled images "
+                                                f"(default {d.train.epochs})")
+    pre.add_argument("--lr", type=float, help=f"AdamW learning rate (default {d.train.lr}); "
+                                              "lower it if the loss turns non-finite")
+    pre.add_argument("--batch-size", type=int, help=f"default {d.train.batch_size}")
+    pre.add_argument("--size", type=int, default=d.prep.size, help="input side in pixels")
+    pre.add_argument("--pool-images", type=int, default=d.pool_images,
+                     help="use a random subset of this many images")
     pre.add_argument("--option", action="append", metavar="KEY=VALUE",
                      help="a method option, e.g. --option temperature=0.2 (repeatable)")
-    pre.add_argument("--seed", type=int, default=0)
-    pre.add_argument("--data", help="LFW archive or folder (default: search, then download)")
+    pre.add_argument("--seed", type=int, default=d.seed)
+    pre.add_argument("--data", help=DATA_HELP)
     pre.add_argument("--out", help="checkpoint folder (default runs/pretrain-<method>-...)")
     pre.add_argument("--quiet", action="store_true")
     pre.set_defaults(func=_pretrain)
 
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    d = EvaluateConfig()
     eva = sub.add_parser("evaluate", help="label efficiency and LFW verification of a backbone")
-    eva.add_argument("checkpoint", help="a `facessl pretrain` folder, imagenet:efficientnet_lite0 "
-                                        "or random:<backbone>")
-    eva.add_argument("--split", default="lfw62-v1")
-    eva.add_argument("--shots", type=_shots, nargs="+", default=[1, 2, 5, 10, None],
+    eva.add_argument("checkpoint", help="a `facessl pretrain` folder, efficientnet_lite0 "
+                                        "(ImageNet weights) or random:<backbone>")
+    eva.add_argument("--split", default=d.split)
+    eva.add_argument("--shots", type=shots, nargs="+", default=d.shots,
                      help="labelled images per person to test (numbers or 'all')")
-    eva.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    eva.add_argument("--track", default="inductive", choices=TRACKS)
-    eva.add_argument("--protocols", nargs="+", default=list(PROTOCOLS),
+    eva.add_argument("--seeds", type=int, nargs="+", default=d.seeds)
+    eva.add_argument("--track", default=d.track, choices=TRACKS)
+    eva.add_argument("--protocols", nargs="+", default=d.protocols,
                      help=f"any of {' '.join(PROTOCOLS)}")
     eva.add_argument("--finetune-epochs", type=int)
-    eva.add_argument("--block", type=int, help="EfficientNet-Lite0 only: score the feature map "
-                     "of this MBConv block (flattened) instead of the pooled embedding; 4 is "
-                     "what `facessl enroll` uses")
+    eva.add_argument("--block", type=int, default=d.block,
+                     help="EfficientNet-Lite0 only: score the feature map of this MBConv "
+                          "block (flattened) instead of the pooled embedding; 4 is what "
+                          "`facessl enroll` uses")
     eva.add_argument("--no-verification", action="store_true", help="skip LFW pairs.txt")
     eva.add_argument("--pairs", help="LFW pairs.txt (default: lfw-protocol/ beside the data)")
-    eva.add_argument("--data", help="LFW archive or folder (default: search, then download)")
+    eva.add_argument("--data", help=DATA_HELP)
     eva.add_argument("--out", help="output folder (default runs/evaluate-...)")
     eva.add_argument("--quiet", action="store_true")
     eva.set_defaults(func=_evaluate)
 
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    d = DataConfig()
     data = sub.add_parser("data", help="prepare data: decode LFW once, make split manifests")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     prep = data_sub.add_parser("prepare", help="decode every image once into the cache")
-    prep.add_argument("--data", help="LFW archive or folder (default: search, then download)")
-    prep.add_argument("--crop", type=int, default=128, help="central crop side, LFW pixels")
-    prep.add_argument("--size", type=int, default=32, help="stored side in pixels")
+    prep.add_argument("--data", help=DATA_HELP)
+    prep.add_argument("--crop", type=int, default=d.prep.crop, help="central crop side, LFW pixels")
+    prep.add_argument("--size", type=int, default=d.prep.size, help="stored side in pixels")
     prep.add_argument("--grayscale", action="store_true")
     prep.set_defaults(func=_data_prepare)
     man = data_sub.add_parser("manifest", help="make a split manifest for a folder of people")
     man.add_argument("folder", help="folder of <Person>/<image> sub-folders, or an LFW archive")
     man.add_argument("--out", required=True, help="manifest .json to write")
     man.add_argument("--name", help="split name (default: the file's stem)")
-    man.add_argument("--min-images", type=int, default=10,
+    man.add_argument("--min-images", type=int, default=d.min_images,
                      help="people with at least this many images form the community")
     man.set_defaults(func=_data_manifest)
-    add_product_commands(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except FacesslError as exc:
-        print(f"facessl: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("facessl: interrupted; files already written are complete and kept.",
-              file=sys.stderr)
-        return 130

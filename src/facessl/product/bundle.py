@@ -21,7 +21,7 @@ import torch
 from safetensors import SafetensorError
 
 import facessl
-from facessl.data.cache import Preprocessing
+from facessl.config import Preprocessing
 from facessl.errors import FacesslError
 from facessl.files import atomic_path, write_json
 

@@ -18,10 +18,11 @@ from typing import Iterable, Iterator, TextIO
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from facessl.classifier import UNKNOWN, FaceClassifier, photo_files
-from facessl.data.faces import faces_in_photo, load_photo
+from facessl.data.faces import faces_in_photo
+from facessl.data.photos import load_photo, photo_files
 from facessl.errors import FacesslError
 from facessl.files import atomic_path, ensure_writable_dir
+from facessl.product.classifier import UNKNOWN, FaceClassifier
 
 NO_FACE = "no face found"
 FORMATS = ("text", "json", "csv")

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from facessl.pretext.simclr import ViewAugmentation
+from facessl.ssl.simclr import ViewAugmentation
 
 
 class Expander(nn.Module):

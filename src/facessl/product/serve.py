@@ -21,9 +21,10 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 
 import facessl
-from facessl.classifier import FaceClassifier
-from facessl.predict import name_faces, read_photo
+from facessl.product.classifier import FaceClassifier
+from facessl.product.predict import name_faces, read_photo
 
+STATIC = Path(__file__).parent / "static"  # the page and its assets: no CDN
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 50_000_000  # a 50-megapixel phone photo still fits; a decompression bomb does not
 
@@ -113,6 +114,7 @@ def create_app(model_path: str | Path, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                max_pixels: int = MAX_PIXELS) -> FastAPI:
     """The web app for the classifier bundle at `model_path`."""
     clf = FaceClassifier.load(model_path)
+    index = (STATIC / "index.html").read_text()
     network = threading.Lock()
     app = FastAPI(title="facessl", version=facessl.__version__,
                   description="Name the faces in a photo, or say 'unknown'.")
@@ -120,7 +122,7 @@ def create_app(model_path: str | Path, max_upload_bytes: int = MAX_UPLOAD_BYTES,
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
-        return PAGE
+        return index
 
     @app.get("/health", response_model=HealthOut)
     def health() -> dict:
@@ -154,76 +156,3 @@ def run_server(model_path: str | Path, host: str = "127.0.0.1", port: int = 8000
     app = create_app(model_path)
     print(f"facessl: serving {model_path} at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
-
-
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>facessl</title>
-<style>
- body { font-family: system-ui, sans-serif; margin: 2rem; max-width: 60rem; }
- #photo { position: relative; display: inline-block; margin-top: 1rem; }
- #photo img { max-width: 100%; display: block; }
- .box { position: absolute; border: 3px solid #28c850; }
- .box.unknown { border-color: #e67814; }
- .box span { position: absolute; left: -3px; bottom: 100%; background: #28c850; color: #fff;
-             padding: 0 .3em; white-space: nowrap; font-size: .9rem; }
- .box.unknown span { background: #e67814; }
- #status.error { color: #b00020; }
-</style>
-</head>
-<body>
-<h1>facessl</h1>
-<form id="form">
- <input type="file" id="file" name="file" accept="image/*">
- <button type="submit">Name the faces</button>
-</form>
-<p id="status"></p>
-<div id="photo"></div>
-<ul id="faces"></ul>
-<h2>Enrolled people</h2>
-<ul id="people"></ul>
-<script>
-const $ = (id) => document.getElementById(id);
-fetch("people").then((r) => r.json()).then((data) => {
-  for (const name of data.people) {
-    const li = document.createElement("li"); li.textContent = name; $("people").append(li);
-  }
-});
-$("form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const file = $("file").files[0];
-  if (!file) { show("Choose a photo first.", true); return; }
-  show("Looking for faces...", false);
-  $("photo").replaceChildren(); $("faces").replaceChildren();
-  const body = new FormData(); body.append("file", file);
-  const response = await fetch("predict", { method: "POST", body });
-  const result = await response.json();
-  if (!response.ok) { show(result.detail || response.statusText, true); return; }
-  const img = document.createElement("img");
-  img.src = URL.createObjectURL(file);
-  img.alt = result.file;
-  $("photo").append(img);
-  for (const face of result.faces) {
-    const box = document.createElement("div");
-    box.className = face.name === "unknown" ? "box unknown" : "box";
-    box.style.left = (100 * face.x / result.width) + "%";
-    box.style.top = (100 * face.y / result.height) + "%";
-    box.style.width = (100 * face.w / result.width) + "%";
-    box.style.height = (100 * face.h / result.height) + "%";
-    const label = document.createElement("span");
-    label.className = "name"; label.textContent = face.name;
-    box.append(label); $("photo").append(box);
-    const li = document.createElement("li");
-    li.textContent = `${face.name} (confidence ${Math.round(100 * face.confidence)}%)`;
-    $("faces").append(li);
-  }
-  const notes = [result.message, ...result.warnings].filter(Boolean);
-  show(notes.length ? notes.join(" ") : `${result.faces.length} face(s) found.`, false);
-});
-function show(text, isError) { $("status").textContent = text; $("status").className = isError ? "error" : ""; }
-</script>
-</body>
-</html>
-"""

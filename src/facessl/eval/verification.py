@@ -9,17 +9,18 @@ with its standard error, as the LFW README asks.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from facessl.errors import FacesslError
-from facessl.evaluate import l2_normalise
-from facessl.files import atomic_path
+from facessl.files import save_figure
+from facessl.models.checkpoint import SEEN
+from facessl.space.neighbours import l2_normalise
 
 PAIRS_HELP = ("Use the official View 2 pairs.txt from http://vis-www.cs.umass.edu/lfw/ "
               "(a copy lives in ../shared/data/lfw-protocol/pairs.txt).")
@@ -152,7 +153,7 @@ def verify(embeddings_by_path: dict[str, np.ndarray], pairs: list[Pair]) -> dict
     {fpr, tpr, auc} over all pairs' similarities.
     """
     if not pairs:
-        raise ValueError("verify needs at least one pair")
+        raise FacesslError("verify needs at least one pair")
     scores = similarities(embeddings_by_path, pairs)
     same = np.array([p.same for p in pairs])
     fold = np.array([p.fold for p in pairs])
@@ -182,7 +183,6 @@ def verify(embeddings_by_path: dict[str, np.ndarray], pairs: list[Pair]) -> dict
 def plot_roc(result: dict, path: str | Path, label: str) -> None:
     """Write the ROC curve of a `verify` result as a PNG, atomically."""
     fig = Figure(figsize=(5, 5))
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     roc = result["roc"]
     ax.plot(roc["fpr"], roc["tpr"], label=f"{label} (AUC {roc['auc']:.3f}, "
@@ -192,6 +192,39 @@ def plot_roc(result: dict, path: str | Path, label: str) -> None:
            ylabel="true positive rate", title=f"LFW verification, {result['pairs']} pairs",
            xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    with atomic_path(Path(path), suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    save_figure(fig, path)
+
+
+# ---------------------------------------------------------------- a backbone on LFW
+
+
+def pairs_file(explicit: str | None, source) -> Path:
+    """pairs.txt: the path given, else `lfw-protocol/pairs.txt` beside the LFW data."""
+    if explicit is not None:
+        return Path(explicit)
+    here = source.path.parent
+    for folder in (here, here.parent):
+        if (folder / "lfw-protocol" / "pairs.txt").is_file():
+            return folder / "lfw-protocol" / "pairs.txt"
+    raise FacesslError(f"no lfw-protocol/pairs.txt beside {source.path}; pass --pairs "
+                       f"PATH. {PAIRS_HELP}")
+
+
+def score_verification(encoder, built, source, config, out: Path, label: str) -> dict:
+    """LFW verification of `encoder`'s descriptors of the images in `built` (an image
+    cache of `source`): the `verify` result without the ROC points, plus its AUC, and
+    verification_roc.png in `out`. `config` is the evaluation's (pairs, checkpoint)."""
+    pairs_path = pairs_file(config.pairs, source)
+    pairs = read_pairs(pairs_path)
+    paths = pair_paths(pairs)
+    missing = [p for p in paths if p not in built]
+    if missing:
+        raise FacesslError(f"{len(missing)} images of {pairs_path} are not in {source.path} "
+                           f"(e.g. {missing[0]}); verification needs the full LFW.")
+    result = verify(dict(zip(paths, encoder.describe(built.take(paths)))), pairs)
+    seen_file = Path(config.checkpoint) / SEEN
+    if seen_file.is_file():
+        seen = set(json.loads(seen_file.read_text()))
+        result["pair_images_seen_in_pretraining"] = sum(p in seen for p in paths) / len(paths)
+    plot_roc(result, out / "verification_roc.png", label)
+    return {k: v for k, v in result.items() if k != "roc"} | {"auc": result["roc"]["auc"]}

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 
-from facessl.files import atomic_path
-
-
-def _save(fig: Figure, path) -> None:
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+from facessl.files import save_figure
 
 
 def plot_label_efficiency(results: dict, path) -> None:
     """Top-1 accuracy against labelled images per person, one line per protocol, +-1 std."""
     fig = Figure(figsize=(7, 4.5))
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     shots = list(results["accuracy"])
     xs = np.arange(len(shots))
@@ -38,7 +30,7 @@ def plot_label_efficiency(results: dict, path) -> None:
                  f"({results['track']} track)")
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_embedding(x: np.ndarray, labels: np.ndarray, path, title: str, seed: int = 0) -> None:
@@ -46,8 +38,7 @@ def plot_embedding(x: np.ndarray, labels: np.ndarray, path, title: str, seed: in
     points = TSNE(n_components=2, init="pca", perplexity=min(30, len(x) - 1) if len(x) > 1 else 1,
                   random_state=seed).fit_transform(x)
     fig = Figure(figsize=(6, 6))
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="nipy_spectral", s=10)
     ax.set(title=title, xticks=[], yticks=[])
-    _save(fig, path)
+    save_figure(fig, path)

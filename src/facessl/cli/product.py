@@ -10,9 +10,11 @@ import argparse
 import sys
 import time
 
+from facessl.config import DEFAULT_BACKBONE
+
 
 def _enroll(args: argparse.Namespace) -> int:
-    from facessl.classifier import enroll
+    from facessl.product.enroll import enroll
 
     started = time.perf_counter()
     clf, summary = enroll(args.people_dir, args.out, unlabelled=args.unlabelled,
@@ -31,34 +33,42 @@ def _enroll(args: argparse.Namespace) -> int:
 
 
 def _add_person(args: argparse.Namespace) -> int:
-    from facessl.classifier import add_person
+    from facessl.product.enroll import add_person
 
     started = time.perf_counter()
     clf, faceless = add_person(args.model, args.name, args.dir, quiet=args.quiet)
     for photo in faceless:
         print(f"facessl: warning: no face found in {photo}; it was not used", file=sys.stderr)
-    print(f"added {args.name} to {args.model} ({len(clf.people)} people; threshold "
-          f"{clf.threshold_:.3f}) in {time.perf_counter() - started:.1f} s")
+    print(f"added {args.name} to {args.model} ({len(clf.people)} people; "
+          f"{_threshold(clf)}) in {time.perf_counter() - started:.1f} s")
     return 0
 
 
 def _remove_person(args: argparse.Namespace) -> int:
-    from facessl.classifier import remove_person
+    from facessl.product.enroll import remove_person
 
     clf = remove_person(args.model, args.name)
-    print(f"removed {args.name} from {args.model} ({len(clf.people)} people left; threshold "
-          f"{clf.threshold_:.3f})")
+    print(f"removed {args.name} from {args.model} ({len(clf.people)} people left; "
+          f"{_threshold(clf)})")
     return 0
 
 
+def _threshold(clf) -> str:
+    """The threshold in use, and whether it is the user's own (kept) or recalibrated."""
+    if clf.threshold_set_by_hand_:
+        return (f"kept your threshold {clf.threshold_:.3f}; recalibrated it would be "
+                f"{clf.calibration_.threshold:.3f}")
+    return f"threshold recalibrated to {clf.threshold_:.3f}"
+
+
 def _predict(args: argparse.Namespace) -> int:
-    from facessl.predict import run_predict
+    from facessl.product.predict import run_predict
 
     return run_predict(args.model, args.paths, fmt=args.format, annotate_dir=args.annotate)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from facessl.serve import run_server
+    from facessl.product.serve import run_server
 
     run_server(args.model, host=args.host, port=args.port)
     return 0
@@ -75,7 +85,7 @@ def add_product_commands(sub: argparse._SubParsersAction) -> None:
     enroll.add_argument("--unlabelled", metavar="DIR",
                         help="an album of unlabelled photos: faces confidently matched to "
                              "someone enrolled are added to that person's prototype")
-    enroll.add_argument("--backbone", default="efficientnet_lite0", metavar="NAME_OR_CHECKPOINT",
+    enroll.add_argument("--backbone", default=DEFAULT_BACKBONE, metavar="NAME_OR_CHECKPOINT",
                         help="the network that describes faces: efficientnet_lite0 (ImageNet "
                              "weights, the default: it measured best) or the --out folder of "
                              "a `facessl pretrain` run")

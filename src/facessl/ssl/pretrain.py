@@ -11,27 +11,35 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from facessl.checkpoint import META, save_backbone
-from facessl.config import PretrainConfig
+from facessl.augment import to_tensor
+from facessl.config import TRACKS, PretrainConfig
 from facessl.data import cache as image_cache
 from facessl.data import lfw
 from facessl.data.splits import Split, load_manifest, resolve_split_path, subsample
 from facessl.errors import FacesslError
 from facessl.files import ensure_writable_dir, write_json
 from facessl.models import create_model, normalisation
-from facessl.pretext import kmeans
-from facessl.pretext.registry import create_method
+from facessl.models.checkpoint import META, SEEN, save_backbone
 from facessl.progress import Progress
 from facessl.provenance import git_sha
+from facessl.ssl import create_method, kmeans
 from facessl.train import Pretext, TensorSet, run_training
 
-TRACKS = ("inductive", "album")
-SEEN = "seen_images.json"  # every image the backbone learnt from, for overlap checks
+
+@dataclass
+class Pool:
+    """The unlabelled images one run learns from, and the key its pseudo labels cache under."""
+
+    split: Split
+    paths: list[str]
+    images: np.ndarray  # N x H x W x C uint8
+    cache_key: str
 
 
 def unlabelled_paths(split: Split, track: str) -> list[str]:
@@ -41,18 +49,44 @@ def unlabelled_paths(split: Split, track: str) -> list[str]:
     paths = list(split.unlabelled)
     if track == "album":
         paths += [p for person in split.people for p in split.community[person]["train"]]
+    if not paths:
+        raise FacesslError(
+            f"the split {split.name} has no unlabelled images to learn from (everyone in it "
+            "is in the community). Make the manifest with a higher --min-images so people "
+            "with fewer photos form the unlabelled pool, or use --track album.")
     return paths
 
 
-def _method_options(config: PretrainConfig, images: np.ndarray, cache_key: str) -> dict:
+def load_pool(config: PretrainConfig, quiet: bool = True) -> Pool:
+    """The pool of `config` (split, track, subsample), decoded at its preprocessing."""
+    source = lfw.locate(config.data)
+    built = image_cache.load_or_build(source, config.prep, quiet=quiet)
+    split = load_manifest(resolve_split_path(config.split), available=built.paths)
+    paths = subsample(unlabelled_paths(split, config.track), config.pool_images, config.seed)
+    key = f"{built.folder.name}|{split.name}|{config.track}|{len(paths)}"
+    return Pool(split, paths, built.take(paths), key)
+
+
+def _method_options(config: PretrainConfig, pool: Pool) -> dict:
     options = dict(config.options)
     if config.method == "kmeans":
-        labels, _ = kmeans.cluster_pixels(images, options.pop("clusters", 10), config.seed,
-                                          cache_key=cache_key)
+        labels, _ = kmeans.cluster_pixels(pool.images, options.pop("clusters", 10), config.seed,
+                                          cache_key=pool.cache_key)
         options["labels"] = torch.from_numpy(labels)
     if config.method == "masked":
         options.setdefault("input_size", config.prep.size)
     return options
+
+
+def _finished(out: Path, settings: dict) -> dict | None:
+    """The metadata of a complete checkpoint made with `settings` in `out`, if there is one."""
+    if not (out / META).is_file():
+        return None
+    done = json.loads((out / META).read_text())
+    if done.get("config") != settings:
+        raise FacesslError(f"{out} holds a checkpoint made with other settings; pass "
+                           "another --out, or the same options to resume it.")
+    return done
 
 
 def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict:
@@ -60,50 +94,40 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
     progress = Progress(quiet)
     out = ensure_writable_dir(Path(out))
     settings = json.loads(json.dumps(dataclasses.asdict(config)))
-    meta_file = out / META
-    if meta_file.is_file():
-        done = json.loads(meta_file.read_text())
-        if done.get("config") != settings:
-            raise FacesslError(f"{out} holds a checkpoint made with other settings; pass "
-                               "another --out, or the same options to resume it.")
+    done = _finished(out, settings)
+    if done is not None:
         progress(f"{out} is already complete ({len(done['history'])} epochs); nothing to do.")
         return done
-    source = lfw.locate(config.data)
-    split_path = resolve_split_path(config.split)
-    built = image_cache.load_or_build(source, config.prep, quiet=quiet)
-    split = load_manifest(split_path, available=built.paths)
-    paths = subsample(unlabelled_paths(split, config.track), config.pool_images, config.seed)
-    images = built.take(paths)
-    progress(f"pretraining {config.backbone} with {config.method} on {len(paths)} unlabelled "
-             f"images ({config.track} track of {split.name})")
+    pool = load_pool(config, quiet)
+    progress(f"pretraining {config.backbone} with {config.method} on {len(pool.paths)} "
+             f"unlabelled images ({config.track} track of {pool.split.name})")
     torch.manual_seed(config.seed)
     backbone = create_model(config.backbone, 1, config.prep.size, config.prep.channels,
                             config.width, pretrained=config.backbone == "efficientnet_lite0")
     mean, std = normalisation(config.backbone, config.prep.channels)
     try:
         method = create_method(config.method, backbone, mean, std,
-                               **_method_options(config, images, f"{built.folder.name}|{split.name}|"
-                                                                 f"{config.track}|{len(paths)}"))
+                               **_method_options(config, pool))
     except (TypeError, ValueError) as exc:
         raise FacesslError(f"bad option for --method {config.method}: {exc}") from None
     started = time.perf_counter()
+    images = to_tensor(pool.images)
     history = run_training(
-        Pretext(method), TensorSet(torch.from_numpy(images), torch.zeros(len(images), dtype=torch.long)),
+        Pretext(method), TensorSet(images, torch.zeros(len(images), dtype=torch.long)),
         config.train, seed=config.seed, stage=f"pretrain {config.method}",
         log_path=out / "log.jsonl", checkpoint=out / "resume.pt",
         on_epoch=progress.epoch_printer(f"{config.method}/{config.backbone}", config.train.epochs))
     meta = {
         "backbone": config.backbone, "width": config.width,
         "preprocessing": dataclasses.asdict(config.prep), "method": config.method,
-        "config": settings, "git_sha": git_sha(), "split": split.name, "track": config.track,
-        "seen_images": f"{len(paths)} images of the {config.track} track (no labels)",
-        "history": history,
-        "wall_seconds_this_run": time.perf_counter() - started,
+        "config": settings, "git_sha": git_sha(), "split": pool.split.name,
+        "track": config.track,
+        "seen_images": f"{len(pool.paths)} images of the {config.track} track (no labels)",
+        "history": history, "wall_seconds_this_run": time.perf_counter() - started,
         "train_seconds": sum(h["seconds"] for h in history),
     }
-    write_json(out / SEEN, paths)
+    write_json(out / SEEN, pool.paths)
     save_backbone(out, backbone, meta)
     (out / "resume.pt").unlink(missing_ok=True)
     progress(f"wrote {out} ({meta['train_seconds']:.0f} s of training)")
     return meta
-

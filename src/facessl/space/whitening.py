@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facessl.evaluate import l2_normalise
+from facessl.space.neighbours import l2_normalise
 
 
 @dataclass(frozen=True)

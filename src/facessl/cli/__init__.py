@@ -1,0 +1,40 @@
+"""The `facessl` command: parsing and dispatch. The work is done by typed functions.
+
+Research commands live in `cli/research.py`, product commands in `cli/product.py`; both
+import their heavy modules inside the handlers, so building the parser (and `facessl
+--help`) imports no torch. A `FacesslError` (bad input the user can fix) prints one message
+and exits with status 2; Ctrl-C exits with 130 after whatever was already written has been
+kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from facessl.cli.product import add_product_commands
+from facessl.cli.research import add_research_commands
+from facessl.errors import FacesslError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facessl", description="Personalised face classification with self-supervised "
+                                    "learning on Labeled Faces in the Wild.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_research_commands(sub)
+    add_product_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FacesslError as exc:
+        print(f"facessl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("facessl: interrupted; files already written are complete and kept.",
+              file=sys.stderr)
+        return 130

@@ -1,0 +1,137 @@
+"""A user's photos: open any photo upright, and walk folders of them.
+
+`PEOPLE_DIR/<name>/*` holds a few labelled photos per person (the largest face of each is
+that person); an album is a folder of unlabelled photos, every face of which counts.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
+
+from facessl.config import Preprocessing
+from facessl.data.cache import open_image
+from facessl.data.faces import faces_in_photo
+from facessl.data.lfw import IMAGE_SUFFIXES
+from facessl.errors import FacesslError
+
+
+def load_photo(photo: str | Path | bytes, name: str = "") -> Image.Image:
+    """Open any photo as upright RGB: EXIF rotation applied, transparency on white.
+
+    `photo` is a path or the file's bytes (`name` then names it in messages). A truncated
+    JPEG is decoded as far as it goes, with a warning, as the training cache does.
+    """
+    if isinstance(photo, bytes):
+        data, name = photo, name or "the uploaded image"
+    else:
+        path = Path(photo)
+        name = name or str(path)
+        if not path.is_file():
+            raise FacesslError(f"photo {name} does not exist or is not a file; "
+                               "pass the path of a JPEG, PNG or WebP photo.")
+        data = path.read_bytes()
+    if not data:
+        raise FacesslError(f"photo {name} is empty (0 bytes); pass a JPEG, PNG or WebP photo.")
+    image = _decode(data, name)
+    image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I"):  # 16-bit greyscale PNG: keep the top 8 bits
+        image = image.point(lambda v: v / 256)
+    if "A" in image.getbands() or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    return image.convert("RGB")
+
+
+def _decode(data: bytes, name: str) -> Image.Image:
+    try:
+        image, _ = open_image(data, name)
+    except UnidentifiedImageError:
+        raise FacesslError(
+            f"photo {name} is not an image ({len(data)} bytes starting {data[:8]!r}); "
+            "pass a JPEG, PNG or WebP photo.") from None
+    except Image.DecompressionBombError as exc:
+        raise FacesslError(f"photo {name} is too large to decode safely: {exc}. "
+                           "Resize it and try again.") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise FacesslError(f"photo {name} is damaged and cannot be decoded ({exc}); "
+                           "export it again or pass another photo.") from None
+    return image
+
+
+def photo_files(path: str | Path) -> list[Path]:
+    """A file as itself; a folder as every photo under it, sorted (hidden files skipped)."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FacesslError(f"{path} does not exist; pass photo files or folders of photos.")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and
+                   p.suffix.lower() in IMAGE_SUFFIXES and
+                   not any(part.startswith(".") for part in p.relative_to(path).parts))
+    if not files:
+        raise FacesslError(f"no photos in {path} (looked for {', '.join(IMAGE_SUFFIXES)} "
+                           "files); pass a folder that holds photos.")
+    return files
+
+
+def labelled_faces(people_dir: str | Path, prep: Preprocessing, quiet: bool = True
+                   ) -> tuple[np.ndarray, list[str], list[Path]]:
+    """(crops N x H x W x C, names, photos without a face) from `PEOPLE_DIR/<name>/...`:
+    the largest face of each photo, since a labelled photo shows its person biggest."""
+    people_dir = Path(people_dir).expanduser()
+    if not people_dir.is_dir():
+        raise FacesslError(f"{people_dir} is not a folder; pass a folder with one sub-folder "
+                           "of photos per person (PEOPLE_DIR/<name>/*.jpg).")
+    folders = sorted(p for p in people_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise FacesslError(f"{people_dir} has no sub-folders; put each person's photos in "
+                           "PEOPLE_DIR/<name>/ (the folder name is the person's name).")
+    crops, names, faceless = [], [], []
+    for folder in folders:
+        found = person_faces(folder, prep, quiet)
+        if not found[0]:
+            raise FacesslError(f"no face found in any photo of {folder}; add clear, frontal "
+                               "photos of this person or remove the folder.")
+        crops += found[0]
+        names += [folder.name] * len(found[0])
+        faceless += found[1]
+    return np.stack(crops), names, faceless
+
+
+def person_faces(folder: str | Path, prep: Preprocessing, quiet: bool = True
+                 ) -> tuple[list[np.ndarray], list[Path]]:
+    """(largest face of each photo in `folder`, photos in which no face was found)."""
+    crops, faceless = [], []
+    files = photo_files(folder)
+    for file in tqdm(files, desc=f"faces of {Path(folder).name}", unit="photo", disable=quiet,
+                     leave=False):
+        found = faces_in_photo(load_photo(file), prep, largest_only=True)
+        if found:
+            crops.append(found[0][1])
+        else:
+            faceless.append(file)
+    return crops, faceless
+
+
+def album_faces(folder: str | Path, prep: Preprocessing, quiet: bool = True
+                ) -> tuple[np.ndarray, int]:
+    """(every face in every photo under `folder`, photos that could not be read).
+
+    An album is large and unlabelled: a file that is not a readable photo is skipped with
+    a warning rather than ending the enrolment."""
+    crops, unreadable = [], 0
+    for file in tqdm(photo_files(folder), desc="album faces", unit="photo", disable=quiet):
+        try:
+            photo = load_photo(file)
+        except FacesslError as exc:
+            warnings.warn(f"album photo skipped: {exc}")
+            unreadable += 1
+            continue
+        crops += [crop for _, crop in faces_in_photo(photo, prep)]
+    shape = (0, prep.size, prep.size, prep.channels)
+    return (np.stack(crops) if crops else np.zeros(shape, np.uint8)), unreadable

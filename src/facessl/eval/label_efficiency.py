@@ -1,0 +1,290 @@
+"""`facessl evaluate`: how few labels does a backbone need? And is it a face embedding?
+
+For each k (labelled images per person: the first k train entries) the frozen descriptor is
+scored by cosine kNN, nearest class mean (also after PCA whitening fitted on the track's
+unlabelled faces, its strength chosen on val) and a linear probe, and the whole network by
+a fine-tune with a new head (one run per seed; the frozen protocols are deterministic). The
+album track also spreads the k labels over the community's other, unlabelled train photos
+(label propagation on the descriptors' kNN graph) and adds the confident ones (how sure:
+chosen on val) to the class means. The same backbone is scored on LFW verification
+(pairs.txt, 10 folds). Faces are described by `models.encoders.FaceEncoder`, the product's
+own path.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facessl.augment import BatchPipeline, to_tensor
+from facessl.config import PROTOCOLS, EvaluateConfig, TrainConfig, finetune_config
+from facessl.data import cache as image_cache
+from facessl.data import lfw
+from facessl.data.splits import (
+    Split,
+    load_manifest,
+    min_train,
+    resolve_split_path,
+    subsample,
+)
+from facessl.errors import FacesslError
+from facessl.eval import metrics
+from facessl.eval.plots import plot_embedding, plot_label_efficiency
+from facessl.eval.verification import score_verification
+from facessl.files import ensure_writable_dir, write_json
+from facessl.models import replace_head
+from facessl.models.checkpoint import load_backbone
+from facessl.models.encoders import FaceEncoder
+from facessl.progress import Progress
+from facessl.provenance import git_sha
+from facessl.space.neighbours import l2_normalise
+from facessl.space.propagation import confident_pseudo_labels, label_propagation
+from facessl.space.whitening import Whitening
+from facessl.train import TensorSet, fit
+
+SHRINKS = (0.01, 0.1, 1.0)  # whitening strengths tried on val: 0 whitens fully
+CONFIDENCES = (0.1, 0.2, 0.3, 0.5)  # label-propagation shares tried on val (album track)
+
+
+def shot_label(shots: int | None) -> str:
+    return "all" if shots is None else str(shots)
+
+
+@dataclass
+class Community:
+    """The split's community: raw descriptors by path, and the val and test rows."""
+
+    split: Split
+    cache: image_cache.ImageCache
+    raw: dict[str, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray]  # raw descriptors, labels
+    test: tuple[np.ndarray, np.ndarray]
+
+    def rows(self, paths: list[str]) -> np.ndarray:
+        return np.stack([self.raw[p] for p in paths])
+
+    def train(self, shots: int | None) -> tuple[np.ndarray, np.ndarray]:
+        paths, labels = self.split.labelled("train", shots)
+        return self.rows(paths), np.asarray(labels)
+
+    def album(self, shots: int | None) -> np.ndarray | None:
+        """The community's train photos after the first k, unlabelled (album track)."""
+        paths = [p for person in self.split.people
+                 for p in self.split.community[person]["train"][shots:]]
+        return self.rows(paths) if shots is not None and paths else None
+
+
+def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict:
+    """Score the backbone `config.checkpoint`; writes results.json and the plots in `out`."""
+    progress = Progress(quiet)
+    _check_protocols(config.protocols)
+    out = ensure_writable_dir(Path(out))
+    model, meta = load_backbone(config.checkpoint)
+    encoder = FaceEncoder(model, meta, config.block)
+    source = lfw.locate(config.data)
+    built = image_cache.load_or_build(source, encoder.preprocessing, quiet=quiet)
+    community = _describe_community(config, encoder, built)
+    train_config = _finetune_settings(config, meta)
+    started = time.perf_counter()
+    pool_x, whitening = None, None
+    if "ncm-whitened" in config.protocols:
+        pool_x, whitening = _choose_whitening(config, encoder, community)
+    results: dict = {"checkpoint": str(config.checkpoint), "backbone": meta["backbone"],
+                     "method": meta["method"], "track": config.track,
+                     "split": community.split.name, "git_sha": git_sha(),
+                     "config": json.loads(json.dumps(dataclasses.asdict(config))),
+                     "seen_images": meta.get("seen_images"),
+                     "finetune": dataclasses.asdict(train_config), "whitening": whitening,
+                     "accuracy": {}}
+    propagated: dict[str, dict] = {}  # album track: space -> k -> confidence -> scores
+    for shots in config.shots:
+        label = shot_label(shots)
+        row, spaces = _frozen_row(config, community, shots, pool_x, whitening)
+        album = community.album(shots) if config.track == "album" else None
+        if album is not None:
+            for name, space in spaces.items():
+                propagated.setdefault(name, {})[label] = _propagated_ncm(
+                    community, shots, space, album)
+        if "finetune" in config.protocols:
+            row["finetune"] = _finetune_runs(config, model, meta, community, shots,
+                                             train_config)
+        results["accuracy"][label] = {
+            name: dict(zip(("mean", "std"), metrics.summarise_seeds(v)), runs=v)
+            for name, v in row.items()}
+        progress(f"k={label}: " + ", ".join(f"{n} {100 * s['mean']:.1f}%"
+                                           for n, s in results["accuracy"][label].items()))
+        write_json(out / "results.json", results)
+    _add_propagation(results, propagated)
+    _plot(results, community, meta, out)
+    if config.verification:
+        results["verification"] = score_verification(encoder, built, source, config, out,
+                                                     f"{meta['method']} / {meta['backbone']}")
+        progress(f"LFW verification: {100 * results['verification']['accuracy']:.1f}% "
+                 f"± {100 * results['verification']['std']:.1f}")
+    results["wall_seconds"] = time.perf_counter() - started
+    write_json(out / "results.json", results)
+    return results
+
+
+def _check_protocols(protocols: list[str]) -> None:
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown or not protocols:
+        raise FacesslError(f"unknown protocol {unknown[0] if unknown else '(none)'!r}; "
+                           f"expected one or more of: {', '.join(PROTOCOLS)}")
+
+
+def _describe_community(config: EvaluateConfig, encoder: FaceEncoder,
+                        built: image_cache.ImageCache) -> Community:
+    """The split, checked against the data and the --shots asked for, and every community
+    face described once."""
+    split = load_manifest(resolve_split_path(config.split), available=built.paths)
+    for shots in config.shots:
+        if shots is not None and shots > min_train(split):
+            split.labelled("train", shots)  # names the person who has too few
+    paths = sorted({p for roles in split.community.values() for r in roles.values() for p in r})
+    raw = dict(zip(paths, encoder.describe(built.take(paths))))
+    community = Community(split, built, raw, (np.zeros(0), np.zeros(0)), (np.zeros(0), np.zeros(0)))
+    for role in ("val", "test"):
+        role_paths, labels = split.labelled(role)
+        setattr(community, role, (community.rows(role_paths), np.asarray(labels)))
+    return community
+
+
+def _finetune_settings(config: EvaluateConfig, meta: dict) -> TrainConfig:
+    settings = copy.deepcopy(config.finetune or finetune_config(
+        meta["backbone"], pretrained=meta["method"] != "random-init"))
+    if config.finetune_epochs is not None:
+        settings.epochs = config.finetune_epochs
+    return settings
+
+
+def _choose_whitening(config: EvaluateConfig, encoder: FaceEncoder,
+                      community: Community) -> tuple[np.ndarray, dict]:
+    """(pool descriptors, the whitening strength with the best mean val NCM accuracy over
+    the k's evaluated, and what was tried)."""
+    split = community.split
+    if not split.unlabelled:
+        raise FacesslError(f"the split {split.name} has no unlabelled images to fit the "
+                           "ncm-whitened protocol's whitening on; pass --protocols knn ncm "
+                           "linear finetune, or a manifest with an unlabelled pool "
+                           "(`facessl data manifest` with a higher --min-images).")
+    pool = subsample(split.unlabelled, config.whitening_pool, seed=0)
+    pool_x = encoder.describe(community.cache.take(pool))
+    val_x, val_y = community.val
+    tried = {}
+    for shrink in SHRINKS:
+        whiten = Whitening.fit(pool_x, shrink)
+        tried[shrink] = float(np.mean([
+            metrics.nearest_class_mean_accuracy(whiten(x), y, whiten(val_x), val_y)
+            for x, y in (community.train(s) for s in config.shots)]))
+    album = config.track == "album" and any(s is not None for s in config.shots)
+    return pool_x, {"shrink": max(tried, key=tried.get), "val_accuracy_by_shrink": tried,
+                    "fitted_on": f"{len(pool)} unlabelled pool faces"
+                                 + (" + the album's photos" if album else "")}
+
+
+def _frozen_row(config: EvaluateConfig, community: Community, shots: int | None,
+                pool_x: np.ndarray | None, whitening: dict | None) -> tuple[dict, dict]:
+    """({protocol: [accuracy]} of the frozen protocols at k = `shots`, and the spaces the
+    class means compare in: each maps raw descriptors to unit rows)."""
+    raw_train, train_y = community.train(shots)
+    raw_test, test_y = community.test
+    spaces = {"ncm": l2_normalise}
+    album = community.album(shots) if config.track == "album" else None
+    if whitening is not None:
+        fitted_on = [pool_x] if album is None else [pool_x, album]
+        spaces["ncm-whitened"] = Whitening.fit(np.concatenate(fitted_on), whitening["shrink"])
+    train_x, test_x = l2_normalise(raw_train), l2_normalise(raw_test)
+    row = {}
+    if "knn" in config.protocols:
+        row["knn"] = [metrics.knn_accuracy(train_x, train_y, test_x, test_y, k=1)]
+    if "ncm" in config.protocols:
+        row["ncm"] = [metrics.nearest_class_mean_accuracy(train_x, train_y, test_x, test_y)]
+    if "linear" in config.protocols:
+        row["linear"] = [metrics.linear_probe_accuracy(train_x, train_y, test_x, test_y)]
+    if "ncm-whitened" in spaces:
+        whiten = spaces["ncm-whitened"]
+        row["ncm-whitened"] = [metrics.nearest_class_mean_accuracy(
+            whiten(raw_train), train_y, whiten(raw_test), test_y)]
+    return row, spaces
+
+
+def _propagated_ncm(community: Community, shots: int | None, space, album: np.ndarray
+                    ) -> dict[float, dict]:
+    """Label propagation from the k labelled photos over the album's other photos; for each
+    confidence in `CONFIDENCES`, the album photos at least that sure join their person's
+    class mean: {confidence: {"added": n, "val": NCM accuracy, "test": NCM accuracy}}."""
+    raw_train, train_y = community.train(shots)
+    train_x, album_x = space(raw_train), space(album)
+    queries = {name: (space(x), y) for name, (x, y) in
+               (("val", community.val), ("test", community.test))}
+    pseudo, confidence = label_propagation(train_x, train_y, album_x)
+    scores = {}
+    for threshold in CONFIDENCES:
+        keep, labels = confident_pseudo_labels(pseudo, confidence, threshold)
+        x = np.concatenate([train_x, album_x[keep]])
+        y = np.concatenate([train_y, labels])
+        scores[threshold] = {"added": int(len(keep))} | {
+            name: metrics.nearest_class_mean_accuracy(x, y, qx, qy)
+            for name, (qx, qy) in queries.items()}
+    return scores
+
+
+def _add_propagation(results: dict, propagated: dict[str, dict]) -> None:
+    """Per space, the propagation confidence with the best mean val accuracy over the k's;
+    its test accuracy joins the table as `<space>+propagation`."""
+    for name, by_shots in propagated.items():
+        best = max(CONFIDENCES,
+                   key=lambda t: np.mean([s[t]["val"] for s in by_shots.values()]))
+        results.setdefault("propagation", {})[name] = {
+            "confidence": best,
+            "val_accuracy_by_confidence": {
+                t: float(np.mean([s[t]["val"] for s in by_shots.values()])) for t in CONFIDENCES},
+            "test": {label: s[best]["test"] for label, s in by_shots.items()},
+            "added": {label: s[best]["added"] for label, s in by_shots.items()}}
+        for label, s in by_shots.items():
+            accuracy = s[best]["test"]
+            results["accuracy"][label][f"{name}+propagation"] = {
+                "mean": accuracy, "std": 0.0, "runs": [accuracy]}
+
+
+def finetune(model, meta, train: TensorSet, eval_sets: dict[str, TensorSet], classes: int,
+             config: TrainConfig, seed: int, frozen_blocks: int = 0) -> list[dict]:
+    """Fine-tune a copy of `model` with a new head; its per-epoch history (`fit`'s)."""
+    tuned = replace_head(copy.deepcopy(model), classes)
+    if meta["backbone"] == "efficientnet_lite0":
+        tuned.freeze(frozen_blocks)
+    torch.manual_seed(seed)
+    tuned.head.reset_parameters()
+    pipeline = BatchPipeline(meta["mean"], meta["std"], config.augment)
+    return fit(tuned, pipeline, train, config, eval_sets=eval_sets, seed=seed, stage="finetune")
+
+
+def _finetune_runs(config: EvaluateConfig, model, meta: dict, community: Community,
+                   shots: int | None, train_config: TrainConfig) -> list[float]:
+    """Final test accuracy of one fine-tune per seed at k = `shots`."""
+    split, cache = community.split, community.cache
+
+    def tensors(role: str, k: int | None = None) -> TensorSet:
+        paths, labels = split.labelled(role, k)
+        return TensorSet(to_tensor(cache.take(paths)), torch.tensor(labels))
+
+    watched = {"val": tensors("val"), "test": tensors("test")}
+    return [finetune(model, meta, tensors("train", shots), watched, len(split.people),
+                     train_config, seed, config.finetune_frozen_blocks)[-1]["test_acc"]
+            for seed in config.seeds]
+
+
+def _plot(results: dict, community: Community, meta: dict, out: Path) -> None:
+    plot_label_efficiency(results, out / "label_efficiency.png")
+    test_x, test_y = community.test
+    plot_embedding(l2_normalise(test_x), test_y, out / "embedding.png",
+                   title=f"{meta['method']} / {meta['backbone']}: {community.split.name} "
+                         "test faces (t-SNE)")

@@ -1,0 +1,107 @@
+"""Backbone checkpoints: what `facessl pretrain` writes and `evaluate` / `enroll` read.
+
+A checkpoint is a folder: `backbone.safetensors` (weights only, no pickle) and
+`checkpoint.json` (backbone name and width, preprocessing, pretext method, config, git SHA,
+which images it saw, training history). `load_backbone` also accepts names that need no
+file: a backbone whose pretrained weights ship in a package (`efficientnet_lite0`: the
+ImageNet weights) and `random:<backbone>` (an untrained network, the "from scratch"
+baseline).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import safetensors.torch
+from torch import nn
+
+from facessl import __version__
+from facessl.config import Preprocessing
+from facessl.errors import FacesslError
+from facessl.files import atomic_path, write_json
+from facessl.models import BACKBONES, create_model, normalisation
+
+WEIGHTS, META = "backbone.safetensors", "checkpoint.json"
+SEEN = "seen_images.json"  # every image the backbone learnt from, for overlap checks
+FORMAT = 1
+PRETRAINED = tuple(name for name, spec in BACKBONES.items() if spec.weights)
+
+
+def save_backbone(folder: Path, backbone: nn.Module, meta: dict) -> None:
+    """Write weights, then the JSON that vouches for them (so JSON present = complete)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
+    with atomic_path(folder / WEIGHTS, suffix=".safetensors") as tmp:
+        safetensors.torch.save_file(state, str(tmp))
+    write_json(folder / META, {"format": FORMAT, "facessl_version": __version__, **meta})
+
+
+def _named(spec: str) -> tuple[nn.Module, dict]:
+    kind, _, name = spec.rpartition(":")
+    if kind == "" and name in PRETRAINED:
+        entry = BACKBONES[name]
+        return create_model(name, 1), {
+            "backbone": name, "width": 1.0, "preprocessing": asdict(entry.preprocessing),
+            "method": "imagenet-supervised", "source": entry.weights,
+            "seen_images": "ImageNet-1k (labelled, no faces selected)"}
+    if kind == "random" and name in BACKBONES:
+        entry = BACKBONES[name]
+        return create_model(name, 1, pretrained=False), {
+            "backbone": name, "width": 1.0, "preprocessing": asdict(entry.preprocessing),
+            "method": "random-init", "source": "untrained (random weights)",
+            "seen_images": "none"}
+    raise FacesslError(
+        f"{spec!r} is neither a checkpoint folder nor a known backbone. Pass a folder written "
+        f"by `facessl pretrain`, a backbone with pretrained weights ({', '.join(PRETRAINED)}), "
+        f"or 'random:<backbone>' with one of: {', '.join(BACKBONES)}.")
+
+
+def load_backbone(spec: str | Path) -> tuple[nn.Module, dict]:
+    """(backbone in eval mode, its metadata incl. mean/std) from a checkpoint folder or a
+    name (see above)."""
+    folder = Path(spec).expanduser()
+    if not (folder / META).is_file():
+        if folder.exists() or "/" in str(spec):
+            raise FacesslError(f"{folder} is not a facessl checkpoint: it has no {META}. Pass "
+                               "the --out folder of a finished `facessl pretrain`.")
+        model, meta = _named(str(spec))
+    else:
+        model, meta = _read(folder)
+    prep = Preprocessing(**meta["preprocessing"])
+    meta["mean"], meta["std"] = normalisation(meta["backbone"], prep.channels)
+    return model.eval(), meta
+
+
+def _read(folder: Path) -> tuple[nn.Module, dict]:
+    try:
+        meta = json.loads((folder / META).read_text())
+    except json.JSONDecodeError as exc:
+        raise FacesslError(f"{folder / META} is not valid JSON ({exc}); pretrain again.") from None
+    if meta.get("format") != FORMAT:
+        raise FacesslError(f"{folder} has checkpoint format {meta.get('format')!r}; this "
+                           f"facessl reads format {FORMAT}. Pretrain again with this version.")
+    prep = Preprocessing(**meta["preprocessing"])
+    model = create_model(meta["backbone"], 1, prep.size, prep.channels, meta["width"],
+                         pretrained=False)
+    state = safetensors.torch.load_file(str(folder / WEIGHTS))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if [k for k in missing if not k.startswith("head.")] or unexpected:
+        raise FacesslError(f"the weights in {folder / WEIGHTS} do not fit a "
+                           f"{meta['backbone']} backbone; the checkpoint is damaged.")
+    meta["source"] = (f"{meta['method']} checkpoint {folder.name} (git {meta.get('git_sha')}; "
+                      f"saw {meta.get('seen_images')})")
+    return model, meta
+
+
+def preprocessing_of(spec: str | Path) -> Preprocessing:
+    """How faces must be cut for the backbone `spec`, without building its network."""
+    folder = Path(spec).expanduser()
+    if (folder / META).is_file():
+        try:
+            return Preprocessing(**json.loads((folder / META).read_text())["preprocessing"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise FacesslError(f"{folder / META} is damaged; pretrain again.") from None
+    name = str(spec).rpartition(":")[2]
+    return BACKBONES[name].preprocessing if name in BACKBONES else Preprocessing()

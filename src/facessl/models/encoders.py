@@ -1,0 +1,83 @@
+"""Faces in, descriptors out: the one path by which evaluation and the product describe faces.
+
+A `FaceEncoder` is a backbone cut where its face descriptor is read: an EfficientNet's
+mid-level feature map at a block (flattened), or a network's pooled embedding, the part a
+self-supervised pretext task shaped on faces. `describe` runs it over uint8 face crops in
+the photo layout (N x H x W x C), so `facessl evaluate` rows marked "the product's" and
+`facessl enroll` compute the same numbers from the same faces.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from facessl.augment import BatchPipeline, to_tensor
+from facessl.config import Preprocessing
+from facessl.errors import FacesslError
+from facessl.models import BACKBONES
+from facessl.models.checkpoint import META, PRETRAINED, load_backbone
+
+BATCH = 16  # faces encoded at once: larger batches measured slower per face on this CPU
+
+
+class FaceEncoder(nn.Module):
+    """`backbone` read at MBConv `block` (EfficientNet-Lite0), or at its pooled embedding
+    (`block` None); normalises uint8 input itself, with the backbone's mean/std."""
+
+    def __init__(self, backbone: nn.Module, meta: dict, block: int | None = None):
+        super().__init__()
+        if block is not None and not hasattr(backbone, "block_features"):
+            raise FacesslError(f"a block's feature map describes faces for EfficientNet-Lite0 "
+                               f"only; this backbone is {meta['backbone']}. Leave the block "
+                               "out to use its pooled embedding.")
+        self.block = block
+        self.features = backbone.block_features(block) if block is not None else backbone
+        self.preprocessing = Preprocessing(**meta["preprocessing"])
+        self.pipeline = BatchPipeline(meta["mean"], meta["std"])
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised N x C x H x W -> N x D descriptors."""
+        if self.block is None:
+            return self.features.embed(x)
+        return self.features(x).flatten(1)
+
+    @torch.inference_mode()
+    def describe(self, faces: np.ndarray, flip: bool = False,
+                 progress: str | None = None) -> np.ndarray:
+        """N x H x W x C uint8 faces -> N x D float32 descriptors; with `flip` the mirror
+        image's descriptor is added (a map mirrored back first, so positions line up)."""
+        out = [np.zeros((0, 0), np.float32)]
+        for start in tqdm(range(0, len(faces), BATCH), desc=progress, unit="batch",
+                          disable=progress is None):
+            x = self.pipeline(to_tensor(faces[start:start + BATCH]), train=False)
+            out.append(self._descriptor(x, flip).float().numpy())
+        return np.concatenate(out[1:]) if len(out) > 1 else out[0]
+
+    def _descriptor(self, x: torch.Tensor, flip: bool) -> torch.Tensor:
+        if not flip:
+            return self(x)
+        if self.block is None:
+            return self(x) + self(x.flip(3))
+        return (self.features(x) + self.features(x.flip(3)).flip(3)).flatten(1)
+
+
+def face_backbone(spec: str) -> tuple[nn.Module, dict]:
+    """(network, metadata) for `spec`: a backbone with pretrained weights or a checkpoint
+    folder written by `facessl pretrain`; an untrained network cannot describe faces."""
+    folder = Path(spec).expanduser()
+    untrained = (spec in BACKBONES and spec not in PRETRAINED) or spec.startswith("random:")
+    if untrained or (folder.exists() and not (folder / META).is_file()):
+        raise FacesslError(f"--backbone {spec!r} has no weights to describe faces with; pass "
+                           f"{', '.join(PRETRAINED)} (ImageNet weights) or the --out folder of "
+                           "a finished `facessl pretrain`.")
+    if spec not in PRETRAINED and not folder.exists():
+        raise FacesslError(f"--backbone {spec!r} is not a known backbone or checkpoint folder; "
+                           f"pass one of: {', '.join(PRETRAINED)}, or a `facessl pretrain` "
+                           "folder.")
+    return load_backbone(spec)

@@ -1,1 +1,0 @@
-"""Pretext tasks: turn unlabelled faces into a training signal."""

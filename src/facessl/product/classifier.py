@@ -1,0 +1,302 @@
+"""FaceClassifier: name a face from a few photos per person, or say "unknown".
+
+A face is described by the backbone's descriptor (`models.encoders.FaceEncoder`: for
+ImageNet EfficientNet-Lite0 its block-4 map), whitened with the statistics of the enrolled
+faces (what all faces share shrinks, what tells people apart grows). Each person is the mean
+of their unit-length whitened faces (a prototype, as scikit-learn's NearestCentroid); a face
+whose best cosine is under the calibrated threshold is "unknown". Adding or removing a
+person changes the prototypes and the whitening, never the backbone. Every choice was
+measured on lfw62-v1 val (`python benchmarks/open_set.py --select` has the table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facessl.config import ClassifierConfig, Preprocessing
+from facessl.errors import FacesslError
+from facessl.models import BACKBONES, create_model, normalisation
+from facessl.models.checkpoint import preprocessing_of
+from facessl.models.encoders import FaceEncoder, face_backbone
+from facessl.product.bundle import BundleMeta, load_bundle, save_bundle
+from facessl.product.calibration import Calibration, calibrate, prototypes
+from facessl.provenance import git_sha
+from facessl.space.propagation import confident_pseudo_labels, label_propagation
+from facessl.space.whitening import Whitening
+
+UNKNOWN = "unknown"
+DEFAULTS = ClassifierConfig()
+
+
+class FaceClassifier:
+    """Prototype classifier over a pretrained backbone's face descriptor, with "unknown".
+
+    Parameters (defaults in `config.ClassifierConfig`): `backbone` (a backbone with
+    pretrained weights, or a `facessl pretrain` checkpoint folder), `preprocessing` (how
+    faces are cut, and so the network's input; `fit` takes crops made with it; default:
+    what the backbone was trained on), `layer` (the EfficientNet-Lite0 block whose feature
+    map describes a face; default: the backbone's own descriptor), `flip` (add the mirror
+    image's descriptor), `shrink` (whitening regularisation: 0 whitens fully),
+    `album_confidence` (the label propagation share an unlabelled face needs to join a
+    prototype).
+
+    Fitted attributes: `classes_` (enrolled names, then "unknown"), `encoder_` (the
+    `FaceEncoder`), `support_` (N x D raw descriptors behind the prototypes),
+    `support_labels_` (N,), `support_labelled_` (N,: False for album faces), `whitening_`,
+    `prototypes_` (C x K), `calibration_`, `threshold_`, `threshold_set_by_hand_` (the
+    bundle's threshold is not the calibrated one: add/remove keep it), `album_`.
+    """
+
+    def __init__(self, backbone: str = DEFAULTS.backbone,
+                 preprocessing: Preprocessing | None = None,
+                 layer: int | None = DEFAULTS.layer, flip: bool = DEFAULTS.flip,
+                 shrink: float = DEFAULTS.shrink,
+                 album_confidence: float = DEFAULTS.album_confidence):
+        self.backbone = backbone
+        self.preprocessing = preprocessing or preprocessing_of(backbone)
+        self.layer = layer
+        self.flip = flip
+        self.shrink = shrink
+        self.album_confidence = album_confidence
+
+    def fit(self, X: np.ndarray, y, unlabelled: np.ndarray | None = None,
+            quiet: bool = True) -> FaceClassifier:
+        """Enroll the faces `X` (N x H x W x C uint8 crops) named by `y` (N names).
+
+        `unlabelled`: crops of album faces without names; those that label propagation
+        assigns confidently and that pass the threshold join their person's prototype.
+        """
+        model, meta = face_backbone(self.backbone)
+        faces = self._check_faces(X, "X")
+        names = [str(n) for n in y]
+        if len(names) != len(faces):
+            raise FacesslError(f"fit got {len(faces)} faces but {len(names)} names; "
+                               "pass one name per face.")
+        for name in set(names):
+            check_name(name)
+        people, labels = np.unique(names, return_inverse=True)
+        if len(people) < 2:
+            raise FacesslError(f"enrolling needs at least 2 people, since the unknown-person "
+                               f"threshold is calibrated by telling people apart; got "
+                               f"{len(people)}: {', '.join(people)}. Add a folder per person.")
+        if Preprocessing(**meta["preprocessing"]) != self.preprocessing:
+            raise FacesslError(f"the backbone {self.backbone} was trained on faces cut as "
+                               f"{Preprocessing(**meta['preprocessing'])}, not "
+                               f"{self.preprocessing}; leave preprocessing at its default.")
+        self.architecture_, self.width_ = meta["backbone"], meta["width"]
+        self.backbone_source_ = meta["source"]
+        self._build(model)
+        self.classes_ = np.array([*people, UNKNOWN], dtype=object)
+        self.support_ = self._describe(faces, None if quiet else "describing labelled faces")
+        self.support_labels_ = labels.astype(np.int64)
+        self.support_labelled_ = np.ones(len(faces), dtype=bool)
+        self.threshold_set_by_hand_ = False
+        self._refresh()
+        self.album_ = {"faces": 0, "added": 0}
+        if unlabelled is not None and len(unlabelled):
+            album = self._describe(self._check_faces(unlabelled, "unlabelled"),
+                                   None if quiet else "describing album faces")
+            self._add_album(album)
+        return self
+
+    def _build(self, model: torch.nn.Module) -> None:
+        block = self.layer if self.layer is not None else BACKBONES[
+            self.architecture_].descriptor_block
+        mean, std = normalisation(self.architecture_, self.preprocessing.channels)
+        meta = {"backbone": self.architecture_, "preprocessing": asdict(self.preprocessing),
+                "mean": mean, "std": std}
+        self.encoder_ = FaceEncoder(model, meta, block).to(memory_format=torch.channels_last)
+
+    def _add_album(self, album: np.ndarray) -> None:
+        """Label propagation over enrolled + album faces; keep confident, accepted faces."""
+        unit = self.whitening_(album)
+        pseudo, confidence = label_propagation(
+            self.whitening_(self.support_), self.support_labels_, unit,
+            k=min(10, len(unit) + len(self.support_) - 1))
+        keep, keep_labels = confident_pseudo_labels(pseudo, confidence, self.album_confidence)
+        sims = unit[keep] @ self.prototypes_.T
+        accepted = (sims.argmax(axis=1) == keep_labels) & (sims.max(axis=1) >= self.threshold_)
+        keep, keep_labels = keep[accepted], keep_labels[accepted]
+        self.support_ = np.concatenate([self.support_, album[keep]])
+        self.support_labels_ = np.concatenate([self.support_labels_, keep_labels])
+        self.support_labelled_ = np.concatenate([self.support_labelled_,
+                                                 np.zeros(len(keep), dtype=bool)])
+        self._refresh()
+        self.album_ = {"faces": len(album), "added": int(len(keep))}
+
+    def _refresh(self) -> None:
+        """Whitening, prototypes and calibration from the support set (fit, add, remove);
+        a threshold set by hand in the bundle stays."""
+        n = len(self.classes_) - 1
+        self.calibration_ = calibrate(self.support_, self.support_labels_,
+                                      self.support_labelled_, n, self.shrink)
+        if not self.threshold_set_by_hand_:
+            self.threshold_ = self.calibration_.threshold
+        self._fit_space()
+
+    def _fit_space(self) -> None:
+        self.whitening_ = Whitening.fit(self.support_[self.support_labelled_], self.shrink)
+        self.prototypes_ = prototypes(self.whitening_(self.support_), self.support_labels_,
+                                      len(self.classes_) - 1)
+
+    def add_person(self, name: str, X: np.ndarray) -> FaceClassifier:
+        """Enroll one more person from their face crops; the backbone is unchanged."""
+        self.check_new_name(name)
+        described, label = self._describe(self._check_faces(X, "X")), len(self.people)
+        self.classes_ = np.array([*self.people, name, UNKNOWN], dtype=object)
+        self.support_ = np.concatenate([self.support_, described])
+        self.support_labels_ = np.concatenate([self.support_labels_,
+                                               np.full(len(described), label, dtype=np.int64)])
+        self.support_labelled_ = np.concatenate([self.support_labelled_,
+                                                 np.ones(len(described), dtype=bool)])
+        self._refresh()
+        return self
+
+    def remove_person(self, name: str) -> FaceClassifier:
+        """Forget one person: their prototype and every face behind it."""
+        people = list(self.people)
+        if name not in people:
+            raise FacesslError(f"{name!r} is not enrolled; enrolled people: "
+                               f"{', '.join(people)}.")
+        if len(people) <= 2:
+            raise FacesslError(f"cannot remove {name}: a classifier needs at least 2 people to "
+                               "calibrate its unknown-person threshold. Enroll someone else first.")
+        label = people.index(name)
+        keep = self.support_labels_ != label
+        self.support_ = self.support_[keep]
+        self.support_labels_ = self.support_labels_[keep] - (self.support_labels_[keep] > label)
+        self.support_labelled_ = self.support_labelled_[keep]
+        self.classes_ = np.array([*(p for p in people if p != name), UNKNOWN], dtype=object)
+        self._refresh()
+        return self
+
+    @property
+    def people(self) -> list[str]:
+        """Enrolled names in enrolment order (the first C entries of `classes_`)."""
+        self._check_fitted()
+        return [str(p) for p in self.classes_[:-1]]
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """N x D raw face descriptors of N face crops (before whitening)."""
+        self._check_fitted()
+        return self._describe(self._check_faces(X, "X"))
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """N x C cosine similarities of each face to each enrolled person's prototype."""
+        raw = self.transform(X)
+        return self.whitening_(raw) @ self.prototypes_.T
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """N x (C + 1) probabilities over `classes_`: a softmax of temperature x cosine,
+        where "unknown" is one more logit at the threshold, so it wins exactly when no
+        prototype reaches the threshold."""
+        return self.proba_from_similarities(self.decision_function(X))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """N names (or "unknown") for N face crops."""
+        best = self.predict_proba(X).argmax(axis=1)
+        return self.classes_[best]
+
+    def proba_from_similarities(self, sims: np.ndarray) -> np.ndarray:
+        """`predict_proba` from `decision_function`'s N x C similarities."""
+        logits = self.calibration_.temperature * np.c_[sims, np.full(len(sims), self.threshold_)]
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the classifier as one bundle folder (safetensors + bundle.json)."""
+        self._check_fitted()
+        state = {f"encoder.{k}": v for k, v in self.encoder_.features.state_dict().items()}
+        state.update(support=torch.from_numpy(self.support_),
+                     support_labels=torch.from_numpy(self.support_labels_),
+                     support_labelled=torch.from_numpy(self.support_labelled_))
+        extra = {"layer": self.encoder_.block, "flip": self.flip, "shrink": self.shrink,
+                 "album_confidence": self.album_confidence, "album": self.album_,
+                 "calibration": asdict(self.calibration_), "git_sha": git_sha(),
+                 "width": self.width_, "backbone_source": self.backbone_source_}
+        meta = BundleMeta(class_names=tuple(self.people), preprocessing=self.preprocessing,
+                          threshold=self.threshold_, backbone=self.architecture_, extra=extra)
+        return save_bundle(path, state, meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> FaceClassifier:
+        """Read a bundle written by `save`; never runs pickled code.
+
+        The whitening and prototypes are recomputed from the stored faces. The threshold is
+        the bundle's: edit it in bundle.json to make the classifier stricter or looser
+        (`calibration_` keeps what was measured at the calibrated one); a threshold edited
+        so survives add-person and remove-person."""
+        state, meta = load_bundle(path)
+        extra = meta.extra
+        try:
+            clf = cls(backbone=meta.backbone, preprocessing=meta.preprocessing,
+                      layer=extra["layer"], flip=extra["flip"], shrink=extra["shrink"],
+                      album_confidence=extra["album_confidence"])
+            clf.calibration_ = Calibration(**extra["calibration"])
+            clf.architecture_, clf.width_ = meta.backbone, extra.get("width", 1.0)
+            clf.backbone_source_ = extra.get("backbone_source", "ImageNet-1k weights")
+            clf.album_ = extra["album"]
+            clf.support_ = state.pop("support").numpy()
+            clf.support_labels_ = state.pop("support_labels").numpy()
+            clf.support_labelled_ = state.pop("support_labelled").numpy()
+        except (KeyError, TypeError) as exc:
+            raise FacesslError(f"the bundle {path} was not written by FaceClassifier.save "
+                               f"(missing {exc}); enroll again with `facessl enroll`.") from None
+        if meta.backbone not in BACKBONES:
+            raise FacesslError(f"the bundle {path} names an unknown backbone "
+                               f"{meta.backbone!r}; enroll again with `facessl enroll`.")
+        prep = meta.preprocessing
+        clf._build(create_model(meta.backbone, 1, prep.size, prep.channels, clf.width_,
+                                pretrained=False))
+        try:
+            clf.encoder_.features.load_state_dict(
+                {k.removeprefix("encoder."): v for k, v in state.items()})
+        except RuntimeError:
+            raise FacesslError(f"the backbone weights in {path} do not fit its "
+                               f"{meta.backbone} encoder; the bundle is damaged. Enroll "
+                               "again.") from None
+        clf.classes_ = np.array([*meta.class_names, UNKNOWN], dtype=object)
+        clf.threshold_ = meta.threshold
+        clf.threshold_set_by_hand_ = meta.threshold != clf.calibration_.threshold
+        clf._fit_space()
+        return clf
+
+    def _describe(self, faces: np.ndarray, progress: str | None = None) -> np.ndarray:
+        return self.encoder_.describe(faces, self.flip, progress)
+
+    def _check_faces(self, X, name: str) -> np.ndarray:
+        faces, prep = np.asarray(X), self.preprocessing
+        if (faces.dtype != np.uint8 or faces.ndim != 4 or (name == "X" and len(faces) == 0)
+                or faces.shape[1:] != (prep.size, prep.size, prep.channels)):
+            raise FacesslError(f"{name} must be face crops as an N x {prep.size} x {prep.size} x "
+                               f"{prep.channels} uint8 array, at least one face (cut with "
+                               f"faces.crop_like_lfw at this classifier's preprocessing); got "
+                               f"{faces.dtype} {faces.shape}.")
+        return faces
+
+    def check_new_name(self, name: str) -> None:
+        """Refuse a name that cannot be enrolled, or one already enrolled."""
+        check_name(name)
+        if name in self.people:
+            raise FacesslError(f"{name} is already enrolled; remove them first "
+                               f"(facessl remove-person MODEL {name}) to replace their photos.")
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "prototypes_"):
+            raise FacesslError("this FaceClassifier is not fitted yet; call fit(...) or "
+                               "FaceClassifier.load(path) first.")
+
+
+def check_name(name: str) -> None:
+    """A person's name is a label and a folder name: not "unknown", not empty, no path."""
+    if name == UNKNOWN:
+        raise FacesslError(f"{UNKNOWN!r} is what the classifier answers for strangers and "
+                           "cannot be a person's name; rename that folder.")
+    if not name.strip() or "/" in name or "\\" in name or ".." in name:
+        raise FacesslError(f"a person cannot be called {name!r}: a name names a folder, so it "
+                           "must be non-empty, without '/', '\\' or '..'. Pass another name.")

@@ -1,0 +1,59 @@
+"""What `facessl enroll`, `add-person` and `remove-person` do: folders in, a bundle out.
+
+Each writes the model bundle atomically (weights first, then the JSON that vouches for
+them), so an interrupted command leaves the old bundle or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from facessl.config import DEFAULT_BACKBONE
+from facessl.data.photos import album_faces, labelled_faces, person_faces
+from facessl.errors import FacesslError
+from facessl.files import ensure_writable_dir
+from facessl.product.classifier import FaceClassifier, check_name
+
+
+def enroll(people_dir: str | Path, out: str | Path, unlabelled: str | Path | None = None,
+           backbone: str = DEFAULT_BACKBONE, quiet: bool = True) -> tuple[FaceClassifier, dict]:
+    """Build a classifier from `PEOPLE_DIR/<name>/*` (+ an unlabelled album) and save it
+    to `out`; returns it and a summary (faces, faceless photos, album use)."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise FacesslError(f"--out {out} is a file; pass a folder name for the model bundle.")
+    if out.resolve().is_relative_to(Path(people_dir).expanduser().resolve()):
+        raise FacesslError(f"--out {out} is inside PEOPLE_DIR {people_dir}, where it would "
+                           "read as one more person; write the model somewhere else.")
+    ensure_writable_dir(out, "model folder")
+    clf = FaceClassifier(backbone=backbone)
+    faces, names, faceless = labelled_faces(people_dir, clf.preprocessing, quiet)
+    album, unreadable = (album_faces(unlabelled, clf.preprocessing, quiet)
+                         if unlabelled is not None else (None, 0))
+    clf.fit(faces, names, unlabelled=album, quiet=quiet)
+    clf.save(out)
+    return clf, {"faces": len(faces), "faceless": faceless, "album_unreadable": unreadable}
+
+
+def add_person(model: str | Path, name: str, folder: str | Path,
+               quiet: bool = True) -> tuple[FaceClassifier, list[Path]]:
+    """Enroll `name` from the photos in `folder` into the bundle `model`, in place;
+    returns the classifier and the photos in which no face was found."""
+    check_name(name)  # before loading anything
+    clf = FaceClassifier.load(model)
+    clf.check_new_name(name)  # before reading any photo
+    crops, faceless = person_faces(folder, clf.preprocessing, quiet)
+    if not crops:
+        raise FacesslError(f"no face found in any photo of {folder}; add clear, frontal "
+                           f"photos of {name}.")
+    clf.add_person(name, np.stack(crops)).save(model)
+    return clf, faceless
+
+
+def remove_person(model: str | Path, name: str) -> FaceClassifier:
+    """Forget `name` in the bundle `model`, in place."""
+    clf = FaceClassifier.load(model)
+    clf.remove_person(name).save(model)
+    return clf

@@ -1,0 +1,72 @@
+"""Rows of a face space: checks on feature arrays, unit length, nearest neighbours.
+
+The lowest layer under the metrics (`facessl.eval.metrics`), the whitening and label
+propagation: every function works on plain numpy arrays (N x D float rows, integer labels).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facessl.errors import FacesslError
+
+_CHUNK = 1024  # rows of similarities computed at once: bounds memory for large pools
+
+
+def as_features(x: np.ndarray, name: str) -> np.ndarray:
+    """N x ... array -> N x D float32 (images are flattened; uint8 pixels scaled to [0, 1])."""
+    x = np.asarray(x)
+    if x.ndim < 2 or len(x) == 0:
+        raise FacesslError(f"{name} must be a non-empty N x D (or N x C x H x W) array, "
+                           f"got shape {x.shape}")
+    flat = x.reshape(len(x), -1)
+    return flat.astype(np.float32) / 255.0 if x.dtype == np.uint8 else flat.astype(np.float32)
+
+
+def as_labels(y: np.ndarray, n: int, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise FacesslError(f"{name} must be {n} integer labels (one per row), got "
+                           f"dtype {y.dtype} and shape {y.shape}")
+    return y
+
+
+def check_train_test(train_x, train_y, test_x):
+    """Validate a train/test problem; returns float features and integer train labels."""
+    train_x, test_x = as_features(train_x, "train_x"), as_features(test_x, "test_x")
+    if train_x.shape[1] != test_x.shape[1]:
+        raise FacesslError(f"train_x and test_x must have the same width, got "
+                           f"{train_x.shape[1]} and {test_x.shape[1]}")
+    return train_x, as_labels(train_y, len(train_x), "train_y"), test_x
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (an all-zero row stays zero), so dot products are cosines."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def top_k(queries: np.ndarray, keys: np.ndarray, k: int, exclude_self: bool = False):
+    """For unit rows: indices (M x k, most similar first) and cosine similarities of the
+    k nearest keys of each query, computed in chunks so memory stays O(chunk x N)."""
+    indices = np.empty((len(queries), k), dtype=np.int64)
+    sims = np.empty((len(queries), k), dtype=np.float32)
+    for start in range(0, len(queries), _CHUNK):
+        block = queries[start:start + _CHUNK] @ keys.T
+        if exclude_self:
+            rows = np.arange(len(block))
+            block[rows, rows + start] = -np.inf
+        part = np.argpartition(-block, k - 1, axis=1)[:, :k]
+        part_sims = np.take_along_axis(block, part, axis=1)
+        order = np.argsort(-part_sims, axis=1, kind="stable")
+        indices[start:start + len(block)] = np.take_along_axis(part, order, axis=1)
+        sims[start:start + len(block)] = np.take_along_axis(part_sims, order, axis=1)
+    return indices, sims
+
+
+def check_k(k: int, available: int, what: str) -> None:
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise FacesslError(f"k must be a positive integer, got {k!r}")
+    if k > available:
+        raise FacesslError(f"k={k} neighbours asked for, but there are only {available} "
+                           f"{what}. Pass k={available} or fewer.")
