@@ -183,10 +183,7 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--preset", default=d.preset, choices=list(PRESETS),
                      help="cpu: measured to finish in minutes on 2 cores; original: the "
                           "original design's budget (hours on a CPU, for a GPU)")
-    exp.add_argument("--data", help=DATA_HELP)
-    exp.add_argument("--out", help="output folder (default runs/experiment-<time>)")
-    exp.add_argument("--quiet", action="store_true", help="no progress output")
-    exp.set_defaults(func=_experiment)
+    _data_out_quiet(exp, "output folder (default runs/experiment-<time>)", _experiment)
 
 
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
@@ -210,10 +207,7 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--option", action="append", metavar="KEY=VALUE",
                      help="a method option, e.g. --option temperature=0.2 (repeatable)")
     pre.add_argument("--seed", type=int, default=d.seed)
-    pre.add_argument("--data", help=DATA_HELP)
-    pre.add_argument("--out", help="checkpoint folder (default runs/pretrain-<method>-...)")
-    pre.add_argument("--quiet", action="store_true")
-    pre.set_defaults(func=_pretrain)
+    _data_out_quiet(pre, "checkpoint folder (default runs/pretrain-<method>-...)", _pretrain)
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -235,10 +229,15 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                           "`facessl enroll` uses")
     eva.add_argument("--no-verification", action="store_true", help="skip LFW pairs.txt")
     eva.add_argument("--pairs", help="LFW pairs.txt (default: lfw-protocol/ beside the data)")
-    eva.add_argument("--data", help=DATA_HELP)
-    eva.add_argument("--out", help="output folder (default runs/evaluate-...)")
-    eva.add_argument("--quiet", action="store_true")
-    eva.set_defaults(func=_evaluate)
+    _data_out_quiet(eva, "output folder (default runs/evaluate-...)", _evaluate)
+
+
+def _data_out_quiet(parser: argparse.ArgumentParser, out_help: str, handler) -> None:
+    """The options every long-running research command shares, and its handler."""
+    parser.add_argument("--data", help=DATA_HELP)
+    parser.add_argument("--out", help=out_help)
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(func=handler)
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:

@@ -39,10 +39,9 @@ class FaceClassifier:
     pretrained weights, or a `facessl pretrain` checkpoint folder), `preprocessing` (how
     faces are cut, and so the network's input; `fit` takes crops made with it; default:
     what the backbone was trained on), `layer` (the EfficientNet-Lite0 block whose feature
-    map describes a face; default: the backbone's own descriptor), `flip` (add the mirror
-    image's descriptor), `shrink` (whitening regularisation: 0 whitens fully),
-    `album_confidence` (the label propagation share an unlabelled face needs to join a
-    prototype).
+    map describes a face; default: the backbone's own), `flip` (add the mirror image's
+    descriptor), `shrink` (whitening regularisation: 0 whitens fully), `album_confidence`
+    (the label propagation share an unlabelled face needs to join a prototype).
 
     Fitted attributes: `classes_` (enrolled names, then "unknown"), `encoder_` (the
     `FaceEncoder`), `support_` (N x D raw descriptors behind the prototypes),
@@ -54,8 +53,7 @@ class FaceClassifier:
     def __init__(self, backbone: str = DEFAULTS.backbone,
                  preprocessing: Preprocessing | None = None,
                  layer: int | None = DEFAULTS.layer, flip: bool = DEFAULTS.flip,
-                 shrink: float = DEFAULTS.shrink,
-                 album_confidence: float = DEFAULTS.album_confidence):
+                 shrink: float = DEFAULTS.shrink, album_confidence: float = DEFAULTS.album_confidence):
         self.backbone = backbone
         self.preprocessing = preprocessing or preprocessing_of(backbone)
         self.layer = layer
