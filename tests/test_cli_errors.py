@@ -65,3 +65,30 @@ def test_output_folder_not_writable(tiny_lfw, tmp_path, make_out):
     _fails_cleanly(facessl("experiment", "--split", str(tiny_lfw["split"]), "--data",
                            str(tiny_lfw["folder"]), "--out", str(make_out(tmp_path))),
                    "cannot write to the output folder")
+
+
+def test_a_club_without_an_unlabelled_pool_is_told_what_to_pass(tiny_lfw, tmp_path):
+    """The README's own-community path: everyone is in the community, so the manifest has
+    no unlabelled pool; the commands that learn from one say what to pass instead."""
+    club = tmp_path / "club"
+    for person, roles in tiny_lfw["manifest"]["community"].items():
+        (club / person).mkdir(parents=True)
+        for rel in [p for r in roles.values() for p in r]:
+            (club / rel).write_bytes((tiny_lfw["folder"] / rel).read_bytes())
+    made = facessl("data", "manifest", str(club), "--min-images", "5",
+                   "--out", str(tmp_path / "club.json"))
+    assert made.returncode == 0, made.stderr
+    assert "0 unlabelled images" in made.stdout and "no unlabelled pool" in made.stdout
+    where = ("--split", str(tmp_path / "club.json"), "--data", str(club))
+    _fails_cleanly(facessl("experiment", *where, "--out", str(tmp_path / "e")),
+                   "no unlabelled images for the ssl arm", "--arms scratch transfer")
+    _fails_cleanly(facessl("evaluate", "efficientnet_lite0", *where, "--shots", "1", "5",
+                           "--no-verification",
+                           "--out", str(tmp_path / "v")),
+                   "no unlabelled images", "--protocols knn ncm linear finetune")
+    _fails_cleanly(facessl("pretrain", *where, "--out", str(tmp_path / "p")),
+                   "no unlabelled images to learn from", "--min-images")
+    done = facessl("experiment", *where, "--arms", "scratch", "--seeds", "0", "--epochs", "1",
+                   "--out", str(tmp_path / "ok"), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "ok" / "report.md").is_file()

@@ -148,6 +148,11 @@ def _describe_community(config: EvaluateConfig, encoder: FaceEncoder,
     for shots in config.shots:
         if shots is not None and shots > min_train(split):
             split.labelled("train", shots)  # names the person who has too few
+    if "ncm-whitened" in config.protocols and not split.unlabelled:
+        raise FacesslError(f"the split {split.name} has no unlabelled images to fit the "
+                           "ncm-whitened protocol's whitening on; pass --protocols knn ncm "
+                           "linear finetune, or a manifest with an unlabelled pool "
+                           "(`facessl data manifest` with a higher --min-images).")
     paths = sorted({p for roles in split.community.values() for r in roles.values() for p in r})
     raw = dict(zip(paths, encoder.describe(built.take(paths))))
     community = Community(split, built, raw, (np.zeros(0), np.zeros(0)), (np.zeros(0), np.zeros(0)))
@@ -169,13 +174,7 @@ def _choose_whitening(config: EvaluateConfig, encoder: FaceEncoder,
                       community: Community) -> tuple[np.ndarray, dict]:
     """(pool descriptors, the whitening strength with the best mean val NCM accuracy over
     the k's evaluated, and what was tried)."""
-    split = community.split
-    if not split.unlabelled:
-        raise FacesslError(f"the split {split.name} has no unlabelled images to fit the "
-                           "ncm-whitened protocol's whitening on; pass --protocols knn ncm "
-                           "linear finetune, or a manifest with an unlabelled pool "
-                           "(`facessl data manifest` with a higher --min-images).")
-    pool = subsample(split.unlabelled, config.whitening_pool, seed=0)
+    pool = subsample(community.split.unlabelled, config.whitening_pool, seed=0)
     pool_x = encoder.describe(community.cache.take(pool))
     val_x, val_y = community.val
     tried = {}

@@ -1,0 +1,88 @@
+"""PCA whitening (space/whitening.py) against a plain SVD reference written here in numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facessl.space.whitening import Whitening
+
+
+def _rows(n: int, d: int, seed: int) -> np.ndarray:
+    """N x D float32 rows with very unequal spreads per direction and an offset."""
+    rng = np.random.default_rng(seed)
+    mixing = np.linalg.qr(rng.normal(size=(d, d)))[0]  # directions not on the axes
+    spread = np.geomspace(5.0, 0.05, d)
+    return (rng.normal(size=(n, d)) * spread @ mixing + 3.0).astype(np.float32)
+
+
+def _reference(rows: np.ndarray, shrink: float):
+    """(mean, components, scale) from an SVD of the centred rows."""
+    x = rows.astype(np.float64)
+    mean = x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+    keep = s ** 2 > (s ** 2).max() * 1e-9
+    variance = s[keep] ** 2 / (len(x) - 1)
+    scale = 1 / np.sqrt(variance + shrink * variance.mean())
+    return mean, vt[keep], scale
+
+
+def _whiten(reference, x: np.ndarray) -> np.ndarray:
+    mean, components, scale = reference
+    z = (x.astype(np.float64) - mean) @ components.T * scale
+    return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("shrink", [0.0, 0.01, 1.0])
+@pytest.mark.parametrize("n, d", [(20, 64), (200, 16)], ids=["gram-path", "plain-path"])
+def test_whitening_equals_an_svd_reference(n, d, shrink):
+    rows, held = _rows(n, d, seed=n), _rows(30, d, seed=n + 1)
+    fitted = Whitening.fit(rows, shrink)
+    reference = _reference(rows, shrink)
+    k = len(reference[2])
+    assert k == (n - 1 if n <= d else d)  # centring removes one direction when N <= D
+    assert fitted.components.shape == (k, d) and fitted.scale.shape == (k,)
+    assert np.allclose(fitted.mean, reference[0], atol=1e-5)
+    # the same scales, in whatever order the directions come out
+    assert np.allclose(np.sort(fitted.scale), np.sort(reference[2]), rtol=1e-4)
+    got, want = fitted(held), _whiten(reference, held)
+    assert got.shape == (30, k) and np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
+    # the map agrees up to the order and sign of the directions: same cosines between faces
+    assert np.allclose(got @ got.T, want @ want.T, atol=1e-4)
+    train_got, train_want = fitted(rows), _whiten(reference, rows)
+    assert np.allclose(train_got @ train_got.T, train_want @ train_want.T, atol=1e-4)
+    # and direction by direction, once matched up by their (distinct) scales
+    order_got, order_want = np.argsort(fitted.scale), np.argsort(reference[2])
+    assert np.allclose(np.abs(got[:, order_got]), np.abs(want[:, order_want]), atol=1e-4)
+
+
+@pytest.mark.parametrize("n, d", [(20, 64), (200, 16)], ids=["gram-path", "plain-path"])
+def test_whitened_training_rows_have_unit_variance_before_normalising(n, d):
+    rows = _rows(n, d, seed=7)
+    fitted = Whitening.fit(rows, shrink=0.0)
+    z = (rows - fitted.mean) @ fitted.components.T * fitted.scale
+    k = len(fitted.scale)
+    assert np.allclose(np.cov(z, rowvar=False), np.eye(k), atol=1e-3)  # white: cov = I
+    assert np.allclose(fitted.components @ fitted.components.T, np.eye(k), atol=1e-4)
+    # shrink > 0 pulls each direction's variance under 1 by var / (var + shrink * mean var)
+    shrunk = Whitening.fit(rows, shrink=1.0)
+    z = (rows - shrunk.mean) @ shrunk.components.T * shrunk.scale
+    variance = np.var(z, axis=0, ddof=1)
+    assert np.all(variance < 1) and np.all(variance > 0)
+    raw = 1 / fitted.scale ** 2  # each direction's own variance
+    ours = np.sort(variance)
+    assert np.allclose(ours, np.sort(raw / (raw + raw.mean())), rtol=1e-3)
+
+
+def test_fewer_rows_than_dimensions_whiten_into_equally_spaced_unit_rows():
+    """With N <= D and no shrink the N centred training rows span N - 1 directions, and
+    whitened to unit length they are a regular simplex: every cosine is -1 / (N - 1)."""
+    n = 12
+    rows = _rows(n, 50, seed=3)
+    unit = Whitening.fit(rows, shrink=0.0)(rows)
+    expected = np.full((n, n), -1 / (n - 1))
+    np.fill_diagonal(expected, 1.0)
+    assert np.allclose(unit @ unit.T, expected, atol=1e-4)
+    # shrinking keeps the big directions' say: the rows are no longer equally spaced
+    shrunk = Whitening.fit(rows, shrink=1.0)(rows)
+    assert not np.allclose(shrunk @ shrunk.T, expected, atol=1e-2)
