@@ -284,6 +284,43 @@ def test_the_threshold_in_the_bundle_rules(fitted, community, tmp_path):
     assert set(strict.predict(community["held_X"])) == {UNKNOWN}
 
 
+def test_a_threshold_set_by_hand_survives_add_person(fitted, tiny_lfw, tmp_path):
+    from test_experiment import facessl as run_facessl
+
+    from facessl.product.enroll import add_person
+
+    newcomer = tmp_path / NEWCOMER
+    newcomer.mkdir()
+    for photo in photos(tiny_lfw, NEWCOMER)[:5]:
+        shutil.copy(photo, newcomer / photo.name)
+    edited, untouched = fitted.save(tmp_path / "edited"), fitted.save(tmp_path / "untouched")
+    document = json.loads((edited / META).read_text())
+    (edited / META).write_text(json.dumps({**document, "threshold": 0.123}))
+    assert FaceClassifier.load(edited).threshold_set_by_hand_
+    assert not FaceClassifier.load(untouched).threshold_set_by_hand_
+
+    done = run_facessl("add-person", str(edited), NEWCOMER, str(newcomer), "--quiet")
+    assert done.returncode == 0, done.stderr
+    kept = FaceClassifier.load(edited)
+    assert kept.people == [*fitted.people, NEWCOMER]
+    assert kept.threshold_ == 0.123 and kept.threshold_set_by_hand_
+    assert json.loads((edited / META).read_text())["threshold"] == 0.123
+    recalibrated = kept.calibration_.threshold
+    assert recalibrated != pytest.approx(0.123, abs=1e-3)
+    assert recalibrated != pytest.approx(fitted.calibration_.threshold, abs=1e-6)  # 4 people now
+    assert (f"(4 people; kept your threshold 0.123; recalibrated it would be "
+            f"{recalibrated:.3f})") in done.stdout
+
+    # a bundle whose threshold was not edited follows the recalibration
+    clf, _ = add_person(untouched, NEWCOMER, newcomer)
+    assert not clf.threshold_set_by_hand_ and clf.threshold_ == clf.calibration_.threshold
+    reloaded = FaceClassifier.load(untouched)
+    assert not reloaded.threshold_set_by_hand_
+    assert reloaded.threshold_ == pytest.approx(reloaded.calibration_.threshold)
+    assert reloaded.threshold_ == pytest.approx(recalibrated, abs=1e-5)  # same faces, same value
+    assert reloaded.threshold_ != pytest.approx(fitted.threshold_, abs=1e-6)
+
+
 def test_backbones_without_face_weights_are_refused(community, tmp_path):
     X, y = community["X"], community["y"]
     for spec in ("tinyvgg", str(tmp_path)):

@@ -88,9 +88,9 @@ def test_manifest_puts_people_with_enough_images_in_the_community(tiny_lfw, tmp_
     community = {p for p, n in counts.items() if n >= k}
     assert len(community) == 7  # the 3 members (10 each), Abdullah_Gul (19), three with 4
     unlabelled = sorted(p for p in paths if p.split("/")[0] not in community)
-    assert done.stdout.splitlines() == [  # one line: with a pool left over, no note
-        f"wrote {out}: {len(community)} people in the community, {len(unlabelled)} unlabelled "
-        "images"]
+    wrote = (f"wrote {out}: {len(community)} people in the community, {len(unlabelled)} "
+             "unlabelled images")
+    assert done.stdout.splitlines() == [wrote]  # one line: with a pool left over, no note
 
     split = load_manifest(out, available=paths)
     assert split.name == "m" and split.source == folder.name and split.unknown == []

@@ -20,12 +20,38 @@ def test_pseudo_labels_are_deterministic_for_a_seed(tiny_lfw):
     assert np.array_equal(kmeans.assign(images, centres), a)
 
 
-def test_pseudo_labels_are_cached(tiny_lfw, private_cache):
+def test_pseudo_labels_are_cached(tiny_lfw, tmp_path, monkeypatch):
+    """The second call READS the cache file: overwritten labels come back as written."""
+    monkeypatch.setenv("FACESSL_CACHE", str(tmp_path / "kmeans-cache"))
     images = _pool(tiny_lfw)
-    first, _ = kmeans.cluster_pixels(images, clusters=3, seed=1, cache_key="pool")
-    assert len(list((private_cache / "pseudo-labels").glob("*.npz"))) == 1
-    second, _ = kmeans.cluster_pixels(images, clusters=3, seed=1, cache_key="pool")
-    assert np.array_equal(first, second)
+    first, centres = kmeans.cluster_pixels(images, clusters=3, seed=1, cache_key="pool")
+    files = list((tmp_path / "kmeans-cache" / "pseudo-labels").glob("*.npz"))
+    assert len(files) == 1
+    stored = np.load(files[0])
+    assert np.array_equal(stored["labels"], first) and np.array_equal(stored["centres"], centres)
+
+    planted_labels = (first + 1) % 3  # a different, impossible-to-recompute answer
+    planted_centres = np.full_like(centres, 0.25)
+    np.savez(files[0], labels=planted_labels, centres=planted_centres)
+    second, second_centres = kmeans.cluster_pixels(images, clusters=3, seed=1, cache_key="pool")
+    assert np.array_equal(second, planted_labels) and not np.array_equal(second, first)
+    assert np.array_equal(second_centres, planted_centres)
+
+    # another key, seed, k or pool is another file, computed afresh
+    for key, seed, k, pool in (("other", 1, 3, images), ("pool", 2, 3, images),
+                               ("pool", 1, 4, images), ("pool", 1, 3, images[:-1])):
+        labels, found = kmeans.cluster_pixels(pool, clusters=k, seed=seed, cache_key=key)
+        fresh, fresh_centres = kmeans.cluster_pixels(pool, clusters=k, seed=seed)
+        assert np.array_equal(labels, fresh) and np.allclose(found, fresh_centres)
+        assert not np.allclose(found, 0.25)
+    assert len(list((tmp_path / "kmeans-cache" / "pseudo-labels").glob("*.npz"))) == 5
+    # the planted file is still what the first key answers
+    again, _ = kmeans.cluster_pixels(images, clusters=3, seed=1, cache_key="pool")
+    assert np.array_equal(again, planted_labels)
+    # without a key nothing is read or written
+    uncached, _ = kmeans.cluster_pixels(images, clusters=3, seed=1)
+    assert np.array_equal(uncached, first)
+    assert len(list((tmp_path / "kmeans-cache" / "pseudo-labels").glob("*.npz"))) == 5
 
 
 def test_identity_agreement_is_one_for_identity_and_near_zero_for_noise():

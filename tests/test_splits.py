@@ -90,3 +90,11 @@ def test_generated_manifest_is_deterministic_and_valid(tmp_path):
 def test_generate_refuses_a_community_of_one():
     with pytest.raises(FacesslError, match="Lower --min-images"):
         generate_manifest([f"A/A_{j}.jpg" for j in range(12)], "x", "y", min_images=10)
+
+
+def test_a_manifest_needs_three_images_per_member():
+    paths = [f"A/a{i}.jpg" for i in range(10)] + [f"B/b{i}.jpg" for i in range(3)]
+    manifest = generate_manifest(paths, "x", "s", min_images=3)
+    assert all(manifest["community"][p]["train"] for p in ("A", "B"))
+    with pytest.raises(FacesslError, match="--min-images must be at least 3 .* got 2"):
+        generate_manifest(paths, "x", "s", min_images=2)

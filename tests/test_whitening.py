@@ -86,3 +86,9 @@ def test_fewer_rows_than_dimensions_whiten_into_equally_spaced_unit_rows():
     # shrinking keeps the big directions' say: the rows are no longer equally spaced
     shrunk = Whitening.fit(rows, shrink=1.0)(rows)
     assert not np.allclose(shrunk @ shrunk.T, expected, atol=1e-2)
+
+
+def test_whitening_takes_float64_rows():
+    rows = np.random.default_rng(0).random((10, 20))
+    whiten = Whitening.fit(rows, 0.0)
+    assert np.allclose(whiten(rows), whiten(rows.astype(np.float32)), atol=1e-6)

@@ -68,7 +68,8 @@ class ExperimentConfig:
         epochs=25, batch_size=16, lr=0.02, augment="flip", schedule="cosine"))
     scratch: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=25, batch_size=16, lr=0.02, augment="flip", schedule="cosine"))
-    # transfer arm: EfficientNet-Lite0, ImageNet weights, stem + first blocks kept frozen
+    # transfer arm: a pretrained backbone, stem + first blocks kept frozen
+    transfer_backbone: str = DEFAULT_BACKBONE
     transfer_size: int = 80  # network input side; images are cut at <= 128 px and resized
     transfer_frozen_blocks: int = 6
     transfer: TrainConfig = field(default_factory=lambda: TrainConfig(

@@ -156,6 +156,9 @@ def generate_manifest(paths: Iterable[str], name: str, source: str, min_images: 
                       val_fraction: float = 0.125, test_fraction: float = 0.125) -> dict:
     """A manifest for images named `<Person>/<file>`: people with >= min_images form the
     community (hash-ordered, split into train/val/test), everyone else the unlabelled pool."""
+    if min_images < 3:
+        raise FacesslError(f"--min-images must be at least 3 (one train, one val and one test "
+                           f"image per community member); got {min_images}.")
     by_person: dict[str, list[str]] = {}
     for p in paths:
         by_person.setdefault(person_of(p), []).append(p)

@@ -122,10 +122,10 @@ def _run_arm(arm: str, seed: int, config: ExperimentConfig, split: Split,
     run: dict = {"arm": arm, "seed": seed}
     torch.manual_seed(seed)
     if arm == "transfer":
-        model = create_model("efficientnet_lite0", people, config.transfer_size,
+        model = create_model(config.transfer_backbone, people, config.transfer_size,
                              frozen_blocks=config.transfer_frozen_blocks)
         stage, community = config.transfer, communities["transfer"]
-        mean, std = normalisation("efficientnet_lite0")
+        mean, std = normalisation(config.transfer_backbone)
         pipeline = BatchPipeline(mean, std, stage.augment, size=config.transfer_size)
     else:
         if arm == "scratch":

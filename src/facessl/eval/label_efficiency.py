@@ -37,7 +37,7 @@ from facessl.data.splits import (
 from facessl.errors import FacesslError
 from facessl.eval import metrics
 from facessl.eval.plots import plot_embedding, plot_label_efficiency
-from facessl.eval.verification import score_verification
+from facessl.eval.verification import pairs_file, score_verification
 from facessl.files import ensure_writable_dir, write_json
 from facessl.models import replace_head
 from facessl.models.checkpoint import load_backbone
@@ -89,6 +89,8 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     model, meta = load_backbone(config.checkpoint)
     encoder = FaceEncoder(model, meta, config.block)
     source = lfw.locate(config.data)
+    if config.verification:
+        pairs_file(config.pairs, source)  # a missing pairs.txt is said before any work
     built = image_cache.load_or_build(source, encoder.preprocessing, quiet=quiet)
     community = _describe_community(config, encoder, built)
     train_config = _finetune_settings(config, meta)
@@ -258,7 +260,7 @@ def finetune(model, meta, train: TensorSet, eval_sets: dict[str, TensorSet], cla
              config: TrainConfig, seed: int, frozen_blocks: int = 0) -> list[dict]:
     """Fine-tune a copy of `model` with a new head; its per-epoch history (`fit`'s)."""
     tuned = replace_head(copy.deepcopy(model), classes)
-    if meta["backbone"] == "efficientnet_lite0":
+    if hasattr(tuned, "freeze"):  # a pretrained trunk keeps its first blocks
         tuned.freeze(frozen_blocks)
     torch.manual_seed(seed)
     tuned.head.reset_parameters()

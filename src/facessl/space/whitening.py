@@ -50,6 +50,7 @@ class Whitening:
                    scale.float().numpy())
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
         z = (torch.from_numpy(x) - torch.from_numpy(self.mean)) @ torch.from_numpy(
             self.components).T * torch.from_numpy(self.scale)
         return l2_normalise(z.numpy())

@@ -103,7 +103,7 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
              f"unlabelled images ({config.track} track of {pool.split.name})")
     torch.manual_seed(config.seed)
     backbone = create_model(config.backbone, 1, config.prep.size, config.prep.channels,
-                            config.width, pretrained=config.backbone == "efficientnet_lite0")
+                            config.width)  # from its pretrained weights, where it has them
     mean, std = normalisation(config.backbone, config.prep.channels)
     try:
         method = create_method(config.method, backbone, mean, std,
