@@ -6,7 +6,12 @@ import math
 
 import pytest
 
-from facessl.eval.report import claim_sentence, epochs_to_target, summarise, write_report
+from facessl.eval.report import (
+    claim_sentence,
+    epochs_to_target,
+    summarise,
+    write_report,
+)
 
 
 def _run(arm: str, seed: int, val: list[float], test: list[float], pretext: int = 0,
