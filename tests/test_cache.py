@@ -1,8 +1,10 @@
+import io
 import warnings
 
 import numpy as np
 import pytest
 from conftest import TRUNCATED
+from PIL import Image, ImageFile
 
 from facessl.augment import to_tensor
 from facessl.config import Preprocessing
@@ -44,6 +46,21 @@ def test_truncated_jpeg_is_decoded_with_a_warning(tiny_lfw):
     built = cache.load_or_build(lfw.locate(tiny_lfw["folder"]), Preprocessing(128, 32),
                                 quiet=True)
     assert built.truncated == [TRUNCATED] and TRUNCATED in built
+
+
+def test_a_truncated_jpeg_flips_no_process_wide_switch(tiny_lfw):
+    """Decoding LFW's truncated JPEG must not make PIL accept truncated files elsewhere
+    (a server decoding another upload at the same moment would see it)."""
+    data = (tiny_lfw["folder"] / TRUNCATED).read_bytes()
+    with pytest.warns(UserWarning, match="truncated"):
+        image, truncated = cache.open_image(data, TRUNCATED)
+    assert truncated and ImageFile.LOAD_TRUNCATED_IMAGES is False
+    rows = np.asarray(image.convert("L"))
+    assert rows[-10:].std() == 0 and rows[-10:].mean() == 128  # the missing rows are grey
+    cut_png = io.BytesIO()
+    Image.fromarray(rows).save(cut_png, "PNG")
+    with pytest.raises(OSError):  # a truncated PNG is refused, not half-read
+        cache.open_image(cut_png.getvalue()[:2000], "cut.png")
 
 
 def test_half_written_cache_is_not_trusted(tiny_lfw):
