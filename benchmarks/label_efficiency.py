@@ -3,7 +3,7 @@
 Pretrains every method of `PRETRAINING` with its budget (skipped when its checkpoint is
 complete; an interrupted one resumes), runs `facessl evaluate` on every backbone and
 baseline, adds the pixel baselines (pixel 1-NN, eigenfaces + SVM with PCA fitted on the
-unlabelled pool) computed by `facessl.evaluate` on the same split, and rewrites three tables
+unlabelled pool) computed by `facessl.eval.metrics` on the same split, and rewrites three tables
 between their markers in BENCHMARKS.md: the inductive track, the album track, and LFW
 verification. Results already on disk are reused: delete a run folder to measure it again.
 

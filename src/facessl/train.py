@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from facessl.augment import BatchPipeline
+from facessl.augment import BatchPipeline, to_tensor
 from facessl.config import TrainConfig
 from facessl.errors import FacesslError
 from facessl.files import atomic_path
@@ -34,6 +34,13 @@ class TensorSet:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @classmethod
+    def of(cls, split, cache, role: str, shots: int | None = None) -> TensorSet:
+        """A split role's labelled faces (train: the first `shots` per person) from an
+        image cache, in torch's layout."""
+        paths, labels = split.labelled(role, shots)
+        return cls(to_tensor(cache.take(paths)), torch.tensor(labels))
 
 
 def pick_device() -> torch.device:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from facessl import __version__
-from facessl.augment import BatchPipeline, to_tensor
+from facessl.augment import BatchPipeline
 from facessl.config import ARMS, ExperimentConfig, PretrainConfig, transfer_prep
 from facessl.data import cache as image_cache
 from facessl.data import lfw
@@ -62,10 +62,8 @@ def ssl_arm(method: str) -> str:
 
 
 def _community(split: Split, cache: image_cache.ImageCache, shots: int | None) -> Community:
-    def tensors(role: str) -> TensorSet:
-        paths, labels = split.labelled(role, shots if role == "train" else None)
-        return TensorSet(to_tensor(cache.take(paths)), torch.tensor(labels))
-    return Community(tensors("train"), tensors("val"), tensors("test"))
+    return Community(TensorSet.of(split, cache, "train", shots), TensorSet.of(split, cache, "val"),
+                     TensorSet.of(split, cache, "test"))
 
 
 def run_experiment(config: ExperimentConfig, out: Path, quiet: bool = False) -> dict:
@@ -137,6 +135,7 @@ def _run_arm(arm: str, seed: int, config: ExperimentConfig, split: Split,
             run["pretext_history"], model = _pretrained(config, method, seed, out, progress)
             if method == "kmeans":
                 _record_clusters(config, split, seed, results, out)
+            torch.manual_seed(seed)  # the same new head whether pretraining ran or resumed
             replace_head(model, people)
             stage = config.finetune
         community = communities["tinyvgg"]

@@ -17,13 +17,13 @@ import copy
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from facessl.augment import BatchPipeline, to_tensor
+from facessl.augment import BatchPipeline
 from facessl.config import PROTOCOLS, EvaluateConfig, TrainConfig, finetune_config
 from facessl.data import cache as image_cache
 from facessl.data import lfw
@@ -59,26 +59,33 @@ def shot_label(shots: int | None) -> str:
 
 @dataclass
 class Community:
-    """The split's community: raw descriptors by path, and the val and test rows."""
+    """The split's community: raw descriptors by path, and the val and test rows; each k's
+    train and album rows are stacked once and kept (they are read, never written)."""
 
     split: Split
     cache: image_cache.ImageCache
     raw: dict[str, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]  # raw descriptors, labels
     test: tuple[np.ndarray, np.ndarray]
+    stacked: dict = field(default_factory=dict)
 
     def rows(self, paths: list[str]) -> np.ndarray:
         return np.stack([self.raw[p] for p in paths])
 
     def train(self, shots: int | None) -> tuple[np.ndarray, np.ndarray]:
-        paths, labels = self.split.labelled("train", shots)
-        return self.rows(paths), np.asarray(labels)
+        if ("train", shots) not in self.stacked:
+            paths, labels = self.split.labelled("train", shots)
+            self.stacked["train", shots] = self.rows(paths), np.asarray(labels)
+        return self.stacked["train", shots]
 
     def album(self, shots: int | None) -> np.ndarray | None:
         """The community's train photos after the first k, unlabelled (album track)."""
-        paths = [p for person in self.split.people
-                 for p in self.split.community[person]["train"][shots:]]
-        return self.rows(paths) if shots is not None and paths else None
+        if ("album", shots) not in self.stacked:
+            paths = [p for person in self.split.people
+                     for p in self.split.community[person]["train"][shots:]]
+            self.stacked["album", shots] = self.rows(paths) if shots is not None and paths \
+                else None
+        return self.stacked["album", shots]
 
 
 def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict:
@@ -272,14 +279,10 @@ def _finetune_runs(config: EvaluateConfig, model, meta: dict, community: Communi
                    shots: int | None, train_config: TrainConfig) -> list[float]:
     """Final test accuracy of one fine-tune per seed at k = `shots`."""
     split, cache = community.split, community.cache
-
-    def tensors(role: str, k: int | None = None) -> TensorSet:
-        paths, labels = split.labelled(role, k)
-        return TensorSet(to_tensor(cache.take(paths)), torch.tensor(labels))
-
-    watched = {"val": tensors("val"), "test": tensors("test")}
-    return [finetune(model, meta, tensors("train", shots), watched, len(split.people),
-                     train_config, seed, config.finetune_frozen_blocks)[-1]["test_acc"]
+    watched = {"val": TensorSet.of(split, cache, "val"), "test": TensorSet.of(split, cache, "test")}
+    return [finetune(model, meta, TensorSet.of(split, cache, "train", shots), watched,
+                     len(split.people), train_config, seed,
+                     config.finetune_frozen_blocks)[-1]["test_acc"]
             for seed in config.seeds]
 
 

@@ -118,7 +118,7 @@ def pixel_1nn_accuracy(train_pixels: np.ndarray, train_y: np.ndarray, test_pixel
                        test_y: np.ndarray) -> float:
     """Plain Euclidean 1-NN on raw pixels: the floor any learned feature must beat.
 
-    Pixels N x C x H x W (or N x D), uint8 scaled to [0, 1]; labels (N,), (M,).
+    Pixels N x H x W x C (or N x D), uint8 scaled to [0, 1]; labels (N,), (M,).
     """
     train_x, train_y, test_x = check_train_test(train_pixels, train_y, test_pixels)
     squared = (test_x ** 2).sum(1, keepdims=True) - 2 * test_x @ train_x.T + (train_x ** 2).sum(1)

@@ -67,10 +67,16 @@ class FaceEncoder(nn.Module):
         return (self.features(x) + self.features(x.flip(3)).flip(3)).flatten(1)
 
 
-def face_backbone(spec: str) -> tuple[nn.Module, dict]:
+def face_backbone(spec: str | Path) -> tuple[nn.Module, dict]:
     """(network, metadata) for `spec`: a backbone with pretrained weights or a checkpoint
     folder written by `facessl pretrain`; an untrained network cannot describe faces."""
-    folder = Path(spec).expanduser()
+    check_face_backbone(spec)
+    return load_backbone(spec)
+
+
+def check_face_backbone(spec: str | Path) -> None:
+    """Refuse, before any work, a `spec` that cannot describe faces (see `face_backbone`)."""
+    spec, folder = str(spec), Path(spec).expanduser()
     untrained = (spec in BACKBONES and spec not in PRETRAINED) or spec.startswith("random:")
     if untrained or (folder.exists() and not (folder / META).is_file()):
         raise FacesslError(f"--backbone {spec!r} has no weights to describe faces with; pass "
@@ -80,4 +86,3 @@ def face_backbone(spec: str) -> tuple[nn.Module, dict]:
         raise FacesslError(f"--backbone {spec!r} is not a known backbone or checkpoint folder; "
                            f"pass one of: {', '.join(PRETRAINED)}, or a `facessl pretrain` "
                            "folder.")
-    return load_backbone(spec)

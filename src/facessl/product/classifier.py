@@ -21,7 +21,7 @@ from facessl.config import ClassifierConfig, Preprocessing
 from facessl.errors import FacesslError
 from facessl.models import BACKBONES, create_model, normalisation
 from facessl.models.checkpoint import preprocessing_of
-from facessl.models.encoders import FaceEncoder, face_backbone
+from facessl.models.encoders import FaceEncoder, check_face_backbone, face_backbone
 from facessl.product.bundle import BundleMeta, load_bundle, save_bundle
 from facessl.product.calibration import Calibration, calibrate, prototypes
 from facessl.provenance import git_sha
@@ -53,7 +53,8 @@ class FaceClassifier:
     def __init__(self, backbone: str = DEFAULTS.backbone,
                  preprocessing: Preprocessing | None = None,
                  layer: int | None = DEFAULTS.layer, flip: bool = DEFAULTS.flip,
-                 shrink: float = DEFAULTS.shrink, album_confidence: float = DEFAULTS.album_confidence):
+                 shrink: float = DEFAULTS.shrink,
+                 album_confidence: float = DEFAULTS.album_confidence):
         self.backbone = backbone
         self.preprocessing = preprocessing or preprocessing_of(backbone)
         self.layer = layer
@@ -68,7 +69,7 @@ class FaceClassifier:
         `unlabelled`: crops of album faces without names; those that label propagation
         assigns confidently and that pass the threshold join their person's prototype.
         """
-        model, meta = face_backbone(self.backbone)
+        check_face_backbone(self.backbone)  # before the faces: they are cut for it
         faces = self._check_faces(X, "X")
         names = [str(n) for n in y]
         if len(names) != len(faces):
@@ -81,6 +82,7 @@ class FaceClassifier:
             raise FacesslError(f"enrolling needs at least 2 people, since the unknown-person "
                                f"threshold is calibrated by telling people apart; got "
                                f"{len(people)}: {', '.join(people)}. Add a folder per person.")
+        model, meta = face_backbone(self.backbone)
         if Preprocessing(**meta["preprocessing"]) != self.preprocessing:
             raise FacesslError(f"the backbone {self.backbone} was trained on faces cut as "
                                f"{Preprocessing(**meta['preprocessing'])}, not "
@@ -102,8 +104,7 @@ class FaceClassifier:
         return self
 
     def _build(self, model: torch.nn.Module) -> None:
-        block = self.layer if self.layer is not None else BACKBONES[
-            self.architecture_].descriptor_block
+        block = BACKBONES[self.architecture_].descriptor_block if self.layer is None else self.layer
         mean, std = normalisation(self.architecture_, self.preprocessing.channels)
         meta = {"backbone": self.architecture_, "preprocessing": asdict(self.preprocessing),
                 "mean": mean, "std": std}
@@ -231,9 +232,10 @@ class FaceClassifier:
         so survives add-person and remove-person."""
         state, meta = load_bundle(path)
         extra = meta.extra
-        try:
+        try:  # bundles before 2026-12 stored layer 4 for every backbone: it means a map only
+            layer = extra["layer"] if BACKBONES[meta.backbone].descriptor_block else None
             clf = cls(backbone=meta.backbone, preprocessing=meta.preprocessing,
-                      layer=extra["layer"], flip=extra["flip"], shrink=extra["shrink"],
+                      layer=layer, flip=extra["flip"], shrink=extra["shrink"],
                       album_confidence=extra["album_confidence"])
             clf.calibration_ = Calibration(**extra["calibration"])
             clf.architecture_, clf.width_ = meta.backbone, extra.get("width", 1.0)
@@ -243,17 +245,15 @@ class FaceClassifier:
             clf.support_labels_ = state.pop("support_labels").numpy()
             clf.support_labelled_ = state.pop("support_labelled").numpy()
         except (KeyError, TypeError) as exc:
-            raise FacesslError(f"the bundle {path} was not written by FaceClassifier.save "
-                               f"(missing {exc}); enroll again with `facessl enroll`.") from None
-        if meta.backbone not in BACKBONES:
-            raise FacesslError(f"the bundle {path} names an unknown backbone "
-                               f"{meta.backbone!r}; enroll again with `facessl enroll`.")
+            raise FacesslError(f"the bundle {path} was not written by FaceClassifier.save, or "
+                               f"names an unknown backbone ({exc!r}); enroll again with "
+                               "`facessl enroll`.") from None
         prep = meta.preprocessing
         clf._build(create_model(meta.backbone, 1, prep.size, prep.channels, clf.width_,
                                 pretrained=False))
         try:
-            clf.encoder_.features.load_state_dict(
-                {k.removeprefix("encoder."): v for k, v in state.items()})
+            clf.encoder_.features.load_state_dict(  # "encoder.model.": before 2026-12
+                {k.removeprefix("encoder.").removeprefix("model."): v for k, v in state.items()})
         except RuntimeError:
             raise FacesslError(f"the backbone weights in {path} do not fit its "
                                f"{meta.backbone} encoder; the bundle is damaged. Enroll "

@@ -17,7 +17,7 @@ def as_features(x: np.ndarray, name: str) -> np.ndarray:
     """N x ... array -> N x D float32 (images are flattened; uint8 pixels scaled to [0, 1])."""
     x = np.asarray(x)
     if x.ndim < 2 or len(x) == 0:
-        raise FacesslError(f"{name} must be a non-empty N x D (or N x C x H x W) array, "
+        raise FacesslError(f"{name} must be a non-empty N x D (or N x H x W x C image) array, "
                            f"got shape {x.shape}")
     flat = x.reshape(len(x), -1)
     return flat.astype(np.float32) / 255.0 if x.dtype == np.uint8 else flat.astype(np.float32)
