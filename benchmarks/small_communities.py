@@ -1,0 +1,110 @@
+"""The product for communities of 3, 5, 10 and 62 people with 1, 3 and 5 photos each.
+
+A family or a club is a few people with a few photos each: this measures what the
+enrolled classifier (`FaceClassifier`, the product's defaults) does at those sizes, drawn
+from lfw62-v1: a community is `--draws` random sets of people (all 62 once), each enrolled
+from the first k train photos of its members. Faces are LFW's own crops at the
+classifier's preprocessing (the image cache), so the numbers are about the face space and
+the calibration, not about detection (`benchmarks/open_set.py` measures the whole path).
+
+Reported per (people, photos), mean ± std over draws:
+- enrolled named right: the enrolment photos themselves, classified after enrolment
+  (a member's own photo should never come back "unknown");
+- test named right and accepted, and test rejected as "unknown": the members' test photos
+  (8 each);
+- strangers accepted: the split's `unknown` people (1,011 photos), at the calibrated
+  threshold;
+- or "refused" when `fit` refuses the community (e.g. one photo per person).
+
+    python benchmarks/small_communities.py [--draws 20] [--backbone efficientnet_lite0]
+
+Descriptors of the test and stranger photos are computed once (`FaceClassifier.transform`:
+the backbone is frozen, so every enrolment describes them alike) and scored through each
+fitted classifier's whitening, prototypes, threshold and temperature.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from facessl.config import DEFAULT_BACKBONE
+from facessl.data import cache, lfw
+from facessl.data.splits import load_manifest, resolve_split_path
+from facessl.errors import FacesslError
+from facessl.eval.metrics import summarise_seeds
+from facessl.product.classifier import UNKNOWN, FaceClassifier
+
+SIZES = (3, 5, 10, 62)
+PHOTOS = (1, 3, 5)
+
+
+def _names(clf: FaceClassifier, raw: np.ndarray) -> np.ndarray:
+    """What the fitted classifier answers for precomputed raw descriptors."""
+    sims = clf.whitening_(raw) @ clf.prototypes_.T
+    return clf.classes_[clf.proba_from_similarities(sims).argmax(axis=1)]
+
+
+def _score(clf: FaceClassifier, enrolled: tuple, test: tuple, strangers: np.ndarray) -> dict:
+    (enrolled_faces, enrolled_names), (test_raw, test_names) = enrolled, test
+    answered = _names(clf, test_raw)
+    return {"enrolled_right": float(np.mean(clf.predict(enrolled_faces) == enrolled_names)),
+            "test_right": float(np.mean(answered == test_names)),
+            "test_rejected": float(np.mean(answered == UNKNOWN)),
+            "strangers_accepted": float(np.mean(_names(clf, strangers) != UNKNOWN))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--draws", type=int, default=20, help="random communities per size")
+    parser.add_argument("--backbone", default=DEFAULT_BACKBONE)
+    parser.add_argument("--data", help="LFW archive or folder (default: the usual search)")
+    args = parser.parse_args()
+    split = load_manifest(resolve_split_path("lfw62-v1"))
+    probe = FaceClassifier(backbone=args.backbone)
+    built = cache.load_or_build(lfw.locate(args.data), probe.preprocessing, quiet=True)
+    first = split.people[:2]
+    probe.fit(built.take([p for n in first for p in split.community[n]["train"][:5]]),
+              [n for n in first for _ in range(5)])
+    test_paths = {n: split.community[n]["test"] for n in split.people}
+    test_raw = {n: probe.transform(built.take(paths)) for n, paths in test_paths.items()}
+    strangers = probe.transform(built.take(split.unknown))
+    print(f"lfw62-v1; strangers: {len(split.unknown)} photos; backbone {args.backbone}")
+    print("| people | photos each | draws | enrolled named right % | test named right % | "
+          "test rejected % | strangers accepted % | fit s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    rng = np.random.default_rng(0)
+    for size in SIZES:
+        draws = 1 if size == len(split.people) else args.draws
+        communities = [sorted(rng.choice(split.people, size, replace=False))
+                       for _ in range(draws)]
+        for photos in PHOTOS:
+            rows, seconds, refused = [], [], None
+            for people in communities:
+                paths = [p for n in people for p in split.community[n]["train"][:photos]]
+                names = np.array([n for n in people for _ in range(photos)], dtype=object)
+                faces = built.take(paths)
+                started = time.perf_counter()
+                try:
+                    clf = FaceClassifier(backbone=args.backbone).fit(faces, names)
+                except FacesslError as exc:
+                    refused = str(exc).split(";")[0]
+                    break
+                seconds.append(time.perf_counter() - started)
+                test = (np.concatenate([test_raw[n] for n in people]),
+                        np.array([n for n in people for _ in test_paths[n]], dtype=object))
+                rows.append(_score(clf, (faces, names), test, strangers))
+            if refused:
+                print(f"| {size} | {photos} | {draws} | refused: {refused} | | | | |", flush=True)
+                continue
+            cells = ["{:.1f} ± {:.1f}".format(*(100 * v for v in summarise_seeds(
+                [r[k] for r in rows]))) for k in ("enrolled_right", "test_right",
+                                                  "test_rejected", "strangers_accepted")]
+            print(f"| {size} | {photos} | {draws} | {' | '.join(cells)} | "
+                  f"{np.mean(seconds):.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
