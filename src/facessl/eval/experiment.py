@@ -178,8 +178,7 @@ def _record_clusters(config: ExperimentConfig, split: Split, seed: int, results:
     labels, centres = kmeans.cluster_pixels(pool.images, config.clusters, seed,
                                             cache_key=pool.cache_key)  # pretrain's, cached
     community_paths, _ = split.labelled("train")
-    cache = image_cache.load_or_build(lfw.locate(config.data), config.prep, quiet=True)
-    community = kmeans.assign(cache.take(community_paths), centres)
+    community = kmeans.assign(pool.cache.take(community_paths), centres)
     pool_agreement = kmeans.identity_agreement(labels, [person_of(p) for p in pool.paths])
     community_agreement = kmeans.identity_agreement(
         community, [person_of(p) for p in community_paths])

@@ -58,7 +58,7 @@ def shot_label(shots: int | None) -> str:
 
 
 @dataclass
-class Community:
+class DescribedCommunity:
     """The split's community: raw descriptors by path, and the val and test rows; each k's
     train and album rows are stacked once and kept (they are read, never written)."""
 
@@ -70,7 +70,7 @@ class Community:
     stacked: dict = field(default_factory=dict)
 
     def rows(self, paths: list[str]) -> np.ndarray:
-        return np.stack([self.raw[p] for p in paths])
+        return _stack(self.raw, paths)
 
     def train(self, shots: int | None) -> tuple[np.ndarray, np.ndarray]:
         if ("train", shots) not in self.stacked:
@@ -86,6 +86,10 @@ class Community:
             self.stacked["album", shots] = self.rows(paths) if shots is not None and paths \
                 else None
         return self.stacked["album", shots]
+
+
+def _stack(raw: dict[str, np.ndarray], paths: list[str]) -> np.ndarray:
+    return np.stack([raw[p] for p in paths])
 
 
 def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict:
@@ -150,7 +154,7 @@ def _check_protocols(protocols: list[str]) -> None:
 
 
 def _describe_community(config: EvaluateConfig, encoder: FaceEncoder,
-                        built: image_cache.ImageCache) -> Community:
+                        built: image_cache.ImageCache) -> DescribedCommunity:
     """The split, checked against the data and the --shots asked for, and every community
     face described once."""
     split = load_manifest(resolve_split_path(config.split), available=built.paths)
@@ -164,11 +168,12 @@ def _describe_community(config: EvaluateConfig, encoder: FaceEncoder,
                            "(`facessl data manifest` with a higher --min-images).")
     paths = sorted({p for roles in split.community.values() for r in roles.values() for p in r})
     raw = dict(zip(paths, encoder.describe(built.take(paths))))
-    community = Community(split, built, raw, (np.zeros(0), np.zeros(0)), (np.zeros(0), np.zeros(0)))
-    for role in ("val", "test"):
-        role_paths, labels = split.labelled(role)
-        setattr(community, role, (community.rows(role_paths), np.asarray(labels)))
-    return community
+
+    def role(name: str) -> tuple[np.ndarray, np.ndarray]:
+        role_paths, labels = split.labelled(name)
+        return _stack(raw, role_paths), np.asarray(labels)
+
+    return DescribedCommunity(split, built, raw, role("val"), role("test"))
 
 
 def _finetune_settings(config: EvaluateConfig, meta: dict) -> TrainConfig:
@@ -180,7 +185,7 @@ def _finetune_settings(config: EvaluateConfig, meta: dict) -> TrainConfig:
 
 
 def _choose_whitening(config: EvaluateConfig, encoder: FaceEncoder,
-                      community: Community) -> tuple[np.ndarray, dict]:
+                      community: DescribedCommunity) -> tuple[np.ndarray, dict]:
     """(pool descriptors, the whitening strength with the best mean val NCM accuracy over
     the k's evaluated, and what was tried)."""
     pool = subsample(community.split.unlabelled, config.whitening_pool, seed=0)
@@ -198,7 +203,7 @@ def _choose_whitening(config: EvaluateConfig, encoder: FaceEncoder,
                                  + (" + the album's photos" if album else "")}
 
 
-def _frozen_row(config: EvaluateConfig, community: Community, shots: int | None,
+def _frozen_row(config: EvaluateConfig, community: DescribedCommunity, shots: int | None,
                 pool_x: np.ndarray | None, whitening: dict | None) -> tuple[dict, dict]:
     """({protocol: [accuracy]} of the frozen protocols at k = `shots`, and the spaces the
     class means compare in: each maps raw descriptors to unit rows)."""
@@ -224,7 +229,7 @@ def _frozen_row(config: EvaluateConfig, community: Community, shots: int | None,
     return row, spaces
 
 
-def _propagated_ncm(community: Community, shots: int | None, space, album: np.ndarray
+def _propagated_ncm(community: DescribedCommunity, shots: int | None, space, album: np.ndarray
                     ) -> dict[float, dict]:
     """Label propagation from the k labelled photos over the album's other photos; for each
     confidence in `CONFIDENCES`, the album photos at least that sure join their person's
@@ -275,7 +280,7 @@ def finetune(model, meta, train: TensorSet, eval_sets: dict[str, TensorSet], cla
     return fit(tuned, pipeline, train, config, eval_sets=eval_sets, seed=seed, stage="finetune")
 
 
-def _finetune_runs(config: EvaluateConfig, model, meta: dict, community: Community,
+def _finetune_runs(config: EvaluateConfig, model, meta: dict, community: DescribedCommunity,
                    shots: int | None, train_config: TrainConfig) -> list[float]:
     """Final test accuracy of one fine-tune per seed at k = `shots`."""
     split, cache = community.split, community.cache
@@ -286,7 +291,7 @@ def _finetune_runs(config: EvaluateConfig, model, meta: dict, community: Communi
             for seed in config.seeds]
 
 
-def _plot(results: dict, community: Community, meta: dict, out: Path) -> None:
+def _plot(results: dict, community: DescribedCommunity, meta: dict, out: Path) -> None:
     plot_label_efficiency(results, out / "label_efficiency.png")
     test_x, test_y = community.test
     plot_embedding(l2_normalise(test_x), test_y, out / "embedding.png",

@@ -22,6 +22,7 @@ from facessl.config import Preprocessing
 from facessl.errors import FacesslError
 from facessl.files import atomic_path, write_json
 from facessl.models import BACKBONES, create_model, normalisation
+from facessl.models import backbone as registry_entry
 
 WEIGHTS, META = "backbone.safetensors", "checkpoint.json"
 SEEN = "seen_images.json"  # every image the backbone learnt from, for overlap checks
@@ -103,5 +104,4 @@ def preprocessing_of(spec: str | Path) -> Preprocessing:
             return Preprocessing(**json.loads((folder / META).read_text())["preprocessing"])
         except (json.JSONDecodeError, KeyError, TypeError):
             raise FacesslError(f"{folder / META} is damaged; pretrain again.") from None
-    name = str(spec).rpartition(":")[2]
-    return BACKBONES[name].preprocessing if name in BACKBONES else Preprocessing()
+    return registry_entry(str(spec).rpartition(":")[2]).preprocessing  # refuses unknown names

@@ -20,7 +20,7 @@ from facessl.augment import BatchPipeline, to_tensor
 from facessl.config import Preprocessing
 from facessl.errors import FacesslError
 from facessl.models import BACKBONES
-from facessl.models.checkpoint import META, PRETRAINED, load_backbone
+from facessl.models.checkpoint import META, PRETRAINED, load_backbone, preprocessing_of
 
 BATCH = 16  # faces encoded at once: larger batches measured slower per face on this CPU
 
@@ -52,12 +52,12 @@ class FaceEncoder(nn.Module):
                  progress: str | None = None) -> np.ndarray:
         """N x H x W x C uint8 faces -> N x D float32 descriptors; with `flip` the mirror
         image's descriptor is added (a map mirrored back first, so positions line up)."""
-        out = [np.zeros((0, 0), np.float32)]
+        parts = []
         for start in tqdm(range(0, len(faces), BATCH), desc=progress, unit="batch",
                           disable=progress is None):
             x = self.pipeline(to_tensor(faces[start:start + BATCH]), train=False)
-            out.append(self._descriptor(x, flip).float().numpy())
-        return np.concatenate(out[1:]) if len(out) > 1 else out[0]
+            parts.append(self._descriptor(x, flip).float().numpy())
+        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
     def _descriptor(self, x: torch.Tensor, flip: bool) -> torch.Tensor:
         if not flip:
@@ -72,6 +72,13 @@ def face_backbone(spec: str | Path) -> tuple[nn.Module, dict]:
     folder written by `facessl pretrain`; an untrained network cannot describe faces."""
     check_face_backbone(spec)
     return load_backbone(spec)
+
+
+def face_preprocessing(spec: str | Path) -> Preprocessing:
+    """How faces must be cut for `spec`, once it is known to describe faces: checked first,
+    so a wrong --backbone is refused before any photo is read."""
+    check_face_backbone(spec)
+    return preprocessing_of(spec)
 
 
 def check_face_backbone(spec: str | Path) -> None:

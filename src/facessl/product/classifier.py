@@ -20,8 +20,7 @@ import torch
 from facessl.config import ClassifierConfig, Preprocessing
 from facessl.errors import FacesslError
 from facessl.models import BACKBONES, create_model, normalisation
-from facessl.models.checkpoint import preprocessing_of
-from facessl.models.encoders import FaceEncoder, check_face_backbone, face_backbone
+from facessl.models.encoders import FaceEncoder, face_backbone, face_preprocessing
 from facessl.product.bundle import BundleMeta, load_bundle, save_bundle
 from facessl.product.calibration import Calibration, calibrate, prototypes
 from facessl.provenance import git_sha
@@ -56,7 +55,7 @@ class FaceClassifier:
                  shrink: float = DEFAULTS.shrink,
                  album_confidence: float = DEFAULTS.album_confidence):
         self.backbone = backbone
-        self.preprocessing = preprocessing or preprocessing_of(backbone)
+        self.preprocessing = preprocessing or face_preprocessing(backbone)
         self.layer = layer
         self.flip = flip
         self.shrink = shrink
@@ -69,7 +68,6 @@ class FaceClassifier:
         `unlabelled`: crops of album faces without names; those that label propagation
         assigns confidently and that pass the threshold join their person's prototype.
         """
-        check_face_backbone(self.backbone)  # before the faces: they are cut for it
         faces = self._check_faces(X, "X")
         names = [str(n) for n in y]
         if len(names) != len(faces):

@@ -14,7 +14,6 @@ from facessl.config import DEFAULT_BACKBONE
 from facessl.data.photos import album_faces, labelled_faces, person_faces
 from facessl.errors import FacesslError
 from facessl.files import ensure_writable_dir
-from facessl.models.encoders import check_face_backbone
 from facessl.product.classifier import FaceClassifier, check_name
 
 
@@ -29,8 +28,7 @@ def enroll(people_dir: str | Path, out: str | Path, unlabelled: str | Path | Non
         raise FacesslError(f"--out {out} is inside PEOPLE_DIR {people_dir}, where it would "
                            "read as one more person; write the model somewhere else.")
     ensure_writable_dir(out, "model folder")
-    check_face_backbone(backbone)  # before reading any photo
-    clf = FaceClassifier(backbone=backbone)
+    clf = FaceClassifier(backbone=backbone)  # refuses a wrong backbone before any photo
     faces, names, faceless = labelled_faces(people_dir, clf.preprocessing, quiet)
     album, unreadable = (album_faces(unlabelled, clf.preprocessing, quiet)
                          if unlabelled is not None else (None, 0))

@@ -34,8 +34,10 @@ from facessl.train import Pretext, TensorSet, run_training
 
 @dataclass
 class Pool:
-    """The unlabelled images one run learns from, and the key its pseudo labels cache under."""
+    """The unlabelled images one run learns from (taken from `cache`, which holds the whole
+    dataset at the run's preprocessing), and the key its pseudo labels cache under."""
 
+    cache: image_cache.ImageCache
     split: Split
     paths: list[str]
     images: np.ndarray  # N x H x W x C uint8
@@ -64,7 +66,7 @@ def load_pool(config: PretrainConfig, quiet: bool = True) -> Pool:
     split = load_manifest(resolve_split_path(config.split), available=built.paths)
     paths = subsample(unlabelled_paths(split, config.track), config.pool_images, config.seed)
     key = f"{built.folder.name}|{split.name}|{config.track}|{len(paths)}"
-    return Pool(split, paths, built.take(paths), key)
+    return Pool(built, split, paths, built.take(paths), key)
 
 
 def _method_options(config: PretrainConfig, pool: Pool) -> dict:
