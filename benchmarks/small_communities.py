@@ -61,6 +61,9 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=20, help="random communities per size")
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE)
     parser.add_argument("--data", help="LFW archive or folder (default: the usual search)")
+    parser.add_argument("--role", choices=("val", "test"), default="test",
+                        help="the members' photos to score: val (2 each) to choose settings, "
+                             "test (8 each) to report")
     args = parser.parse_args()
     split = load_manifest(resolve_split_path("lfw62-v1"))
     probe = FaceClassifier(backbone=args.backbone)
@@ -68,10 +71,11 @@ def main() -> None:
     first = split.people[:2]
     probe.fit(built.take([p for n in first for p in split.community[n]["train"][:5]]),
               [n for n in first for _ in range(5)])
-    test_paths = {n: split.community[n]["test"] for n in split.people}
+    test_paths = {n: split.community[n][args.role] for n in split.people}
     test_raw = {n: probe.transform(built.take(paths)) for n, paths in test_paths.items()}
     strangers = probe.transform(built.take(split.unknown))
-    print(f"lfw62-v1; strangers: {len(split.unknown)} photos; backbone {args.backbone}")
+    print(f"lfw62-v1 {args.role}; strangers: {len(split.unknown)} photos; backbone "
+          f"{args.backbone}")
     print("| people | photos each | draws | enrolled named right % | test named right % | "
           "test rejected % | strangers accepted % | fit s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")

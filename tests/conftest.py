@@ -29,14 +29,11 @@ def _tiny_manifest() -> dict:
             "unlabelled": full["unlabelled"][:48], "unknown": full["unknown"][:4]}
 
 
-@pytest.fixture(scope="session")
-def tiny_lfw(tmp_path_factory) -> dict:
-    """A folder of real LFW images (<Person>/<file>) and a manifest over them."""
-    root = tmp_path_factory.mktemp("lfw")
+def _extract(manifest: dict, root: Path, extra: set[str] = frozenset()) -> dict:
+    """The manifest's images (and `extra`) as root/lfw-deepfunneled/<Person>/<file>."""
     folder = root / "lfw-deepfunneled"
-    manifest = _tiny_manifest()
     wanted = {p for roles in manifest["community"].values() for r in roles.values() for p in r}
-    wanted |= set(manifest["unlabelled"]) | set(manifest["unknown"]) | {TRUNCATED}
+    wanted |= set(manifest["unlabelled"]) | set(manifest["unknown"]) | set(extra)
     with tarfile.open(ARCHIVE, "r:gz") as tar:
         for member in tar:
             rel = "/".join(Path(member.name).parts[-2:])
@@ -44,9 +41,25 @@ def tiny_lfw(tmp_path_factory) -> dict:
                 dest = folder / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(tar.extractfile(member).read())
-    split = root / "tiny.json"
+    split = root / f"{manifest['name']}.json"
     split.write_text(json.dumps(manifest))
     return {"folder": folder, "split": split, "manifest": manifest}
+
+
+@pytest.fixture(scope="session")
+def tiny_lfw(tmp_path_factory) -> dict:
+    """A folder of real LFW images (<Person>/<file>) and a manifest over them."""
+    return _extract(_tiny_manifest(), tmp_path_factory.mktemp("lfw"), {TRUNCATED})
+
+
+@pytest.fixture(scope="session")
+def pool_lfw(tmp_path_factory) -> dict:
+    """The tiny community with a pool of 448 unlabelled faces: enough for a face space that
+    holds strangers out (`space.face_space.MIN_FACES`)."""
+    manifest = _tiny_manifest()
+    full = json.loads(LFW10.read_text())
+    manifest.update(name="tiny-pool", unlabelled=full["unlabelled"][:448])
+    return _extract(manifest, tmp_path_factory.mktemp("lfw-pool"))
 
 
 @pytest.fixture(autouse=True)

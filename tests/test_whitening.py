@@ -92,3 +92,39 @@ def test_whitening_takes_float64_rows():
     rows = np.random.default_rng(0).random((10, 20))
     whiten = Whitening.fit(rows, 0.0)
     assert np.allclose(whiten(rows), whiten(rows.astype(np.float32)), atol=1e-6)
+
+
+def test_compact_whitening_keeps_the_largest_directions_and_one_scale_for_the_rest():
+    rows, held = _rows(200, 16, seed=3), _rows(30, 16, seed=4)
+    mean, components, scale = _reference(rows, 1.0)
+    compact = Whitening.fit(rows, 1.0, components=4)
+    assert compact.components.shape == (4, 16) and compact.residual_scale > 0
+    x = held.astype(np.float64) - mean
+    top = x @ components[:4].T * scale[:4]  # the SVD orders directions largest first
+    rest = (x - x @ components[:4].T @ components[:4]) * compact.residual_scale
+    expected = np.hstack([top, rest])
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    got = compact(held)
+    assert got.shape == (30, 4 + 16)
+    # kept directions come smallest first and with arbitrary signs; the rest is exact
+    assert np.allclose(np.abs(got[:, 3::-1]), np.abs(expected[:, :4]), atol=1e-4)
+    assert np.allclose(got[:, 4:], expected[:, 4:], atol=1e-4)
+    assert np.allclose(got @ got.T, expected @ expected.T, atol=1e-4)
+    # the dropped directions' mean variance, regularised like the kept ones, sets their scale
+    variance = np.linalg.svd(rows - rows.mean(0), compute_uv=False) ** 2 / 199
+    assert compact.residual_scale == pytest.approx(
+        1 / np.sqrt(variance[4:].sum() / 12 + variance.mean()), rel=1e-3)
+
+
+def test_asking_for_more_components_than_there_are_is_the_full_whitening():
+    rows = _rows(20, 64, seed=5)
+    full, compact = Whitening.fit(rows, 0.01), Whitening.fit(rows, 0.01, components=500)
+    assert compact.residual_scale == 0 and np.allclose(compact(rows), full(rows), atol=1e-6)
+
+
+def test_whitening_survives_its_tensor_form():
+    fitted = Whitening.fit(_rows(200, 16, seed=6), 1.0, components=4)
+    again = Whitening.from_tensors(fitted.tensors("space."), "space.")
+    held = _rows(10, 16, seed=7)
+    assert again.residual_scale == pytest.approx(fitted.residual_scale)
+    assert np.allclose(again(held), fitted(held), atol=1e-3)  # components stored as float16

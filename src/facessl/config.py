@@ -127,6 +127,7 @@ class ClassifierConfig:
     flip: bool = False
     shrink: float = 0.01
     album_confidence: float = 0.3
+    strangers_accepted: float = 0.05  # the threshold's share of a face space's strangers let in
 
 
 @dataclass

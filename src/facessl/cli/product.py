@@ -21,15 +21,33 @@ def _enroll(args: argparse.Namespace) -> int:
                           backbone=args.backbone, quiet=args.quiet)
     for photo in summary["faceless"]:
         print(f"facessl: warning: no face found in {photo}; it was not used", file=sys.stderr)
-    calibration = clf.calibration_
     print(f"enrolled {len(clf.people)} people from {summary['faces']} photos"
           + (f"; album: {clf.album_['added']} of {clf.album_['faces']} faces added to their "
              f"person" if args.unlabelled else ""))
-    print(f"unknown-person threshold {clf.threshold_:.3f}: on held-out enrolled photos it "
-          f"accepts {calibration.genuine_accepted:.0%} of the right person and "
-          f"{calibration.impostors_accepted:.0%} of the others")
+    if clf.space_ is None:
+        print("facessl: note: no face space came with the backbone, so it was fitted on the "
+              f"{summary['faces']} enrolled faces alone; pass --backbone a `facessl pretrain` "
+              "checkpoint (even --epochs 0) for one fitted on thousands of unlabelled faces: "
+              "it names a small community far better (README).", file=sys.stderr)
+    print(_threshold_report(clf))
     print(f"wrote {args.out} in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _threshold_report(clf) -> str:
+    """Where the face space came from and what the unknown-person threshold lets in."""
+    calibration, space = clf.calibration_, clf.space_
+    lines = [f"face space: {'enrolled faces' if space is None else space.source}",
+             f"unknown-person threshold {clf.threshold_:.3f}"]
+    if calibration.rule == "strangers":
+        lines[-1] += (f": lets in {calibration.strangers_accepted:.0%} of "
+                      f"{len(space.strangers)} strangers held out of the face space")
+    if calibration.genuine_accepted is not None:
+        lines[-1] += (f"; on held-out enrolled photos it accepts "
+                      f"{calibration.genuine_accepted:.0%} of the right person")
+    if calibration.impostors_accepted is not None:
+        lines[-1] += f" and {calibration.impostors_accepted:.0%} of the others"
+    return "\n".join(lines)
 
 
 def _add_person(args: argparse.Namespace) -> int:

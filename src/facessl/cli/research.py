@@ -24,7 +24,7 @@ from facessl.config import (
     PretrainConfig,
 )
 from facessl.errors import FacesslError
-from facessl.models import BACKBONES
+from facessl.models import BACKBONES, backbone
 from facessl.ssl import METHODS
 
 DATA_HELP = "LFW archive or folder (default: $FACESSL_DATA, ../shared/data, then download)"
@@ -89,9 +89,10 @@ def _experiment(args: argparse.Namespace) -> int:
 def _pretrain(args: argparse.Namespace) -> int:
     from facessl.ssl.pretrain import run_pretrain
 
+    size = args.size or backbone(args.backbone).input_size  # refuses an unknown backbone
     config = PretrainConfig(method=args.method, backbone=args.backbone, split=args.split,
                             track=args.track, data=args.data, seed=args.seed,
-                            pool_images=args.pool_images, prep=Preprocessing(size=args.size),
+                            pool_images=args.pool_images, prep=Preprocessing(size=size),
                             options=options(args.option))
     for key in ("epochs", "lr", "batch_size"):
         if getattr(args, key) is not None:
@@ -196,12 +197,14 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--split", default=d.split, help="split name or manifest .json")
     pre.add_argument("--track", default=d.track, choices=TRACKS,
                      help="album: the community's train photos are unlabelled data too")
-    pre.add_argument("--epochs", type=int, help=f"passes over the unlabelled images "
-                                                f"(default {d.train.epochs})")
+    pre.add_argument("--epochs", type=int, help=f"passes over the unlabelled images (default "
+                                                f"{d.train.epochs}; 0 keeps the backbone's "
+                                                "weights and fits only its face space)")
     pre.add_argument("--lr", type=float, help=f"AdamW learning rate (default {d.train.lr}); "
                                               "lower it if the loss turns non-finite")
     pre.add_argument("--batch-size", type=int, help=f"default {d.train.batch_size}")
-    pre.add_argument("--size", type=int, default=d.prep.size, help="input side in pixels")
+    pre.add_argument("--size", type=int, help="input side in pixels (default: the backbone's, "
+                                              "e.g. 32 for tinyvgg, 96 for efficientnet_lite0)")
     pre.add_argument("--pool-images", type=int, default=d.pool_images,
                      help="use a random subset of this many images")
     pre.add_argument("--option", action="append", metavar="KEY=VALUE",

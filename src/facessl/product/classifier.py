@@ -1,12 +1,13 @@
 """FaceClassifier: name a face from a few photos per person, or say "unknown".
 
 A face is described by the backbone's descriptor (`models.encoders.FaceEncoder`: for
-ImageNet EfficientNet-Lite0 its block-4 map), whitened with the statistics of the enrolled
-faces (what all faces share shrinks, what tells people apart grows). Each person is the mean
-of their unit-length whitened faces (a prototype, as scikit-learn's NearestCentroid); a face
-whose best cosine is under the calibrated threshold is "unknown". Adding or removing a
-person changes the prototypes and the whitening, never the backbone. Every choice was
-measured on lfw62-v1 val (`python benchmarks/open_set.py --select` has the table).
+ImageNet EfficientNet-Lite0 its block-4 map) and whitened (what all faces share shrinks,
+what tells people apart grows): in the face space of a `facessl pretrain` checkpoint,
+fitted on thousands of unlabelled faces, or, for a bare backbone, with the statistics of the
+enrolled faces (a small community then gets a poor space: BENCHMARKS.md). Each person is the
+mean of their unit-length whitened faces (a prototype, as scikit-learn's NearestCentroid); a
+face whose best cosine is under the calibrated threshold is "unknown". Adding or removing a
+person changes the prototypes (and an enrolled-face whitening), never the backbone.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from facessl.models import BACKBONES, create_model, normalisation
 from facessl.models.encoders import FaceEncoder, face_backbone, face_preprocessing
 from facessl.product.bundle import BundleMeta, load_bundle, save_bundle
 from facessl.product.calibration import Calibration, calibrate, prototypes
+from facessl.product.checks import UNKNOWN, check_faces, check_name, check_names, check_people
 from facessl.provenance import git_sha
+from facessl.space.face_space import FaceSpace, load_space
 from facessl.space.propagation import confident_pseudo_labels, label_propagation
 from facessl.space.whitening import Whitening
 
-UNKNOWN = "unknown"
 DEFAULTS = ClassifierConfig()
 
 
@@ -39,27 +41,32 @@ class FaceClassifier:
     faces are cut, and so the network's input; `fit` takes crops made with it; default:
     what the backbone was trained on), `layer` (the EfficientNet-Lite0 block whose feature
     map describes a face; default: the backbone's own), `flip` (add the mirror image's
-    descriptor), `shrink` (whitening regularisation: 0 whitens fully), `album_confidence`
-    (the label propagation share an unlabelled face needs to join a prototype).
+    descriptor), `shrink` (regularisation of a whitening fitted on enrolled faces),
+    `album_confidence` (the label propagation share an album face needs to join a
+    prototype), `strangers_accepted` (the face space's held-out strangers the threshold lets
+    in).
 
     Fitted attributes: `classes_` (enrolled names, then "unknown"), `encoder_` (the
     `FaceEncoder`), `support_` (N x D raw descriptors behind the prototypes),
     `support_labels_` (N,), `support_labelled_` (N,: False for album faces), `whitening_`,
     `prototypes_` (C x K), `calibration_`, `threshold_`, `threshold_set_by_hand_` (the
-    bundle's threshold is not the calibrated one: add/remove keep it), `album_`.
+    bundle's threshold is not the calibrated one: add/remove keep it), `album_`, `space_`
+    (the checkpoint's `FaceSpace`, None for a bare backbone).
     """
 
     def __init__(self, backbone: str = DEFAULTS.backbone,
                  preprocessing: Preprocessing | None = None,
                  layer: int | None = DEFAULTS.layer, flip: bool = DEFAULTS.flip,
                  shrink: float = DEFAULTS.shrink,
-                 album_confidence: float = DEFAULTS.album_confidence):
+                 album_confidence: float = DEFAULTS.album_confidence,
+                 strangers_accepted: float = DEFAULTS.strangers_accepted):
         self.backbone = backbone
         self.preprocessing = preprocessing or face_preprocessing(backbone)
         self.layer = layer
         self.flip = flip
         self.shrink = shrink
         self.album_confidence = album_confidence
+        self.strangers_accepted = strangers_accepted
 
     def fit(self, X: np.ndarray, y, unlabelled: np.ndarray | None = None,
             quiet: bool = True) -> FaceClassifier:
@@ -68,19 +75,11 @@ class FaceClassifier:
         `unlabelled`: crops of album faces without names; those that label propagation
         assigns confidently and that pass the threshold join their person's prototype.
         """
-        faces = self._check_faces(X, "X")
-        names = [str(n) for n in y]
-        if len(names) != len(faces):
-            raise FacesslError(f"fit got {len(faces)} faces but {len(names)} names; "
-                               "pass one name per face.")
-        for name in set(names):
-            check_name(name)
-        people, labels = np.unique(names, return_inverse=True)
-        if len(people) < 2:
-            raise FacesslError(f"enrolling needs at least 2 people, since the unknown-person "
-                               f"threshold is calibrated by telling people apart; got "
-                               f"{len(people)}: {', '.join(people)}. Add a folder per person.")
+        faces = check_faces(X, "X", self.preprocessing)
+        people, labels = check_names(y, len(faces))
         model, meta = face_backbone(self.backbone)
+        self.space_ = load_space(self.backbone)
+        check_people(len(people), "enrolling", ", ".join(people), self._has_strangers)
         if Preprocessing(**meta["preprocessing"]) != self.preprocessing:
             raise FacesslError(f"the backbone {self.backbone} was trained on faces cut as "
                                f"{Preprocessing(**meta['preprocessing'])}, not "
@@ -88,6 +87,8 @@ class FaceClassifier:
         self.architecture_, self.width_ = meta["backbone"], meta["width"]
         self.backbone_source_ = meta["source"]
         self._build(model)
+        if self.space_ is not None:
+            self.space_.check_descriptor(self.encoder_.block, self.flip)
         self.classes_ = np.array([*people, UNKNOWN], dtype=object)
         self.support_ = self._describe(faces, None if quiet else "describing labelled faces")
         self.support_labels_ = labels.astype(np.int64)
@@ -96,7 +97,7 @@ class FaceClassifier:
         self._refresh()
         self.album_ = {"faces": 0, "added": 0}
         if unlabelled is not None and len(unlabelled):
-            album = self._describe(self._check_faces(unlabelled, "unlabelled"),
+            album = self._describe(check_faces(unlabelled, "unlabelled", self.preprocessing),
                                    None if quiet else "describing album faces")
             self._add_album(album)
         return self
@@ -128,22 +129,30 @@ class FaceClassifier:
     def _refresh(self) -> None:
         """Whitening, prototypes and calibration from the support set (fit, add, remove);
         a threshold set by hand in the bundle stays."""
-        n = len(self.classes_) - 1
+        n, space = len(self.classes_) - 1, self.space_
         self.calibration_ = calibrate(self.support_, self.support_labels_,
-                                      self.support_labelled_, n, self.shrink)
+                                      self.support_labelled_, n, self._whitening_for,
+                                      None if space is None else space.strangers,
+                                      self.strangers_accepted)
         if not self.threshold_set_by_hand_:
             self.threshold_ = self.calibration_.threshold
         self._fit_space()
 
+    def _whitening_for(self, labelled_rows: np.ndarray) -> Whitening:
+        """The face space's whitening, or one fitted on these enrolled rows without one."""
+        if self.space_ is not None:
+            return self.space_.whitening
+        return Whitening.fit(labelled_rows, self.shrink)
+
     def _fit_space(self) -> None:
-        self.whitening_ = Whitening.fit(self.support_[self.support_labelled_], self.shrink)
+        self.whitening_ = self._whitening_for(self.support_[self.support_labelled_])
         self.prototypes_ = prototypes(self.whitening_(self.support_), self.support_labels_,
                                       len(self.classes_) - 1)
 
     def add_person(self, name: str, X: np.ndarray) -> FaceClassifier:
         """Enroll one more person from their face crops; the backbone is unchanged."""
         self.check_new_name(name)
-        described, label = self._describe(self._check_faces(X, "X")), len(self.people)
+        described, label = self._describe(check_faces(X, "X", self.preprocessing)), len(self.people)
         self.classes_ = np.array([*self.people, name, UNKNOWN], dtype=object)
         self.support_ = np.concatenate([self.support_, described])
         self.support_labels_ = np.concatenate([self.support_labels_,
@@ -159,9 +168,8 @@ class FaceClassifier:
         if name not in people:
             raise FacesslError(f"{name!r} is not enrolled; enrolled people: "
                                f"{', '.join(people)}.")
-        if len(people) <= 2:
-            raise FacesslError(f"cannot remove {name}: a classifier needs at least 2 people to "
-                               "calibrate its unknown-person threshold. Enroll someone else first.")
+        check_people(len(people) - 1, f"removing {name}",
+                     ", ".join(p for p in people if p != name), self._has_strangers)
         label = people.index(name)
         keep = self.support_labels_ != label
         self.support_ = self.support_[keep]
@@ -180,7 +188,7 @@ class FaceClassifier:
     def transform(self, X: np.ndarray) -> np.ndarray:
         """N x D raw face descriptors of N face crops (before whitening)."""
         self._check_fitted()
-        return self._describe(self._check_faces(X, "X"))
+        return self._describe(check_faces(X, "X", self.preprocessing))
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """N x C cosine similarities of each face to each enrolled person's prototype."""
@@ -212,8 +220,12 @@ class FaceClassifier:
         state.update(support=torch.from_numpy(self.support_),
                      support_labels=torch.from_numpy(self.support_labels_),
                      support_labelled=torch.from_numpy(self.support_labelled_))
+        if self.space_ is not None:
+            state.update(self.space_.tensors("space."))
         extra = {"layer": self.encoder_.block, "flip": self.flip, "shrink": self.shrink,
                  "album_confidence": self.album_confidence, "album": self.album_,
+                 "strangers_accepted": self.strangers_accepted,
+                 "space": None if self.space_ is None else self.space_.info(),
                  "calibration": asdict(self.calibration_), "git_sha": git_sha(),
                  "width": self.width_, "backbone_source": self.backbone_source_}
         meta = BundleMeta(class_names=tuple(self.people), preprocessing=self.preprocessing,
@@ -234,7 +246,9 @@ class FaceClassifier:
             layer = extra["layer"] if BACKBONES[meta.backbone].descriptor_block else None
             clf = cls(backbone=meta.backbone, preprocessing=meta.preprocessing,
                       layer=layer, flip=extra["flip"], shrink=extra["shrink"],
-                      album_confidence=extra["album_confidence"])
+                      album_confidence=extra["album_confidence"],
+                      strangers_accepted=extra.get("strangers_accepted",
+                                                   DEFAULTS.strangers_accepted))
             clf.calibration_ = Calibration(**extra["calibration"])
             clf.architecture_, clf.width_ = meta.backbone, extra.get("width", 1.0)
             clf.backbone_source_ = extra.get("backbone_source", "ImageNet-1k weights")
@@ -242,6 +256,9 @@ class FaceClassifier:
             clf.support_ = state.pop("support").numpy()
             clf.support_labels_ = state.pop("support_labels").numpy()
             clf.support_labelled_ = state.pop("support_labelled").numpy()
+            clf.space_ = (FaceSpace.from_tensors(state, "space.", extra["space"])
+                          if extra.get("space") else None)  # None: before face spaces
+            state = {k: v for k, v in state.items() if not k.startswith("space.")}
         except (KeyError, TypeError) as exc:
             raise FacesslError(f"the bundle {path} was not written by FaceClassifier.save, or "
                                f"names an unknown backbone ({exc!r}); enroll again with "
@@ -265,15 +282,9 @@ class FaceClassifier:
     def _describe(self, faces: np.ndarray, progress: str | None = None) -> np.ndarray:
         return self.encoder_.describe(faces, self.flip, progress)
 
-    def _check_faces(self, X, name: str) -> np.ndarray:
-        faces, prep = np.asarray(X), self.preprocessing
-        if (faces.dtype != np.uint8 or faces.ndim != 4 or (name == "X" and len(faces) == 0)
-                or faces.shape[1:] != (prep.size, prep.size, prep.channels)):
-            raise FacesslError(f"{name} must be face crops as an N x {prep.size} x {prep.size} x "
-                               f"{prep.channels} uint8 array, at least one face (cut with "
-                               f"faces.crop_like_lfw at this classifier's preprocessing); got "
-                               f"{faces.dtype} {faces.shape}.")
-        return faces
+    @property
+    def _has_strangers(self) -> bool:
+        return self.space_ is not None and len(self.space_.strangers) > 0
 
     def check_new_name(self, name: str) -> None:
         """Refuse a name that cannot be enrolled, or one already enrolled."""
@@ -287,12 +298,3 @@ class FaceClassifier:
             raise FacesslError("this FaceClassifier is not fitted yet; call fit(...) or "
                                "FaceClassifier.load(path) first.")
 
-
-def check_name(name: str) -> None:
-    """A person's name is a label and a folder name: not "unknown", not empty, no path."""
-    if name == UNKNOWN:
-        raise FacesslError(f"{UNKNOWN!r} is what the classifier answers for strangers and "
-                           "cannot be a person's name; rename that folder.")
-    if not name.strip() or "/" in name or "\\" in name or ".." in name:
-        raise FacesslError(f"a person cannot be called {name!r}: a name names a folder, so it "
-                           "must be non-empty, without '/', '\\' or '..'. Pass another name.")

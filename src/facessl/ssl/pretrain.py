@@ -24,10 +24,12 @@ from facessl.data import lfw
 from facessl.data.splits import Split, load_manifest, resolve_split_path, subsample
 from facessl.errors import FacesslError
 from facessl.files import ensure_writable_dir, write_json
-from facessl.models import create_model, normalisation
+from facessl.models import BACKBONES, create_model, normalisation
 from facessl.models.checkpoint import META, SEEN, save_backbone
+from facessl.models.encoders import FaceEncoder
 from facessl.progress import Progress
 from facessl.provenance import git_sha
+from facessl.space.face_space import FaceSpace
 from facessl.ssl import create_method, kmeans
 from facessl.train import Pretext, TensorSet, run_training
 
@@ -91,6 +93,37 @@ def _finished(out: Path, settings: dict) -> dict | None:
     return done
 
 
+def fit_face_space(backbone: torch.nn.Module, meta: dict, pool: Pool, quiet: bool) -> FaceSpace:
+    """The face space of the trained backbone: its descriptor (the registry's block, no
+    flip: the product's defaults) of every pool face, whitened; strangers are held out only
+    from the inductive pool, since an album holds the community itself."""
+    block = BACKBONES[meta["backbone"]].descriptor_block
+    mean, std = normalisation(meta["backbone"], pool.cache.preprocessing.channels)
+    encoder = FaceEncoder(backbone.eval(), {**meta, "mean": mean, "std": std}, block)
+    raw = encoder.describe(pool.images, flip=False,
+                           progress=None if quiet else "describing the pool for its face space")
+    source = f"{len(pool.paths)} unlabelled faces, {meta['track']} track of {meta['split']}"
+    return FaceSpace.fit(raw, source, block, flip=False, strangers=meta["track"] == "inductive",
+                         seed=meta["config"]["seed"])
+
+
+def _train(config: PretrainConfig, backbone: torch.nn.Module, pool: Pool, out: Path,
+           progress: Progress) -> list[dict]:
+    """Run the pretext method over the pool (resuming from out/resume.pt); its history."""
+    mean, std = normalisation(config.backbone, config.prep.channels)
+    try:
+        method = create_method(config.method, backbone, mean, std,
+                               **_method_options(config, pool))
+    except (TypeError, ValueError) as exc:
+        raise FacesslError(f"bad option for --method {config.method}: {exc}") from None
+    images = to_tensor(pool.images)
+    return run_training(
+        Pretext(method), TensorSet(images, torch.zeros(len(images), dtype=torch.long)),
+        config.train, seed=config.seed, stage=f"pretrain {config.method}",
+        log_path=out / "log.jsonl", checkpoint=out / "resume.pt",
+        on_epoch=progress.epoch_printer(f"{config.method}/{config.backbone}", config.train.epochs))
+
+
 def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict:
     """Pretrain (or resume) and write the checkpoint folder `out`; returns its metadata."""
     progress = Progress(quiet)
@@ -100,35 +133,37 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
     if done is not None:
         progress(f"{out} is already complete ({len(done['history'])} epochs); nothing to do.")
         return done
+    if config.train.epochs == 0 and not BACKBONES[config.backbone].weights:
+        raise FacesslError(f"--epochs 0 keeps the backbone's weights, but {config.backbone} has "
+                           "none (it would describe faces with random filters); train it for "
+                           "some epochs, or use a backbone with pretrained weights.")
     pool = load_pool(config, quiet)
-    progress(f"pretraining {config.backbone} with {config.method} on {len(pool.paths)} "
-             f"unlabelled images ({config.track} track of {pool.split.name})")
     torch.manual_seed(config.seed)
     backbone = create_model(config.backbone, 1, config.prep.size, config.prep.channels,
                             config.width)  # from its pretrained weights, where it has them
-    mean, std = normalisation(config.backbone, config.prep.channels)
-    try:
-        method = create_method(config.method, backbone, mean, std,
-                               **_method_options(config, pool))
-    except (TypeError, ValueError) as exc:
-        raise FacesslError(f"bad option for --method {config.method}: {exc}") from None
     started = time.perf_counter()
-    images = to_tensor(pool.images)
-    history = run_training(
-        Pretext(method), TensorSet(images, torch.zeros(len(images), dtype=torch.long)),
-        config.train, seed=config.seed, stage=f"pretrain {config.method}",
-        log_path=out / "log.jsonl", checkpoint=out / "resume.pt",
-        on_epoch=progress.epoch_printer(f"{config.method}/{config.backbone}", config.train.epochs))
+    if config.train.epochs:
+        progress(f"pretraining {config.backbone} with {config.method} on {len(pool.paths)} "
+                 f"unlabelled images ({config.track} track of {pool.split.name})")
+        history = _train(config, backbone, pool, out, progress)
+    else:
+        history = []
+        progress(f"keeping {config.backbone}'s {BACKBONES[config.backbone].weights}; fitting "
+                 f"its face space on {len(pool.paths)} unlabelled images")
     meta = {
         "backbone": config.backbone, "width": config.width,
-        "preprocessing": dataclasses.asdict(config.prep), "method": config.method,
+        "preprocessing": dataclasses.asdict(config.prep),
+        "method": config.method if history else "none (pretrained weights kept)",
         "config": settings, "git_sha": git_sha(), "split": pool.split.name,
         "track": config.track,
         "seen_images": f"{len(pool.paths)} images of the {config.track} track (no labels)",
         "history": history, "wall_seconds_this_run": time.perf_counter() - started,
         "train_seconds": sum(h["seconds"] for h in history),
     }
+    space = fit_face_space(backbone, meta, pool, quiet)
+    meta["space"] = space.info()
     write_json(out / SEEN, pool.paths)
+    space.save(out)
     save_backbone(out, backbone, meta)
     (out / "resume.pt").unlink(missing_ok=True)
     progress(f"wrote {out} ({meta['train_seconds']:.0f} s of training)")

@@ -1,0 +1,115 @@
+"""A face space fitted on unlabelled faces travels with the model: pretrain writes it, enroll
+uses it (one photo per person, one person, enrolled photos named), bundles keep it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from test_classifier import crops, people_folder, photos
+from test_cli_errors import _fails_cleanly
+from test_experiment import facessl
+
+from facessl.errors import FacesslError
+from facessl.product.classifier import UNKNOWN, FaceClassifier
+from facessl.space.face_space import FILE, load_space
+
+
+@pytest.fixture(scope="module")
+def space_checkpoint(pool_lfw, tmp_path_factory):
+    """ImageNet EfficientNet-Lite0 kept as it is, its face space fitted on 448 pool faces."""
+    out = tmp_path_factory.mktemp("space") / "lite0-space"
+    done = facessl("pretrain", "--backbone", "efficientnet_lite0", "--epochs", "0", "--split",
+                   str(pool_lfw["split"]), "--data", str(pool_lfw["folder"]), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "keeping efficientnet_lite0's ImageNet-1k weights" in done.stderr + done.stdout
+    return out
+
+
+@pytest.fixture(scope="module")
+def faces(pool_lfw, space_checkpoint):
+    prep = FaceClassifier(backbone=str(space_checkpoint)).preprocessing
+    people = sorted(pool_lfw["manifest"]["community"])
+    return {person: crops(photos(pool_lfw, person, ("train", "val", "test")), prep)
+            for person in people}
+
+
+def test_pretrain_with_no_epochs_writes_the_face_space(space_checkpoint):
+    meta = json.loads((space_checkpoint / "checkpoint.json").read_text())
+    assert meta["method"] == "none (pretrained weights kept)" and meta["history"] == []
+    assert meta["space"] == {"source": "448 unlabelled faces, inductive track of tiny-pool",
+                             "block": 4, "flip": False, "components": 335, "strangers": 112}
+    space = load_space(space_checkpoint)
+    assert space.strangers.shape == (112, 40 * 12 * 12)  # a quarter held out of the fit
+    assert space.whitening.components.shape == (335, 40 * 12 * 12)  # 336 faces span 335
+
+
+def test_one_photo_per_person_enrols_and_names_its_own_photos(space_checkpoint, faces):
+    people = sorted(faces)
+    clf = FaceClassifier(backbone=str(space_checkpoint)).fit(
+        np.stack([faces[p][0] for p in people]), people)
+    assert clf.calibration_.rule == "strangers" and clf.calibration_.genuine_accepted is None
+    assert clf.calibration_.strangers_accepted <= 0.06  # 5% of 112 strangers, rounded up
+    assert list(clf.predict(np.stack([faces[p][0] for p in people]))) == people
+    later = np.concatenate([faces[p][1:] for p in people])
+    truth = np.repeat(people, [len(faces[p]) - 1 for p in people])
+    nearest = clf.classes_[clf.decision_function(later).argmax(axis=1)]
+    assert np.mean(nearest == truth) >= 0.4  # chance: 1/3 (a 448-face space is a weak one)
+    assert np.mean(clf.predict(later) == truth) >= 0.2
+
+
+def test_every_enrolled_photo_is_named_and_the_space_survives_the_bundle(
+        space_checkpoint, faces, tmp_path):
+    people = sorted(faces)
+    X = np.concatenate([faces[p][:5] for p in people])
+    y = np.repeat(people, 5)
+    clf = FaceClassifier(backbone=str(space_checkpoint)).fit(X, y)
+    assert list(clf.predict(X)) == list(y)  # enrolled on the enrolled faces alone: 0 of 15
+    clf.save(tmp_path / "m")
+    again = FaceClassifier.load(tmp_path / "m")
+    assert again.space_.source == clf.space_.source
+    assert np.allclose(again.predict_proba(X), clf.predict_proba(X), atol=1e-3)
+    again.remove_person(people[0]).remove_person(people[1])  # one person: strangers calibrate
+    assert again.people == [people[2]] and again.threshold_ == again.calibration_.threshold
+    answers = again.predict(np.concatenate([faces[people[2]][5:], faces[people[0]][5:]]))
+    assert list(answers[:5]).count(people[2]) >= 3 and list(answers[5:]).count(UNKNOWN) >= 3
+
+
+def test_a_classifier_must_describe_faces_as_the_space_was_fitted(space_checkpoint, faces):
+    people = sorted(faces)
+    X, y = np.concatenate([faces[p][:2] for p in people]), np.repeat(people, 2)
+    with pytest.raises(FacesslError, match="fitted on descriptors read at block 4 with flip "
+                                           "False; this classifier reads block 4 with flip True"):
+        FaceClassifier(backbone=str(space_checkpoint), flip=True).fit(X, y)
+
+
+def test_enroll_says_where_its_face_space_came_from(space_checkpoint, pool_lfw, tmp_path):
+    people = people_folder(pool_lfw, tmp_path / "people")
+    done = facessl("enroll", str(people), "--out", str(tmp_path / "m"), "--backbone",
+                   str(space_checkpoint))
+    assert done.returncode == 0, done.stderr
+    assert "face space: 448 unlabelled faces, inductive track of tiny-pool" in done.stdout
+    assert "of 112 strangers held out of the face space" in done.stdout
+    assert "facessl: note" not in done.stderr
+    bare = facessl("enroll", str(people), "--out", str(tmp_path / "bare"))
+    assert bare.returncode == 0, bare.stderr
+    assert "fitted on the 18 enrolled faces alone" in bare.stderr
+    assert "face space: enrolled faces" in bare.stdout
+
+
+def test_a_damaged_face_space_is_named(space_checkpoint, pool_lfw, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(space_checkpoint, broken)
+    (broken / FILE).write_bytes(b"not a safetensors file")
+    _fails_cleanly(facessl("enroll", str(people_folder(pool_lfw, tmp_path / "people")), "--out",
+                           str(tmp_path / "m"), "--backbone", str(broken)),
+                   f"{broken / FILE} is damaged", "pretrain again")
+
+
+def test_no_epochs_needs_pretrained_weights(pool_lfw, tmp_path):
+    _fails_cleanly(facessl("pretrain", "--backbone", "tinyvgg", "--epochs", "0", "--split",
+                           str(pool_lfw["split"]), "--data", str(pool_lfw["folder"]), "--out",
+                           str(tmp_path / "o")), "--epochs 0 keeps the backbone's weights",
+                   "tinyvgg has none")
