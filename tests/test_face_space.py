@@ -39,7 +39,7 @@ def faces(pool_lfw, space_checkpoint):
 def test_pretrain_with_no_epochs_writes_the_face_space(space_checkpoint):
     meta = json.loads((space_checkpoint / "checkpoint.json").read_text())
     assert meta["method"] == "none (pretrained weights kept)" and meta["history"] == []
-    assert meta["space"] == {"source": "448 unlabelled faces, inductive track of tiny-pool",
+    assert meta["space"] == {"source": "448 unlabelled faces from the inductive track of tiny-pool",
                              "block": 4, "flip": False, "components": 335, "strangers": 112}
     space = load_space(space_checkpoint)
     assert space.strangers.shape == (112, 40 * 12 * 12)  # a quarter held out of the fit
@@ -90,7 +90,7 @@ def test_enroll_says_where_its_face_space_came_from(space_checkpoint, pool_lfw, 
     done = facessl("enroll", str(people), "--out", str(tmp_path / "m"), "--backbone",
                    str(space_checkpoint))
     assert done.returncode == 0, done.stderr
-    assert "face space: 448 unlabelled faces, inductive track of tiny-pool" in done.stdout
+    assert "face space: 448 unlabelled faces from the inductive track of tiny-pool" in done.stdout
     assert "of 112 strangers held out of the face space" in done.stdout
     assert "facessl: note" not in done.stderr
     bare = facessl("enroll", str(people), "--out", str(tmp_path / "bare"))
@@ -113,3 +113,33 @@ def test_no_epochs_needs_pretrained_weights(pool_lfw, tmp_path):
                            str(pool_lfw["split"]), "--data", str(pool_lfw["folder"]), "--out",
                            str(tmp_path / "o")), "--epochs 0 keeps the backbone's weights",
                    "tinyvgg has none")
+
+
+def test_pretrain_learns_from_a_folder_of_your_own_photos(pool_lfw, tmp_path):
+    album = tmp_path / "album"
+    album.mkdir()
+    pool = pool_lfw["manifest"]["unlabelled"][:40]
+    for rel in pool:
+        shutil.copy(pool_lfw["folder"] / rel, album / rel.replace("/", "-"))
+    (album / "broken.jpg").write_text("not a photo")
+    out = tmp_path / "mine"
+    done = facessl("pretrain", "--method", "rotation", "--backbone", "tinyvgg", "--epochs", "1",
+                   "--batch-size", "8", "--images", str(album), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "album photo skipped" in done.stderr and "broken.jpg" in done.stderr
+    meta = json.loads((out / "checkpoint.json").read_text())
+    faces = int(meta["seen_images"].split()[0])
+    assert 36 <= faces <= 60  # about one face per LFW photo (a few hold two)
+    assert meta["track"] == "images" and meta["split"] is None and len(meta["history"]) == 1
+    assert meta["space"]["strangers"] == 0  # whose faces an album holds is unknown
+    assert meta["space"]["source"].endswith(f"faces from 41 photos under {album}")
+    assert len(json.loads((out / "seen_images.json").read_text())) == 41
+
+
+def test_pretrain_on_a_folder_without_faces_says_so(tmp_path):
+    album = tmp_path / "album"
+    album.mkdir()
+    from PIL import Image
+    Image.new("RGB", (200, 200), (90, 120, 160)).save(album / "sky.jpg")
+    _fails_cleanly(facessl("pretrain", "--images", str(album), "--out", str(tmp_path / "o")),
+                   "found 0 faces in the 1 photos under", "pass a folder with more photos")

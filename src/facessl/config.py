@@ -88,6 +88,7 @@ class PretrainConfig:
     split: str = "lfw62-v1"
     track: str = "inductive"
     data: str | None = None
+    images: str | None = None  # a folder of unlabelled photos instead of the split's track
     prep: Preprocessing = field(default_factory=Preprocessing)
     width: float = 1.0
     pool_images: int | None = None  # subsample the unlabelled images; None = all

@@ -91,13 +91,15 @@ def _pretrain(args: argparse.Namespace) -> int:
 
     size = args.size or backbone(args.backbone).input_size  # refuses an unknown backbone
     config = PretrainConfig(method=args.method, backbone=args.backbone, split=args.split,
-                            track=args.track, data=args.data, seed=args.seed,
-                            pool_images=args.pool_images, prep=Preprocessing(size=size),
+                            track=args.track, data=args.data, images=args.images,
+                            seed=args.seed, pool_images=args.pool_images,
+                            prep=Preprocessing(size=size),
                             options=options(args.option))
     for key in ("epochs", "lr", "batch_size"):
         if getattr(args, key) is not None:
             setattr(config.train, key, getattr(args, key))
-    out = Path(args.out or f"runs/pretrain-{args.method}-{args.backbone}-{args.track}")
+    track = "images" if args.images else args.track
+    out = Path(args.out or f"runs/pretrain-{args.method}-{args.backbone}-{track}")
     run_pretrain(config, out, quiet=args.quiet)
     if not args.quiet:
         print(f"checkpoint: {out}  (evaluate it with: facessl evaluate {out})")
@@ -197,6 +199,9 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--split", default=d.split, help="split name or manifest .json")
     pre.add_argument("--track", default=d.track, choices=TRACKS,
                      help="album: the community's train photos are unlabelled data too")
+    pre.add_argument("--images", metavar="DIR",
+                     help="learn from the faces in your own folder of unlabelled photos "
+                          "(found and cut as `facessl predict` does) instead of the split")
     pre.add_argument("--epochs", type=int, help=f"passes over the unlabelled images (default "
                                                 f"{d.train.epochs}; 0 keeps the backbone's "
                                                 "weights and fits only its face space)")

@@ -9,6 +9,7 @@ last finished epoch when re-run with the same --out after an interruption.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from facessl.augment import to_tensor
 from facessl.config import TRACKS, PretrainConfig
 from facessl.data import cache as image_cache
 from facessl.data import lfw
+from facessl.data.photos import album_faces, photo_files
 from facessl.data.splits import Split, load_manifest, resolve_split_path, subsample
 from facessl.errors import FacesslError
 from facessl.files import ensure_writable_dir, write_json
@@ -36,14 +38,16 @@ from facessl.train import Pretext, TensorSet, run_training
 
 @dataclass
 class Pool:
-    """The unlabelled images one run learns from (taken from `cache`, which holds the whole
-    dataset at the run's preprocessing), and the key its pseudo labels cache under."""
+    """The unlabelled faces one run learns from: a split's track (taken from `cache`, which
+    holds the whole dataset at the run's preprocessing) or the faces found in a folder of
+    photos (`cache` and `split` None); the key its pseudo labels cache under."""
 
-    cache: image_cache.ImageCache
-    split: Split
-    paths: list[str]
+    cache: image_cache.ImageCache | None
+    split: Split | None
+    paths: list[str]  # the images' dataset paths, or the photo files the faces came from
     images: np.ndarray  # N x H x W x C uint8
     cache_key: str
+    origin: str  # in words, for the checkpoint: "the inductive track of lfw62-v1"
 
 
 def unlabelled_paths(split: Split, track: str) -> list[str]:
@@ -62,13 +66,35 @@ def unlabelled_paths(split: Split, track: str) -> list[str]:
 
 
 def load_pool(config: PretrainConfig, quiet: bool = True) -> Pool:
-    """The pool of `config` (split, track, subsample), decoded at its preprocessing."""
+    """The pool of `config` (split, track, subsample; or its --images folder), decoded at
+    its preprocessing."""
+    if config.images is not None:
+        return _photo_pool(config, quiet)
     source = lfw.locate(config.data)
     built = image_cache.load_or_build(source, config.prep, quiet=quiet)
     split = load_manifest(resolve_split_path(config.split), available=built.paths)
     paths = subsample(unlabelled_paths(split, config.track), config.pool_images, config.seed)
     key = f"{built.folder.name}|{split.name}|{config.track}|{len(paths)}"
-    return Pool(built, split, paths, built.take(paths), key)
+    return Pool(built, split, paths, built.take(paths), key,
+                f"the {config.track} track of {split.name}")
+
+
+def _photo_pool(config: PretrainConfig, quiet: bool) -> Pool:
+    """Every face in the photos under `config.images`, cut as `facessl predict` cuts them
+    (an unreadable photo is skipped with a warning), subsampled like a split's pool."""
+    files = photo_files(config.images)
+    faces, unreadable = album_faces(config.images, config.prep, quiet)
+    if len(faces) < 2:
+        raise FacesslError(f"found {len(faces)} faces in the {len(files)} photos under "
+                           f"{config.images} ({unreadable} unreadable); pretraining needs many "
+                           "unlabelled faces: pass a folder with more photos of people.")
+    if config.pool_images is not None and config.pool_images < len(faces):
+        rng = np.random.default_rng(config.seed)
+        faces = faces[np.sort(rng.choice(len(faces), config.pool_images, replace=False))]
+    digest = hashlib.sha256(faces.tobytes()).hexdigest()[:16]
+    return Pool(None, None, [str(f.resolve()) for f in files], faces,
+                f"photos|{digest}|{len(faces)}",
+                f"{len(files)} photos under {config.images}")
 
 
 def _method_options(config: PretrainConfig, pool: Pool) -> dict:
@@ -98,12 +124,13 @@ def fit_face_space(backbone: torch.nn.Module, meta: dict, pool: Pool, quiet: boo
     flip: the product's defaults) of every pool face, whitened; strangers are held out only
     from the inductive pool, since an album holds the community itself."""
     block = BACKBONES[meta["backbone"]].descriptor_block
-    mean, std = normalisation(meta["backbone"], pool.cache.preprocessing.channels)
+    mean, std = normalisation(meta["backbone"], pool.images.shape[-1])
     encoder = FaceEncoder(backbone.eval(), {**meta, "mean": mean, "std": std}, block)
     raw = encoder.describe(pool.images, flip=False,
                            progress=None if quiet else "describing the pool for its face space")
-    source = f"{len(pool.paths)} unlabelled faces, {meta['track']} track of {meta['split']}"
-    return FaceSpace.fit(raw, source, block, flip=False, strangers=meta["track"] == "inductive",
+    source = f"{len(pool.images)} unlabelled faces from {pool.origin}"
+    strangers = pool.split is not None and meta["track"] == "inductive"
+    return FaceSpace.fit(raw, source, block, flip=False, strangers=strangers,
                          seed=meta["config"]["seed"])
 
 
@@ -143,20 +170,21 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
                             config.width)  # from its pretrained weights, where it has them
     started = time.perf_counter()
     if config.train.epochs:
-        progress(f"pretraining {config.backbone} with {config.method} on {len(pool.paths)} "
-                 f"unlabelled images ({config.track} track of {pool.split.name})")
+        progress(f"pretraining {config.backbone} with {config.method} on {len(pool.images)} "
+                 f"unlabelled faces ({pool.origin})")
         history = _train(config, backbone, pool, out, progress)
     else:
         history = []
         progress(f"keeping {config.backbone}'s {BACKBONES[config.backbone].weights}; fitting "
-                 f"its face space on {len(pool.paths)} unlabelled images")
+                 f"its face space on {len(pool.images)} unlabelled faces ({pool.origin})")
     meta = {
         "backbone": config.backbone, "width": config.width,
         "preprocessing": dataclasses.asdict(config.prep),
         "method": config.method if history else "none (pretrained weights kept)",
-        "config": settings, "git_sha": git_sha(), "split": pool.split.name,
-        "track": config.track,
-        "seen_images": f"{len(pool.paths)} images of the {config.track} track (no labels)",
+        "config": settings, "git_sha": git_sha(),
+        "split": pool.split.name if pool.split else None,
+        "track": config.track if pool.split else "images",
+        "seen_images": f"{len(pool.images)} faces from {pool.origin} (no labels)",
         "history": history, "wall_seconds_this_run": time.perf_counter() - started,
         "train_seconds": sum(h["seconds"] for h in history),
     }
