@@ -16,7 +16,7 @@ from tqdm import tqdm
 from facessl.config import Preprocessing
 from facessl.data.cache import open_image
 from facessl.data.faces import faces_in_photo
-from facessl.data.lfw import IMAGE_SUFFIXES
+from facessl.data.lfw import IMAGE_SUFFIXES, ImageSource
 from facessl.errors import FacesslError
 
 
@@ -135,3 +135,24 @@ def album_faces(folder: str | Path, prep: Preprocessing, quiet: bool = True
         crops += [crop for _, crop in faces_in_photo(photo, prep)]
     shape = (0, prep.size, prep.size, prep.channels)
     return (np.stack(crops) if crops else np.zeros(shape, np.uint8)), unreadable
+
+
+def dataset_faces(source: ImageSource, paths: list[str], prep: Preprocessing,
+                  quiet: bool = True) -> np.ndarray:
+    """The largest face in each of a dataset's photos `paths`, found and cut as `facessl
+    predict` cuts a user's photo (photos without a face are left out): what a face space
+    must be fitted on for its strangers to score like the faces it will meet."""
+    wanted, crops = set(paths), {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a truncated dataset JPEG was reported by the cache
+        for rel, data in tqdm(source.iter_images(), desc="finding faces", unit="photo",
+                              total=source.count(), disable=quiet):
+            if rel in wanted:
+                try:
+                    photo = load_photo(data, rel)
+                except FacesslError:
+                    continue  # the dataset's cache decoded it, or reported it, already
+                crops[rel] = [crop for _, crop in faces_in_photo(photo, prep, largest_only=True)]
+    found = [crops[rel][0] for rel in paths if crops.get(rel)]
+    shape = (0, prep.size, prep.size, prep.channels)
+    return np.stack(found) if found else np.zeros(shape, np.uint8)
