@@ -134,9 +134,8 @@ def fit_face_space(backbone: torch.nn.Module, meta: dict, pool: Pool, quiet: boo
     raw = encoder.describe(faces, flip=False,
                            progress=None if quiet else "describing the pool for its face space")
     source = f"{len(faces)} unlabelled faces from {pool.origin}"
-    strangers = pool.split is not None and meta["track"] == "inductive"
-    return FaceSpace.fit(raw, source, block, flip=False, strangers=strangers,
-                         seed=meta["config"]["seed"])
+    return FaceSpace.fit(raw, source, block, flip=False,
+                         strangers=meta["track"] == "inductive", seed=meta["config"]["seed"])
 
 
 def _train(config: PretrainConfig, backbone: torch.nn.Module, pool: Pool, out: Path,
