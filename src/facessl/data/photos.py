@@ -118,14 +118,15 @@ def person_faces(folder: str | Path, prep: Preprocessing, quiet: bool = True
     return crops, faceless
 
 
-def album_faces(folder: str | Path, prep: Preprocessing, quiet: bool = True
+def album_faces(files: list[Path], prep: Preprocessing, quiet: bool = True
                 ) -> tuple[np.ndarray, int]:
-    """(every face in every photo under `folder`, photos that could not be read).
+    """(every face in every photo of `files` (an album: `photo_files(folder)`), photos that
+    could not be read).
 
     An album is large and unlabelled: a file that is not a readable photo is skipped with
     a warning rather than ending the enrolment."""
     crops, unreadable = [], 0
-    for file in tqdm(photo_files(folder), desc="album faces", unit="photo", disable=quiet):
+    for file in tqdm(files, desc="album faces", unit="photo", disable=quiet):
         try:
             photo = load_photo(file)
         except FacesslError as exc:

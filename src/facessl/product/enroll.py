@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from facessl.config import DEFAULT_BACKBONE
-from facessl.data.photos import album_faces, labelled_faces, person_faces
+from facessl.data.photos import album_faces, labelled_faces, person_faces, photo_files
 from facessl.errors import FacesslError
 from facessl.files import ensure_writable_dir
 from facessl.product.classifier import FaceClassifier, check_name
@@ -30,7 +30,7 @@ def enroll(people_dir: str | Path, out: str | Path, unlabelled: str | Path | Non
     ensure_writable_dir(out, "model folder")
     clf = FaceClassifier(backbone=backbone)  # refuses a wrong backbone before any photo
     faces, names, faceless = labelled_faces(people_dir, clf.preprocessing, quiet)
-    album, unreadable = (album_faces(unlabelled, clf.preprocessing, quiet)
+    album, unreadable = (album_faces(photo_files(unlabelled), clf.preprocessing, quiet)
                          if unlabelled is not None else (None, 0))
     clf.fit(faces, names, unlabelled=album, quiet=quiet)
     clf.save(out)

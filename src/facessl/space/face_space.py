@@ -2,12 +2,13 @@
 
 Fitted on a small community's enrolled faces alone, a whitening gives each face a direction
 of its own: 3 people x 5 photos came back "unknown" on all 15 of their own photos. Fitted
-once on thousands of unlabelled faces (a checkpoint's pool, a user's album) it is the same
-for every community, and lfw62-v1 val scored 96.7% (3 x 5) and 87.9% (62 x 5) in it
-against 90.0% and 83.1% (BENCHMARKS.md, "Face space from unlabelled faces"). Some of the
-unlabelled faces are held out of the fit as *strangers*: how many of them a community's
-prototypes accept sets the unknown-person threshold, even when everyone enrolled with one
-photo and nobody has a second to cross-validate with.
+once on thousands of unlabelled faces of other people (a checkpoint's pool; not the
+family's own album, which measured worse still) it is the same for every community, and
+lfw62-v1 val scored 96.7% (3 x 5) and 87.9% (62 x 5) in it against 90.0% and 83.1%
+(BENCHMARKS.md, "Face space from unlabelled faces"). Some of the unlabelled faces are held
+out of the fit as *strangers*: how many of them a community's prototypes accept sets the
+unknown-person threshold, even when everyone enrolled with one photo and nobody has a
+second to cross-validate with.
 """
 
 from __future__ import annotations
@@ -51,10 +52,9 @@ class FaceSpace:
         checkpoint's pool, not an album of the family) and there are at least MIN_FACES."""
         order = np.random.default_rng(seed).permutation(len(raw))
         count = min(STRANGERS, len(raw) // 4) if strangers and len(raw) >= MIN_FACES else 0
-        held = order[:count]
-        fitted = np.sort(order[len(held):])
-        return cls(Whitening.fit(raw[fitted], SHRINK, COMPONENTS), raw[np.sort(held)],
-                   source, block, flip)
+        held, fitted = np.sort(order[:count]), np.sort(order[count:])
+        return cls(Whitening.fit(raw[fitted], SHRINK, COMPONENTS), raw[held], source, block,
+                   flip)
 
     def check_descriptor(self, block: int | None, flip: bool) -> None:
         """Refuse a classifier that describes faces otherwise than the space was fitted on."""
@@ -101,4 +101,3 @@ def load_space(folder: str | Path) -> FaceSpace | None:
     except (SafetensorError, KeyError, ValueError, TypeError) as exc:
         raise FacesslError(f"{path} is damaged ({exc!r}); pretrain again, or delete it to "
                            "use the checkpoint without its face space.") from None
-

@@ -84,7 +84,7 @@ def _photo_pool(config: PretrainConfig, quiet: bool) -> Pool:
     """Every face in the photos under `config.images`, cut as `facessl predict` cuts them
     (an unreadable photo is skipped with a warning), subsampled like a split's pool."""
     files = photo_files(config.images)
-    faces, unreadable = album_faces(config.images, config.prep, quiet)
+    faces, unreadable = album_faces(files, config.prep, quiet)
     if len(faces) < 2:
         raise FacesslError(f"found {len(faces)} faces in the {len(files)} photos under "
                            f"{config.images} ({unreadable} unreadable); pretraining needs many "
