@@ -44,6 +44,7 @@ from facessl.models.checkpoint import load_backbone
 from facessl.models.encoders import FaceEncoder
 from facessl.progress import Progress
 from facessl.provenance import git_sha
+from facessl.space.identity_head import load_identity_head
 from facessl.space.neighbours import l2_normalise
 from facessl.space.propagation import confident_pseudo_labels, label_propagation
 from facessl.space.whitening import Whitening
@@ -98,7 +99,7 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     _check_protocols(config.protocols)
     out = ensure_writable_dir(Path(out))
     model, meta = load_backbone(config.checkpoint)
-    encoder = FaceEncoder(model, meta, config.block)
+    encoder = FaceEncoder(model, meta, config.block, load_identity_head(config.checkpoint))
     source = lfw.locate(config.data)
     if config.verification:
         pairs_file(config.pairs, source)  # a missing pairs.txt is said before any work

@@ -27,15 +27,19 @@ BATCH = 16  # faces encoded at once: larger batches measured slower per face on 
 
 class FaceEncoder(nn.Module):
     """`backbone` read at MBConv `block` (EfficientNet-Lite0), or at its pooled embedding
-    (`block` None); normalises uint8 input itself, with the backbone's mean/std."""
+    (`block` None), then through the `identity` head when one was learnt on that block
+    (`facessl pretrain --method identity`); normalises uint8 input itself."""
 
-    def __init__(self, backbone: nn.Module, meta: dict, block: int | None = None):
+    def __init__(self, backbone: nn.Module, meta: dict, block: int | None = None,
+                 identity: nn.Module | None = None):
         super().__init__()
         if block is not None and not hasattr(backbone, "block_features"):
             raise FacesslError(f"a block's feature map describes faces for EfficientNet-Lite0 "
                                f"only; this backbone is {meta['backbone']}. Leave the block "
                                "out to use its pooled embedding.")
-        self.block = block
+        if identity is not None and identity.block != block:
+            identity = None  # the head was learnt on another block's map: describe without it
+        self.block, self.identity = block, identity
         self.features = backbone.block_features(block) if block is not None else backbone
         self.preprocessing = Preprocessing(**meta["preprocessing"])
         self.pipeline = BatchPipeline(meta["mean"], meta["std"])
@@ -43,28 +47,30 @@ class FaceEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised N x C x H x W -> N x D descriptors."""
-        if self.block is None:
-            return self.features.embed(x)
-        return self.features(x).flatten(1)
+        return self._descriptor(x, flip=False)
 
     @torch.inference_mode()
-    def describe(self, faces: np.ndarray, flip: bool = False,
-                 progress: str | None = None) -> np.ndarray:
+    def describe(self, faces: np.ndarray, flip: bool = False, progress: str | None = None,
+                 mirrored: bool = False) -> np.ndarray:
         """N x H x W x C uint8 faces -> N x D float32 descriptors; with `flip` the mirror
-        image's descriptor is added (a map mirrored back first, so positions line up)."""
+        image's descriptor is added (a map mirrored back first, so positions line up); with
+        `mirrored` the mirror image's alone."""
         parts = []
         for start in tqdm(range(0, len(faces), BATCH), desc=progress, unit="batch",
                           disable=progress is None):
             x = self.pipeline(to_tensor(faces[start:start + BATCH]), train=False)
-            parts.append(self._descriptor(x, flip).float().numpy())
+            parts.append(self._descriptor(x, flip, mirrored).float().numpy())
         return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
-    def _descriptor(self, x: torch.Tensor, flip: bool) -> torch.Tensor:
-        if not flip:
-            return self(x)
+    def _descriptor(self, x: torch.Tensor, flip: bool, mirrored: bool = False) -> torch.Tensor:
+        return sum(self._view(x, m) for m in ((False, True) if flip else (mirrored,)))
+
+    def _view(self, x: torch.Tensor, mirrored: bool) -> torch.Tensor:
         if self.block is None:
-            return self(x) + self(x.flip(3))
-        return (self.features(x) + self.features(x.flip(3)).flip(3)).flatten(1)
+            raw = self.features.embed(x.flip(3) if mirrored else x)
+        else:
+            raw = (self.features(x.flip(3)).flip(3) if mirrored else self.features(x)).flatten(1)
+        return raw if self.identity is None else self.identity(raw)
 
 
 def face_backbone(spec: str | Path) -> tuple[nn.Module, dict]:

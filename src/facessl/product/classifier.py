@@ -27,6 +27,7 @@ from facessl.product.calibration import Calibration, calibrate, prototypes
 from facessl.product.checks import UNKNOWN, check_faces, check_name, check_names, check_people
 from facessl.provenance import git_sha
 from facessl.space.face_space import FaceSpace, load_space
+from facessl.space.identity_head import IdentityHead, load_identity_head
 from facessl.space.propagation import confident_pseudo_labels, label_propagation
 from facessl.space.whitening import Whitening
 
@@ -78,7 +79,7 @@ class FaceClassifier:
         faces = check_faces(X, "X", self.preprocessing)
         people, labels = check_names(y, len(faces))
         model, meta = face_backbone(self.backbone)
-        self.space_ = load_space(self.backbone)
+        self.space_, self.identity_ = load_space(self.backbone), load_identity_head(self.backbone)
         check_people(len(people), "enrolling", ", ".join(people), self._has_strangers)
         if Preprocessing(**meta["preprocessing"]) != self.preprocessing:
             raise FacesslError(f"the backbone {self.backbone} was trained on faces cut as "
@@ -107,7 +108,8 @@ class FaceClassifier:
         mean, std = normalisation(self.architecture_, self.preprocessing.channels)
         meta = {"backbone": self.architecture_, "preprocessing": asdict(self.preprocessing),
                 "mean": mean, "std": std}
-        self.encoder_ = FaceEncoder(model, meta, block).to(memory_format=torch.channels_last)
+        self.encoder_ = FaceEncoder(model, meta, block, self.identity_).to(
+            memory_format=torch.channels_last)
 
     def _add_album(self, album: np.ndarray) -> None:
         """Label propagation over enrolled + album faces; keep confident, accepted faces."""
@@ -140,9 +142,8 @@ class FaceClassifier:
 
     def _whitening_for(self, labelled_rows: np.ndarray) -> Whitening:
         """The face space's whitening, or one fitted on these enrolled rows without one."""
-        if self.space_ is not None:
-            return self.space_.whitening
-        return Whitening.fit(labelled_rows, self.shrink)
+        return (self.space_.whitening if self.space_ is not None
+                else Whitening.fit(labelled_rows, self.shrink))
 
     def _fit_space(self) -> None:
         self.whitening_ = self._whitening_for(self.support_[self.support_labelled_])
@@ -192,8 +193,7 @@ class FaceClassifier:
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """N x C cosine similarities of each face to each enrolled person's prototype."""
-        raw = self.transform(X)
-        return self.whitening_(raw) @ self.prototypes_.T
+        return self.whitening_(self.transform(X)) @ self.prototypes_.T
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """N x (C + 1) probabilities over `classes_`: a softmax of temperature x cosine,
@@ -203,8 +203,7 @@ class FaceClassifier:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """N names (or "unknown") for N face crops."""
-        best = self.predict_proba(X).argmax(axis=1)
-        return self.classes_[best]
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def proba_from_similarities(self, sims: np.ndarray) -> np.ndarray:
         """`predict_proba` from `decision_function`'s N x C similarities."""
@@ -220,8 +219,8 @@ class FaceClassifier:
         state.update(support=torch.from_numpy(self.support_),
                      support_labels=torch.from_numpy(self.support_labels_),
                      support_labelled=torch.from_numpy(self.support_labelled_))
-        if self.space_ is not None:
-            state.update(self.space_.tensors("space."))
+        for name, part in (("space.", self.space_), ("identity.", self.encoder_.identity)):
+            state.update(part.tensors(name) if part is not None else {})
         extra = {"layer": self.encoder_.block, "flip": self.flip, "shrink": self.shrink,
                  "album_confidence": self.album_confidence, "album": self.album_,
                  "strangers_accepted": self.strangers_accepted,
@@ -258,7 +257,9 @@ class FaceClassifier:
             clf.support_labelled_ = state.pop("support_labelled").numpy()
             clf.space_ = (FaceSpace.from_tensors(state, "space.", extra["space"])
                           if extra.get("space") else None)  # None: before face spaces
-            state = {k: v for k, v in state.items() if not k.startswith("space.")}
+            clf.identity_ = (IdentityHead.from_tensors(state, "identity.")
+                             if "identity.block" in state else None)
+            state = {k: v for k, v in state.items() if not k.startswith(("space.", "identity."))}
         except (KeyError, TypeError) as exc:
             raise FacesslError(f"the bundle {path} was not written by FaceClassifier.save, or "
                                f"names an unknown backbone ({exc!r}); enroll again with "

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facessl.space.neighbours import l2_normalise
-
 
 @dataclass(frozen=True)
 class Whitening:
@@ -65,15 +63,18 @@ class Whitening:
                    residual_scale)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        centred = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) - torch.from_numpy(
-            self.mean)
+        return self.on_tensor(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+
+    def on_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """The same map on a float32 tensor (for a network that reads whitened rows)."""
+        centred = x - torch.from_numpy(self.mean)
         components = torch.from_numpy(self.components)
         projected = centred @ components.T
         z = projected * torch.from_numpy(self.scale)
         if self.residual_scale:
             rest = centred - projected @ components
             z = torch.cat([z, self.residual_scale * rest], dim=1)
-        return l2_normalise(z.numpy())
+        return torch.nn.functional.normalize(z, dim=1)
 
     def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
         """The whitening as named tensors (for a safetensors file); `from_tensors` reads them."""

@@ -23,7 +23,7 @@ from facessl.config import TRACKS, Preprocessing, PretrainConfig
 from facessl.data import cache as image_cache
 from facessl.data import lfw
 from facessl.data.photos import album_faces, dataset_faces, photo_files
-from facessl.data.splits import Split, load_manifest, resolve_split_path, subsample
+from facessl.data.splits import Split, load_manifest, person_of, resolve_split_path, subsample
 from facessl.errors import FacesslError
 from facessl.files import ensure_writable_dir, write_json
 from facessl.models import BACKBONES, create_model, normalisation
@@ -32,7 +32,9 @@ from facessl.models.encoders import FaceEncoder
 from facessl.progress import Progress
 from facessl.provenance import git_sha
 from facessl.space.face_space import FaceSpace
+from facessl.space.identity_head import IdentityHead, save_identity_head
 from facessl.ssl import create_method, kmeans
+from facessl.ssl.identity import learn_identity
 from facessl.train import Pretext, TensorSet, run_training
 
 
@@ -120,7 +122,16 @@ def _finished(out: Path, settings: dict) -> dict | None:
     return done
 
 
-def fit_face_space(backbone: torch.nn.Module, meta: dict, pool: Pool, quiet: bool) -> FaceSpace:
+def _encoder(backbone: torch.nn.Module, meta: dict, identity: IdentityHead | None = None
+             ) -> FaceEncoder:
+    """The trained backbone read where the product reads it (the registry's block)."""
+    mean, std = normalisation(meta["backbone"], Preprocessing(**meta["preprocessing"]).channels)
+    return FaceEncoder(backbone.eval(), {**meta, "mean": mean, "std": std},
+                       BACKBONES[meta["backbone"]].descriptor_block, identity)
+
+
+def fit_face_space(backbone: torch.nn.Module, meta: dict, pool: Pool, quiet: bool,
+                   identity: IdentityHead | None = None) -> FaceSpace:
     """The face space of the trained backbone: its descriptor (the registry's block, no
     flip: the product's defaults) of the pool's faces found and cut as `facessl predict`
     does (on lfw62-v1 val, strangers cut from LFW's own crops scored lower than detected
@@ -128,14 +139,27 @@ def fit_face_space(backbone: torch.nn.Module, meta: dict, pool: Pool, quiet: boo
     out only from the inductive pool, since an album holds the community itself."""
     faces = pool.images if pool.split is None else dataset_faces(
         pool.source, pool.paths, Preprocessing(**meta["preprocessing"]), quiet)
-    block = BACKBONES[meta["backbone"]].descriptor_block
-    mean, std = normalisation(meta["backbone"], faces.shape[-1])
-    encoder = FaceEncoder(backbone.eval(), {**meta, "mean": mean, "std": std}, block)
+    encoder = _encoder(backbone, meta, identity)
     raw = encoder.describe(faces, flip=False,
                            progress=None if quiet else "describing the pool for its face space")
     source = f"{len(faces)} unlabelled faces from {pool.origin}"
-    return FaceSpace.fit(raw, source, block, flip=False,
+    return FaceSpace.fit(raw, source, encoder.block, flip=False,
                          strangers=meta["track"] == "inductive", seed=meta["config"]["seed"])
+
+
+def _learn_identity(config: PretrainConfig, backbone: torch.nn.Module, pool: Pool, out: Path,
+                    progress: Progress) -> tuple[IdentityHead, list[dict], list[dict]]:
+    """The identity method: a head over the frozen backbone's descriptor (ssl.identity)."""
+    meta = {"backbone": config.backbone, "preprocessing": dataclasses.asdict(config.prep)}
+    names = None if pool.split is None else np.array([person_of(p) for p in pool.paths])
+    try:
+        return learn_identity(
+            _encoder(backbone, meta), pool.images, config.train, config.seed,
+            dict(config.options), names=names, log_path=out / "log.jsonl",
+            checkpoint=out / "resume.pt", progress=not progress.quiet,
+            on_epoch=progress.epoch_printer(f"identity/{config.backbone}", config.train.epochs))
+    except (TypeError, ValueError) as exc:
+        raise FacesslError(f"--method identity: {exc}") from None
 
 
 def _train(config: PretrainConfig, backbone: torch.nn.Module, pool: Pool, out: Path,
@@ -155,6 +179,15 @@ def _train(config: PretrainConfig, backbone: torch.nn.Module, pool: Pool, out: P
         on_epoch=progress.epoch_printer(f"{config.method}/{config.backbone}", config.train.epochs))
 
 
+def _check_frozen(config: PretrainConfig) -> None:
+    """The identity method learns on a frozen backbone's descriptor map: it needs both."""
+    entry = BACKBONES[config.backbone]
+    if config.method == "identity" and (not entry.weights or entry.descriptor_block is None):
+        raise FacesslError(f"--method identity learns over a pretrained backbone's feature "
+                           f"map, and {config.backbone} has none; pass --backbone "
+                           "efficientnet_lite0.")
+
+
 def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict:
     """Pretrain (or resume) and write the checkpoint folder `out`; returns its metadata."""
     progress = Progress(quiet)
@@ -164,6 +197,7 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
     if done is not None:
         progress(f"{out} is already complete ({len(done['history'])} epochs); nothing to do.")
         return done
+    _check_frozen(config)
     if config.train.epochs == 0 and not BACKBONES[config.backbone].weights:
         raise FacesslError(f"--epochs 0 keeps the backbone's weights, but {config.backbone} has "
                            "none (it would describe faces with random filters); train it for "
@@ -173,10 +207,14 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
     backbone = create_model(config.backbone, 1, config.prep.size, config.prep.channels,
                             config.width)  # from its pretrained weights, where it has them
     started = time.perf_counter()
+    identity, rounds = None, []
     if config.train.epochs:
         progress(f"pretraining {config.backbone} with {config.method} on {len(pool.images)} "
                  f"unlabelled faces ({pool.origin})")
-        history = _train(config, backbone, pool, out, progress)
+        if config.method == "identity":
+            identity, history, rounds = _learn_identity(config, backbone, pool, out, progress)
+        else:
+            history = _train(config, backbone, pool, out, progress)
     else:
         history = []
         progress(f"keeping {config.backbone}'s {BACKBONES[config.backbone].weights}; fitting "
@@ -184,7 +222,7 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
     meta = {
         "backbone": config.backbone, "width": config.width,
         "preprocessing": dataclasses.asdict(config.prep),
-        "method": config.method if history else "none (pretrained weights kept)",
+        "method": config.method if config.train.epochs else "none (pretrained weights kept)",
         "config": settings, "git_sha": git_sha(),
         "split": pool.split.name if pool.split else None,
         "track": config.track if pool.split else "images",
@@ -192,10 +230,14 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
         "history": history, "wall_seconds_this_run": time.perf_counter() - started,
         "train_seconds": sum(h["seconds"] for h in history),
     }
-    space = fit_face_space(backbone, meta, pool, quiet)
+    if identity is not None:
+        meta["identity"] = {"block": identity.block, "rounds": rounds}
+    space = fit_face_space(backbone, meta, pool, quiet, identity)
     meta["space"] = space.info()
     write_json(out / SEEN, pool.paths)
     space.save(out)
+    if identity is not None:
+        save_identity_head(out, identity)
     save_backbone(out, backbone, meta)
     (out / "resume.pt").unlink(missing_ok=True)
     progress(f"wrote {out} ({meta['train_seconds']:.0f} s of training)")
