@@ -17,9 +17,9 @@ import numpy as np
 
 from facessl.data import cache, lfw
 from facessl.data.splits import load_manifest, person_of, resolve_split_path
+from facessl.models import BACKBONES
 from facessl.models.checkpoint import load_backbone
 from facessl.models.encoders import FaceEncoder
-from facessl.models import BACKBONES
 from facessl.space.face_space import COMPONENTS, SHRINK
 from facessl.space.identity_head import load_identity_head
 from facessl.space.neighbours import l2_normalise

@@ -63,8 +63,7 @@ class FaceClassifier:
                  strangers_accepted: float = DEFAULTS.strangers_accepted):
         self.backbone = backbone
         self.preprocessing = preprocessing or face_preprocessing(backbone)
-        self.layer = layer
-        self.flip = flip
+        self.layer, self.flip = layer, flip
         self.shrink = shrink
         self.album_confidence = album_confidence
         self.strangers_accepted = strangers_accepted
