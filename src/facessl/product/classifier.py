@@ -61,11 +61,9 @@ class FaceClassifier:
                  shrink: float = DEFAULTS.shrink,
                  album_confidence: float = DEFAULTS.album_confidence,
                  strangers_accepted: float = DEFAULTS.strangers_accepted):
-        self.backbone = backbone
-        self.preprocessing = preprocessing or face_preprocessing(backbone)
+        self.backbone, self.preprocessing = backbone, preprocessing or face_preprocessing(backbone)
         self.layer, self.flip = layer, flip
-        self.shrink = shrink
-        self.album_confidence = album_confidence
+        self.shrink, self.album_confidence = shrink, album_confidence
         self.strangers_accepted = strangers_accepted
 
     def fit(self, X: np.ndarray, y, unlabelled: np.ndarray | None = None,
@@ -192,7 +190,8 @@ class FaceClassifier:
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """N x C cosine similarities of each face to each enrolled person's prototype."""
-        return self.whitening_(self.transform(X)) @ self.prototypes_.T
+        raw = self.transform(X)  # first: it says if the model is unfitted
+        return self.whitening_(raw) @ self.prototypes_.T
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """N x (C + 1) probabilities over `classes_`: a softmax of temperature x cosine,
@@ -202,7 +201,8 @@ class FaceClassifier:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """N names (or "unknown") for N face crops."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        best = self.predict_proba(X).argmax(axis=1)  # first: it says if the model is unfitted
+        return self.classes_[best]
 
     def proba_from_similarities(self, sims: np.ndarray) -> np.ndarray:
         """`predict_proba` from `decision_function`'s N x C similarities."""
