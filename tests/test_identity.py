@@ -134,3 +134,16 @@ def test_a_damaged_identity_head_is_named(identity_checkpoint, tmp_path):
     (broken / IDENTITY).write_bytes(b"not a safetensors file")
     with pytest.raises(FacesslError, match="identity.safetensors is damaged"):
         load_identity_head(broken)
+
+
+def test_the_album_track_mines_the_album_but_whitens_on_the_pool_alone(pool_lfw, tmp_path):
+    out = tmp_path / "album"
+    done = facessl("pretrain", "--method", "identity", "--backbone", "efficientnet_lite0",
+                   "--track", "album", "--option", "link=0.1", "--split",
+                   str(pool_lfw["split"]), "--data", str(pool_lfw["folder"]), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    seen = json.loads((out / "seen_images.json").read_text())
+    pool = set(pool_lfw["manifest"]["unlabelled"])
+    assert len(seen) > len(pool)  # the community's train photos are mined too
+    # a whitening of n faces (fewer than the map's dimensions) has n - 1 directions
+    assert load_identity_head(out).whitening.components.shape[0] == len(pool) - 1

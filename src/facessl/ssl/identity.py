@@ -181,11 +181,15 @@ def fit_linear_head(head: IdentityHead, views: torch.Tensor, labels: np.ndarray,
 
 def learn_identity(encoder: FaceEncoder, faces: np.ndarray, train: TrainConfig, seed: int,
                    options: dict, names: np.ndarray | None = None, log_path: Path | None = None,
-                   checkpoint: Path | None = None, on_epoch=None, progress: bool = False
+                   checkpoint: Path | None = None, on_epoch=None, progress: bool = False,
+                   whiten_on: np.ndarray | None = None
                    ) -> tuple[IdentityHead, list[dict], list[dict]]:
     """Learn an identity head on `encoder`'s descriptors of the unlabelled `faces` (N x H x
     W x C uint8); returns (head, training history, mining rounds). `names`, when the faces
     have them, only score each round's groups for the log: nothing is chosen by them.
+    `whiten_on` (a mask; default all) picks the faces the base whitening is fitted on: an
+    album's are mined but not whitened on, since a whitening fitted on a community shrinks
+    the directions that tell its people apart (BENCHMARKS.md, "Face space ...").
 
     Options: head ("linear", the default: a within-group whitening re-mined `rounds` times,
     no training loop; "mlp": trained with `PseudoIdentities` for the run's epochs, which
@@ -194,7 +198,7 @@ def learn_identity(encoder: FaceEncoder, faces: np.ndarray, train: TrainConfig, 
     raw = encoder.describe(faces, progress="describing the pool" if progress else None)
     mirrored = encoder.describe(faces, mirrored=True,
                                 progress="describing its mirror images" if progress else None)
-    whitening = Whitening.fit(raw, SHRINK, COMPONENTS)
+    whitening = Whitening.fit(raw if whiten_on is None else raw[whiten_on], SHRINK, COMPONENTS)
     views = torch.stack([whitening.on_tensor(torch.from_numpy(raw)),
                          whitening.on_tensor(torch.from_numpy(mirrored))], dim=1).half()
     del raw, mirrored

@@ -152,11 +152,12 @@ def _learn_identity(config: PretrainConfig, backbone: torch.nn.Module, pool: Poo
     """The identity method: a head over the frozen backbone's descriptor (ssl.identity)."""
     meta = {"backbone": config.backbone, "preprocessing": dataclasses.asdict(config.prep)}
     names = None if pool.split is None else np.array([person_of(p) for p in pool.paths])
+    pool_only = None if pool.split is None else np.isin(pool.paths, pool.split.unlabelled)
     try:
         return learn_identity(
             _encoder(backbone, meta), pool.images, config.train, config.seed,
             dict(config.options), names=names, log_path=out / "log.jsonl",
-            checkpoint=out / "resume.pt", progress=not progress.quiet,
+            checkpoint=out / "resume.pt", progress=not progress.quiet, whiten_on=pool_only,
             on_epoch=progress.epoch_printer(f"identity/{config.backbone}", config.train.epochs))
     except (TypeError, ValueError) as exc:
         raise FacesslError(f"--method identity: {exc}") from None
