@@ -25,7 +25,7 @@ from facessl.config import (
 )
 from facessl.errors import FacesslError
 from facessl.models import BACKBONES, backbone
-from facessl.ssl import METHODS
+from facessl.ssl import HEAD_METHODS, METHODS
 
 DATA_HELP = "LFW archive or folder (default: $FACESSL_DATA, ../shared/data, then download)"
 
@@ -194,7 +194,8 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     pre = sub.add_parser("pretrain", help="learn a backbone from unlabelled faces",
                          description="Self-supervised pretraining; re-run the same command to "
                                      "resume after an interruption.")
-    pre.add_argument("--method", default=d.method, help=f"one of {', '.join(METHODS)}")
+    pre.add_argument("--method", default=d.method,
+                     help=f"one of {', '.join((*METHODS, *HEAD_METHODS))}")
     pre.add_argument("--backbone", default=d.backbone, help=f"one of {', '.join(BACKBONES)}")
     pre.add_argument("--split", default=d.split, help="split name or manifest .json")
     pre.add_argument("--track", default=d.track, choices=TRACKS,

@@ -20,10 +20,10 @@ METHODS: dict[str, str] = {  # name -> "module:Class" under facessl.ssl
     "masked": "masked:MaskedPrediction",
     "simclr": "simclr:SimCLR",
     "vicreg": "vicreg:VICReg",
-    # Learns a head over a frozen backbone's descriptors, not the backbone from pixels:
-    # `facessl pretrain` runs it through `identity.learn_identity`.
-    "identity": "identity:PseudoIdentities",
 }
+# Learns a head over a frozen backbone's descriptors, not the backbone from pixels:
+# `facessl pretrain` runs it through `identity.learn_identity`, not `create_method`.
+HEAD_METHODS = ("identity",)
 
 
 def method_class(name: str) -> type:
