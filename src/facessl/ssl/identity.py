@@ -129,9 +129,9 @@ class PseudoIdentities(nn.Module):
                 {"groups": int(labels.max() + 1), "faces_joined": int(joined.sum())}
                 if self.names is None else pseudo_identity_scores(labels, self.names))})
         self.epoch += 1
-        sizes = torch.bincount(self.labels_[self.labels_ >= 0]).float()
-        weights = torch.zeros(len(self.labels_))
         joined = self.labels_ >= 0
+        sizes = torch.bincount(self.labels_[joined]).float()
+        weights = torch.zeros(len(self.labels_))
         weights[joined] = 1.0 / sizes[self.labels_[joined]]
         return weights
 
