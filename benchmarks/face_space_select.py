@@ -25,6 +25,7 @@ import time
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from facessl.config import DEFAULT_BACKBONE
 from facessl.data import cache, lfw
 from facessl.data.splits import load_manifest, person_of, resolve_split_path
 from facessl.product.calibration import prototypes
@@ -38,7 +39,7 @@ PRODUCT = "pool, K 1024, shrink 1.0 (the product's)"
 
 def describe(split):
     """Raw descriptors: per member (train, val), the pool, all from the image cache."""
-    probe = FaceClassifier()
+    probe = FaceClassifier(backbone=DEFAULT_BACKBONE)  # the raw descriptor, no face space
     built = cache.load_or_build(lfw.locate(), probe.preprocessing, quiet=True)
     first = split.people[:2]
     probe.fit(built.take([p for n in first for p in split.community[n]["train"][:5]]),

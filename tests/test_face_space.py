@@ -96,7 +96,8 @@ def test_enroll_says_where_its_face_space_came_from(space_checkpoint, pool_lfw, 
     assert "face space: 445 unlabelled faces from the inductive track of tiny-pool" in done.stdout
     assert "of 111 strangers held out of the face space" in done.stdout
     assert "facessl: note" not in done.stderr
-    bare = facessl("enroll", str(people), "--out", str(tmp_path / "bare"))
+    bare = facessl("enroll", str(people), "--out", str(tmp_path / "bare"), "--backbone",
+                   "efficientnet_lite0")
     assert bare.returncode == 0, bare.stderr
     assert "fitted on the 18 enrolled faces alone" in bare.stderr
     assert "face space: enrolled faces" in bare.stdout

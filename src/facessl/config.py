@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 ARMS = ("ssl", "scratch", "transfer")
 TRACKS = ("inductive", "album")  # album: the community's train photos are unlabelled data too
 PROTOCOLS = ("knn", "ncm", "ncm-whitened", "linear", "finetune")
-DEFAULT_BACKBONE = "efficientnet_lite0"  # ImageNet weights: the face space that measured best
+DEFAULT_BACKBONE = "efficientnet_lite0"  # ImageNet weights: the descriptor that measured best
+DEFAULT_FACE_SPACE = "default"  # the product's: DEFAULT_BACKBONE + a pool face space
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class EvaluateConfig:
 class ClassifierConfig:
     """The product's `FaceClassifier` (see its docstring for what each setting does)."""
 
-    backbone: str = DEFAULT_BACKBONE
+    backbone: str = DEFAULT_FACE_SPACE  # product.default_space.resolve_backbone
     layer: int | None = None  # None: the backbone's own descriptor (models.BACKBONES)
     flip: bool = False
     shrink: float = 0.01

@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-from facessl.config import DEFAULT_BACKBONE
+from facessl.config import DEFAULT_FACE_SPACE
 
 
 def _enroll(args: argparse.Namespace) -> int:
@@ -103,10 +103,12 @@ def add_product_commands(sub: argparse._SubParsersAction) -> None:
     enroll.add_argument("--unlabelled", metavar="DIR",
                         help="an album of unlabelled photos: faces confidently matched to "
                              "someone enrolled are added to that person's prototype")
-    enroll.add_argument("--backbone", default=DEFAULT_BACKBONE, metavar="NAME_OR_CHECKPOINT",
-                        help="the network that describes faces: efficientnet_lite0 (ImageNet "
-                             "weights, the default: it measured best) or the --out folder of "
-                             "a `facessl pretrain` run")
+    enroll.add_argument("--backbone", default=DEFAULT_FACE_SPACE, metavar="NAME_OR_CHECKPOINT",
+                        help="the network that describes faces: the --out folder of a "
+                             "`facessl pretrain` run, or efficientnet_lite0 (ImageNet weights, "
+                             "a space fitted on the enrolled faces alone). Default: "
+                             "$FACESSL_FACE_SPACE, else ImageNet weights with a face space "
+                             "fitted on LFW's unlabelled pool, built once into the cache")
     enroll.add_argument("--out", required=True, metavar="MODEL", help="model bundle folder")
     enroll.add_argument("--quiet", action="store_true", help="no progress bars")
     enroll.set_defaults(func=_enroll)

@@ -134,7 +134,8 @@ def locate(
             return source
     if download and os.environ.get("FACESSL_OFFLINE") != "1":
         return _download(variant, cache_root() / "data", searched)
-    raise _not_found(variant, searched, reason="downloads are off (FACESSL_OFFLINE=1)")
+    reason = "downloads are off (FACESSL_OFFLINE=1)" if download else "not downloaded here"
+    raise _not_found(variant, searched, reason=reason)
 
 
 def _not_found(variant: str, searched: list[str], reason: str) -> FacesslError:

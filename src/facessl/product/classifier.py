@@ -1,13 +1,11 @@
 """FaceClassifier: name a face from a few photos per person, or say "unknown".
 
-A face is described by the backbone's descriptor (`models.encoders.FaceEncoder`: for
-ImageNet EfficientNet-Lite0 its block-4 map) and whitened (what all faces share shrinks,
-what tells people apart grows): in the face space of a `facessl pretrain` checkpoint,
-fitted on thousands of unlabelled faces, or, for a bare backbone, with the statistics of the
-enrolled faces (a small community then gets a poor space: BENCHMARKS.md). Each person is the
-mean of their unit-length whitened faces (a prototype, as scikit-learn's NearestCentroid); a
-face whose best cosine is under the calibrated threshold is "unknown". Adding or removing a
-person changes the prototypes (and an enrolled-face whitening), never the backbone.
+A face is described by the backbone's descriptor (`models.encoders.FaceEncoder`) and
+whitened in the face space of a `facessl pretrain` checkpoint, fitted on thousands of
+unlabelled faces (by default `product.default_space`); only a bare backbone falls back to
+the enrolled faces' statistics (a small community then gets a poor space: BENCHMARKS.md).
+Each person is the mean of their unit-length whitened faces (a prototype, as scikit-learn's
+NearestCentroid); a face whose best cosine is under the calibrated threshold is "unknown".
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from facessl.models.encoders import FaceEncoder, face_backbone, face_preprocessi
 from facessl.product.bundle import BundleMeta, load_bundle, save_bundle
 from facessl.product.calibration import Calibration, calibrate, prototypes
 from facessl.product.checks import UNKNOWN, check_faces, check_name, check_names, check_people
+from facessl.product.default_space import resolve_backbone
 from facessl.provenance import git_sha
 from facessl.space.face_space import FaceSpace, load_space
 from facessl.space.identity_head import IdentityHead, load_identity_head
@@ -37,8 +36,9 @@ DEFAULTS = ClassifierConfig()
 class FaceClassifier:
     """Prototype classifier over a pretrained backbone's face descriptor, with "unknown".
 
-    Parameters (defaults in `config.ClassifierConfig`): `backbone` (a backbone with
-    pretrained weights, or a `facessl pretrain` checkpoint folder), `preprocessing` (how
+    Parameters (defaults in `config.ClassifierConfig`): `backbone` (a `facessl pretrain`
+    checkpoint, a backbone with pretrained weights, or "default": `product.default_space`,
+    resolved, and built if need be, on construction), `preprocessing` (how
     faces are cut, and so the network's input; `fit` takes crops made with it; default:
     what the backbone was trained on), `layer` (the EfficientNet-Lite0 block whose feature
     map describes a face; default: the backbone's own), `flip` (add the mirror image's
@@ -61,10 +61,10 @@ class FaceClassifier:
                  shrink: float = DEFAULTS.shrink,
                  album_confidence: float = DEFAULTS.album_confidence,
                  strangers_accepted: float = DEFAULTS.strangers_accepted):
-        self.backbone, self.preprocessing = backbone, preprocessing or face_preprocessing(backbone)
-        self.layer, self.flip = layer, flip
-        self.shrink, self.album_confidence = shrink, album_confidence
-        self.strangers_accepted = strangers_accepted
+        self.backbone = backbone = resolve_backbone(backbone, quiet=False)
+        self.preprocessing = preprocessing or face_preprocessing(backbone)
+        self.layer, self.flip, self.shrink = layer, flip, shrink
+        self.album_confidence, self.strangers_accepted = album_confidence, strangers_accepted
 
     def fit(self, X: np.ndarray, y, unlabelled: np.ndarray | None = None,
             quiet: bool = True) -> FaceClassifier:

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from facessl.config import DEFAULT_BACKBONE
+from facessl.config import DEFAULT_FACE_SPACE
 from facessl.data.photos import album_faces, labelled_faces, person_faces, photo_files
 from facessl.errors import FacesslError
 from facessl.files import ensure_writable_dir
 from facessl.product.classifier import FaceClassifier, check_name
+from facessl.product.default_space import resolve_backbone
 
 
 def enroll(people_dir: str | Path, out: str | Path, unlabelled: str | Path | None = None,
-           backbone: str = DEFAULT_BACKBONE, quiet: bool = True) -> tuple[FaceClassifier, dict]:
+           backbone: str = DEFAULT_FACE_SPACE, quiet: bool = True) -> tuple[FaceClassifier, dict]:
     """Build a classifier from `PEOPLE_DIR/<name>/*` (+ an unlabelled album) and save it
     to `out`; returns it and a summary (faces, faceless photos, album use)."""
     out = Path(out).expanduser()
@@ -28,7 +29,8 @@ def enroll(people_dir: str | Path, out: str | Path, unlabelled: str | Path | Non
         raise FacesslError(f"--out {out} is inside PEOPLE_DIR {people_dir}, where it would "
                            "read as one more person; write the model somewhere else.")
     ensure_writable_dir(out, "model folder")
-    clf = FaceClassifier(backbone=backbone)  # refuses a wrong backbone before any photo
+    # refuses a wrong backbone before any photo is read
+    clf = FaceClassifier(backbone=resolve_backbone(backbone, quiet))
     faces, names, faceless = labelled_faces(people_dir, clf.preprocessing, quiet)
     album, unreadable = (album_faces(photo_files(unlabelled), clf.preprocessing, quiet)
                          if unlabelled is not None else (None, 0))

@@ -1,0 +1,69 @@
+"""The face space a community is enrolled in when no `--backbone` is given.
+
+A whitening fitted on a community's own few faces gives each face its own direction (3
+people x 5 photos: enrolled photos came back "unknown"); one fitted on thousands of
+unlabelled faces is the best space measured (BENCHMARKS.md, the product section). So the
+default is a `facessl pretrain --epochs 0` checkpoint over lfw62-v1's unlabelled pool,
+built once into the user cache the first time it is needed, from an LFW copy already on
+this machine (never a download behind the user's back). `$FACESSL_FACE_SPACE` names
+another backbone or checkpoint instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from facessl.config import DEFAULT_BACKBONE, DEFAULT_FACE_SPACE, Preprocessing, PretrainConfig
+from facessl.errors import FacesslError
+from facessl.files import cache_root
+from facessl.models import backbone
+from facessl.models.checkpoint import META
+
+SPLIT = "lfw62-v1"  # its unlabelled pool: 9,199 photos of people outside the benchmark
+
+
+def default_folder() -> Path:
+    return cache_root() / f"face-space-{DEFAULT_BACKBONE}-{SPLIT}"
+
+
+def resolve_backbone(spec: str, quiet: bool = True) -> str:
+    """`spec` itself, or for `DEFAULT_FACE_SPACE` the backbone to enrol with: `$FACESSL_FACE_SPACE`,
+    the cached default face space (built now if LFW and the split are here), or the bare
+    ImageNet backbone when they are not (the caller says what that costs)."""
+    if spec != DEFAULT_FACE_SPACE:
+        return spec
+    chosen = os.environ.get("FACESSL_FACE_SPACE")
+    if chosen:
+        return chosen
+    folder = default_folder()
+    if not (folder / META).is_file():
+        try:
+            _build(folder, quiet)
+        except FacesslError as exc:
+            if not quiet:
+                print(f"facessl: note: the default face space could not be built ({exc})",
+                      file=sys.stderr)
+            return DEFAULT_BACKBONE
+    return str(folder)
+
+
+def _build(folder: Path, quiet: bool) -> None:
+    """`facessl pretrain --backbone DEFAULT_BACKBONE --epochs 0 --out folder`, from data
+    found on this machine; a killed build leaves no checkpoint.json, so the next run
+    builds again instead of trusting half a folder."""
+    from facessl.data import lfw
+    from facessl.data.splits import resolve_split_path
+    from facessl.ssl.pretrain import run_pretrain
+
+    source = lfw.locate(download=False)
+    resolve_split_path(SPLIT)
+    if not quiet:
+        print(f"facessl: building the default face space once, from the unlabelled faces of "
+              f"{SPLIT} in {source.path} (about 4 minutes on 2 cores); it is kept in {folder}",
+              file=sys.stderr)
+    config = PretrainConfig(backbone=DEFAULT_BACKBONE, split=SPLIT, data=str(source.path),
+                            prep=Preprocessing(size=backbone(DEFAULT_BACKBONE).input_size))
+    config.train.epochs = 0
+    run_pretrain(config, folder, quiet=quiet)

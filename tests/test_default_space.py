@@ -1,0 +1,64 @@
+"""The product's default face space: `enroll` without --backbone uses one fitted on
+unlabelled faces (cached, or named by $FACESSL_FACE_SPACE), and says so when it cannot."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from test_classifier import people_folder
+from test_experiment import facessl
+from test_face_space import space_checkpoint  # noqa: F401 (a fixture)
+
+from facessl.data import lfw
+from facessl.errors import FacesslError
+from facessl.product import default_space
+from facessl.space.face_space import FILE
+
+SPACE_LINE = "face space: 445 unlabelled faces from the inductive track of tiny-pool"
+
+
+def _enrolls_in_the_pool_space(pool_lfw, tmp_path):
+    done = facessl("enroll", str(people_folder(pool_lfw, tmp_path / "people")), "--out",
+                   str(tmp_path / "m"))
+    assert done.returncode == 0, done.stderr
+    assert SPACE_LINE in done.stdout
+    assert "facessl: note" not in done.stderr
+
+
+def test_enroll_without_a_backbone_uses_the_cached_default_space(
+        space_checkpoint, pool_lfw, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.delenv("FACESSL_FACE_SPACE")
+    shutil.copytree(space_checkpoint, default_space.default_folder())
+    _enrolls_in_the_pool_space(pool_lfw, tmp_path)
+
+
+def test_the_environment_names_the_default_space(
+        space_checkpoint, pool_lfw, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("FACESSL_FACE_SPACE", str(space_checkpoint))
+    _enrolls_in_the_pool_space(pool_lfw, tmp_path)
+
+
+def test_without_lfw_a_half_built_default_is_not_trusted_and_the_fallback_says_why(
+        space_checkpoint, monkeypatch, capsys):  # noqa: F811
+    monkeypatch.delenv("FACESSL_FACE_SPACE")
+    folder = default_space.default_folder()
+    folder.mkdir(parents=True)
+    shutil.copy(space_checkpoint / FILE, folder / FILE)  # killed before checkpoint.json
+
+    def no_lfw_here(**kwargs):  # a machine with no LFW copy: `locate` finds nothing
+        raise FacesslError("LFW was not found and could not be downloaded (not downloaded "
+                           "here)")
+
+    monkeypatch.setattr(lfw, "locate", no_lfw_here)
+    assert default_space.resolve_backbone("default", quiet=False) == "efficientnet_lite0"
+    assert "the default face space could not be built (LFW was not found" in (
+        capsys.readouterr().err)
+    assert default_space.resolve_backbone("runs/mine") == "runs/mine"
+
+
+def test_locate_without_download_says_it_did_not_try(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACESSL_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(lfw, "shared_folders", lambda name: [])
+    with pytest.raises(FacesslError, match=r"could not be downloaded \(not downloaded here\)"):
+        lfw.locate(download=False)
