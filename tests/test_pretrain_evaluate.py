@@ -97,6 +97,7 @@ def test_evaluate_verification_on_the_official_pairs(tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads((out / "results.json").read_text())["verification"]
     assert result["pairs"] == 6000 and len(result["fold_accuracies"]) == 10
+    assert result["space"] == "the raw descriptor"  # a bare network has no face space
     assert 0.45 < result["accuracy"] < 0.8  # random features: near chance, far from perfect
     assert (out / "verification_roc.png").is_file()
 

@@ -6,9 +6,8 @@ unlabelled faces, its strength chosen on val) and a linear probe, and the whole 
 a fine-tune with a new head (one run per seed; the frozen protocols are deterministic). The
 album track also spreads the k labels over the community's other, unlabelled train photos
 (label propagation on the descriptors' kNN graph) and adds the confident ones (how sure:
-chosen on val) to the class means. The same backbone is scored on LFW verification
-(pairs.txt, 10 folds). Faces are described by `models.encoders.FaceEncoder`, the product's
-own path.
+chosen on val) to the class means. LFW verification (pairs.txt, 10 folds) compares faces
+in the checkpoint's face space, as the product does (`models.encoders.FaceEncoder`).
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ from facessl.models.checkpoint import load_backbone
 from facessl.models.encoders import FaceEncoder
 from facessl.progress import Progress
 from facessl.provenance import git_sha
+from facessl.space.face_space import load_space
 from facessl.space.identity_head import load_identity_head
 from facessl.space.neighbours import l2_normalise
 from facessl.space.propagation import confident_pseudo_labels, label_propagation
@@ -107,9 +107,8 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     community = _describe_community(config, encoder, built)
     train_config = _finetune_settings(config, meta)
     started = time.perf_counter()
-    pool_x, whitening = None, None
-    if "ncm-whitened" in config.protocols:
-        pool_x, whitening = _choose_whitening(config, encoder, community)
+    pool_x, whitening = (_choose_whitening(config, encoder, community)
+                         if "ncm-whitened" in config.protocols else (None, None))
     results: dict = {"checkpoint": str(config.checkpoint), "backbone": meta["backbone"],
                      "method": meta["method"], "track": config.track,
                      "split": community.split.name, "git_sha": git_sha(),
@@ -138,8 +137,9 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     _add_propagation(results, propagated)
     _plot(results, community, meta, out)
     if config.verification:
-        results["verification"] = score_verification(encoder, built, source, config, out,
-                                                     f"{meta['method']} / {meta['backbone']}")
+        results["verification"] = score_verification(
+            encoder, built, source, config, out, f"{meta['method']} / {meta['backbone']}",
+            load_space(config.checkpoint))
         progress(f"LFW verification: {100 * results['verification']['accuracy']:.1f}% "
                  f"± {100 * results['verification']['std']:.1f}")
     results["wall_seconds"] = time.perf_counter() - started
