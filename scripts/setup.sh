@@ -14,6 +14,10 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
 fi
 .venv/bin/python -m pip install --quiet -e ".[test]"
+# The MTCNN face detector's weights ship in the facenet-pytorch wheel, which pins torch<2.3
+# and torchvision: its files without its dependencies (facessl reads the weights and never
+# imports the package; without it, faces are found by OpenCV's Haar cascade).
+.venv/bin/python -m pip install --quiet --no-deps "facenet-pytorch==2.6.0"
 # The browser test drives Debian's Chromium (Playwright cannot download its own browser here).
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null

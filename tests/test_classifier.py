@@ -239,6 +239,17 @@ def test_save_load_round_trip_without_pickle(fitted, community, tmp_path, monkey
                        fitted.predict_proba(community["held_X"]), atol=1e-5)
 
 
+def test_the_bundle_cuts_faces_with_the_detector_it_was_enrolled_with(fitted, tmp_path):
+    assert fitted.detector == "mtcnn"  # a bare backbone: the default detector
+    folder = fitted.save(tmp_path / "model")
+    document = json.loads((folder / META).read_text())
+    assert document["extra"]["detector"] == "mtcnn"
+    assert FaceClassifier.load(folder).detector == "mtcnn"
+    del document["extra"]["detector"]  # a bundle from before the choice: Haar cut its faces
+    (folder / META).write_text(json.dumps(document))
+    assert FaceClassifier.load(folder).detector == "haar"
+
+
 def test_tampered_or_foreign_bundles_are_refused(fitted, tmp_path):
     folder = fitted.save(tmp_path / "model")
     document = json.loads((folder / META).read_text())

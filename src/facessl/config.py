@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 ARMS = ("ssl", "scratch", "transfer")
 TRACKS = ("inductive", "album")  # album: the community's train photos are unlabelled data too
 PROTOCOLS = ("knn", "ncm", "ncm-whitened", "linear", "finetune")
+DETECTORS = ("mtcnn", "haar")  # data.faces: MTCNN (landmarks, aligned) or OpenCV's cascade
 DEFAULT_BACKBONE = "efficientnet_lite0"  # ImageNet weights: the descriptor that measured best
 DEFAULT_FACE_SPACE = "default"  # the product's: DEFAULT_BACKBONE + a pool face space
 
@@ -90,6 +91,7 @@ class PretrainConfig:
     track: str = "inductive"
     data: str | None = None
     images: str | None = None  # a folder of unlabelled photos instead of the split's track
+    detector: str | None = None  # cuts faces from photos; None: data.faces.default_detector()
     prep: Preprocessing = field(default_factory=Preprocessing)
     width: float = 1.0
     pool_images: int | None = None  # subsample the unlabelled images; None = all

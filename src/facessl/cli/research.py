@@ -14,6 +14,7 @@ from pathlib import Path
 
 from facessl.config import (
     ARMS,
+    DETECTORS,
     PRESETS,
     PROTOCOLS,
     TRACKS,
@@ -92,6 +93,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     size = args.size or backbone(args.backbone).input_size  # refuses an unknown backbone
     config = PretrainConfig(method=args.method, backbone=args.backbone, split=args.split,
                             track=args.track, data=args.data, images=args.images,
+                            detector=args.detector,
                             seed=args.seed, pool_images=args.pool_images,
                             prep=Preprocessing(size=size),
                             options=options(args.option))
@@ -203,6 +205,10 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--images", metavar="DIR",
                      help="learn from the faces in your own folder of unlabelled photos "
                           "(found and cut as `facessl predict` does) instead of the split")
+    pre.add_argument("--detector", choices=DETECTORS,
+                     help="the face detector that cuts faces from photos for the face space "
+                          "(and so for every model enrolled with it; default: mtcnn when "
+                          "installed, else haar)")
     pre.add_argument("--epochs", type=int, help=f"passes over the unlabelled images (default "
                                                 f"{d.train.epochs}; 0 keeps the backbone's "
                                                 "weights and fits only its face space)")

@@ -26,11 +26,17 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from facessl.config import Preprocessing
+from facessl.config import DETECTORS, Preprocessing
+from facessl.data import mtcnn
+from facessl.data.cache import LFW_SIDE
 from facessl.errors import FacesslError
 
 # Measured above: mean side of the detector's box in a 250x250 LFW photo.
 LFW_BOX_SIDE = 117.5
+# Where MTCNN places the eyes, nose tip and mouth corners in LFW's deep-funneled 250x250
+# photos (`python benchmarks/face_crop_check.py --detector mtcnn`: mean over 401 photos).
+LFW_LANDMARKS = np.array([[106.0, 112.0], [144.0, 112.0], [125.0, 135.0], [109.0, 157.0],
+                          [141.0, 157.0]])
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 CASCADE_WINDOW = 24  # the cascade was trained on 24x24 windows: no smaller face is found
 DEFAULT_MIN_FACE = 40  # px; below this a face has too little detail for a 64 px crop
@@ -39,13 +45,16 @@ MIN_FACE_FRACTION = 1 / 20  # default smallest face, as a fraction of the photo'
 
 @dataclass(frozen=True)
 class Box:
-    """A detected face in photo pixels; `neighbours` is how many cascade hits support it."""
+    """A detected face in photo pixels. `score`: MTCNN's face probability, or how many
+    cascade hits support a Haar box; `landmarks`: MTCNN's eyes, nose tip and mouth corners
+    (x, y), image-left first, which `cut_face` aligns by."""
 
     x: int
     y: int
     w: int
     h: int
-    neighbours: int
+    score: float
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
 
 @functools.cache
@@ -61,29 +70,55 @@ def _cascade() -> cv2.CascadeClassifier:
     return cascade
 
 
-def detect_faces(image: Image.Image, min_size: int | None = None,
-                 largest_only: bool = False) -> list[Box]:
+def default_detector() -> str:
+    """MTCNN where its weights are installed (it finds faces, not shirts, and places the
+    eyes: BENCHMARKS.md), else the Haar cascade that ships with OpenCV."""
+    try:
+        mtcnn.weights_folder()
+    except FacesslError:
+        return "haar"
+    return "mtcnn"
+
+
+def detect_faces(image: Image.Image, min_size: int | None = None, largest_only: bool = False,
+                 detector: str | None = None) -> list[Box]:
     """Faces in an RGB photo, largest first.
 
     `min_size` is the smallest face side to look for, in photo pixels (default: 1/20 of
-    the photo's short side, at least 40). The photo is shrunk so that this size becomes
-    the cascade's 24 px window: the cheapest resolution that still finds such faces,
-    which keeps a 12-megapixel photo to about a second on 2 CPU cores.
+    the photo's short side, at least 40). Either detector looks at the cheapest resolution
+    that still finds such faces: the photo is shrunk until that size is the detector's
+    smallest window (24 px for the cascade, 12 px for MTCNN's first stage).
+    `detector`: one of `DETECTORS` (default: `default_detector()`).
     """
     if min_size is None:
         min_size = max(DEFAULT_MIN_FACE, round(min(image.size) * MIN_FACE_FRACTION))
     if min_size < CASCADE_WINDOW:
         raise FacesslError(f"min_size must be at least {CASCADE_WINDOW} px (the detector's "
                            f"smallest window); got {min_size}.")
+    detector = detector or default_detector()
+    if detector not in DETECTORS:
+        raise FacesslError(f"unknown face detector {detector!r}; expected one of: "
+                           f"{', '.join(DETECTORS)}.")
+    boxes = _haar(image, min_size) if detector == "haar" else _mtcnn(image, min_size)
+    boxes.sort(key=lambda b: b.w * b.h, reverse=True)
+    return boxes[:1] if largest_only else boxes
+
+
+def _haar(image: Image.Image, min_size: int) -> list[Box]:
     scale = CASCADE_WINDOW / min_size
     grey = np.asarray(image.convert("L"))
     small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     found, neighbours = _cascade().detectMultiScale2(
         small, scaleFactor=1.1, minNeighbors=5, minSize=(CASCADE_WINDOW, CASCADE_WINDOW))
-    boxes = [Box(*(round(v / scale) for v in box), neighbours=int(n))
-             for box, n in zip(np.reshape(found, (-1, 4)), np.ravel(neighbours))]
-    boxes.sort(key=lambda b: b.w * b.h, reverse=True)
-    return boxes[:1] if largest_only else boxes
+    return [Box(*(round(v / scale) for v in box), score=int(n))
+            for box, n in zip(np.reshape(found, (-1, 4)), np.ravel(neighbours))]
+
+
+def _mtcnn(image: Image.Image, min_size: int) -> list[Box]:
+    boxes, scores, landmarks = mtcnn.detect(np.asarray(image.convert("RGB")), min_size)
+    return [Box(round(x0), round(y0), round(x1 - x0), round(y1 - y0), float(score),
+                tuple(map(tuple, points.tolist())))
+            for (x0, y0, x1, y1), score, points in zip(boxes, scores, landmarks)]
 
 
 def crop_like_lfw(image: Image.Image, box: Box, prep: Preprocessing) -> np.ndarray:
@@ -107,8 +142,49 @@ def crop_like_lfw(image: Image.Image, box: Box, prep: Preprocessing) -> np.ndarr
     return array[:, :, None] if prep.grayscale else array
 
 
+def align_like_lfw(image: Image.Image, landmarks, prep: Preprocessing) -> np.ndarray:
+    """Cut the face whose five `landmarks` are given so they fall where they fall in LFW's
+    deep-funneled photos (`LFW_LANDMARKS`): a similarity transform (scale, rotation,
+    shift, least squares) into LFW's 250 px frame, then the central `prep.crop`, as
+    `decode_face` cuts LFW. A big face is first shrunk by whole factors (box averaging),
+    so the warp never has to shrink by more than 2x and does not alias."""
+    points = np.asarray(landmarks, dtype=np.float64)
+    scale_out = prep.size / prep.crop
+    a, b, tx, ty = _similarity(points, LFW_LANDMARKS)
+    factor = max(1, int(1 / (np.hypot(a, b) * scale_out)))
+    if factor > 1:
+        image = image.reduce(factor)
+        a, b, tx, ty = _similarity(points / factor, LFW_LANDMARKS)
+    offset = LFW_SIDE / 2 - prep.crop / 2
+    matrix = scale_out * np.array([[a, -b, tx - offset], [b, a, ty - offset]])
+    pixels = np.asarray(image.convert("L" if prep.grayscale else "RGB"))
+    face = cv2.warpAffine(pixels, matrix, (prep.size, prep.size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return face[:, :, None] if prep.grayscale else face
+
+
+def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, float, float, float]:
+    """(a, b, tx, ty) of the similarity u = a x - b y + tx, v = b x + a y + ty that maps
+    `source` points closest to `target` (least squares)."""
+    x, y = source[:, 0], source[:, 1]
+    rows = np.concatenate([np.stack([x, -y, np.ones_like(x), np.zeros_like(x)], 1),
+                           np.stack([y, x, np.zeros_like(x), np.ones_like(x)], 1)])
+    solution, *_ = np.linalg.lstsq(rows, np.concatenate([target[:, 0], target[:, 1]]),
+                                   rcond=None)
+    return tuple(float(v) for v in solution)
+
+
+def cut_face(image: Image.Image, box: Box, prep: Preprocessing) -> np.ndarray:
+    """The face as the face space sees faces: aligned by its landmarks when the detector
+    gave them, else cut around its box."""
+    if box.landmarks is not None:
+        return align_like_lfw(image, box.landmarks, prep)
+    return crop_like_lfw(image, box, prep)
+
+
 def faces_in_photo(image: Image.Image, prep: Preprocessing, largest_only: bool = False,
-                   min_size: int | None = None) -> list[tuple[Box, np.ndarray]]:
+                   min_size: int | None = None, detector: str | None = None
+                   ) -> list[tuple[Box, np.ndarray]]:
     """Every face in a photo with its LFW-like crop, largest first."""
-    return [(box, crop_like_lfw(image, box, prep))
-            for box in detect_faces(image, min_size=min_size, largest_only=largest_only)]
+    return [(box, cut_face(image, box, prep))
+            for box in detect_faces(image, min_size, largest_only, detector)]

@@ -79,8 +79,8 @@ def photo_files(path: str | Path) -> list[Path]:
     return files
 
 
-def labelled_faces(people_dir: str | Path, prep: Preprocessing, quiet: bool = True
-                   ) -> tuple[np.ndarray, list[str], list[Path]]:
+def labelled_faces(people_dir: str | Path, prep: Preprocessing, quiet: bool = True,
+                   detector: str | None = None) -> tuple[np.ndarray, list[str], list[Path]]:
     """(crops N x H x W x C, names, photos without a face) from `PEOPLE_DIR/<name>/...`:
     the largest face of each photo, since a labelled photo shows its person biggest."""
     people_dir = Path(people_dir).expanduser()
@@ -93,7 +93,7 @@ def labelled_faces(people_dir: str | Path, prep: Preprocessing, quiet: bool = Tr
                            "PEOPLE_DIR/<name>/ (the folder name is the person's name).")
     crops, names, faceless = [], [], []
     for folder in folders:
-        found = person_faces(folder, prep, quiet)
+        found = person_faces(folder, prep, quiet, detector)
         if not found[0]:
             raise FacesslError(f"no face found in any photo of {folder}; add clear, frontal "
                                "photos of this person or remove the folder.")
@@ -103,14 +103,14 @@ def labelled_faces(people_dir: str | Path, prep: Preprocessing, quiet: bool = Tr
     return np.stack(crops), names, faceless
 
 
-def person_faces(folder: str | Path, prep: Preprocessing, quiet: bool = True
-                 ) -> tuple[list[np.ndarray], list[Path]]:
+def person_faces(folder: str | Path, prep: Preprocessing, quiet: bool = True,
+                 detector: str | None = None) -> tuple[list[np.ndarray], list[Path]]:
     """(largest face of each photo in `folder`, photos in which no face was found)."""
     crops, faceless = [], []
     files = photo_files(folder)
     for file in tqdm(files, desc=f"faces of {Path(folder).name}", unit="photo", disable=quiet,
                      leave=False):
-        found = faces_in_photo(load_photo(file), prep, largest_only=True)
+        found = faces_in_photo(load_photo(file), prep, largest_only=True, detector=detector)
         if found:
             crops.append(found[0][1])
         else:
@@ -118,8 +118,8 @@ def person_faces(folder: str | Path, prep: Preprocessing, quiet: bool = True
     return crops, faceless
 
 
-def album_faces(files: list[Path], prep: Preprocessing, quiet: bool = True
-                ) -> tuple[np.ndarray, int]:
+def album_faces(files: list[Path], prep: Preprocessing, quiet: bool = True,
+                detector: str | None = None) -> tuple[np.ndarray, int]:
     """(every face in every photo of `files` (an album: `photo_files(folder)`), photos that
     could not be read).
 
@@ -133,13 +133,13 @@ def album_faces(files: list[Path], prep: Preprocessing, quiet: bool = True
             warnings.warn(f"album photo skipped: {exc}")
             unreadable += 1
             continue
-        crops += [crop for _, crop in faces_in_photo(photo, prep)]
+        crops += [crop for _, crop in faces_in_photo(photo, prep, detector=detector)]
     shape = (0, prep.size, prep.size, prep.channels)
     return (np.stack(crops) if crops else np.zeros(shape, np.uint8)), unreadable
 
 
 def dataset_faces(source: ImageSource, paths: list[str], prep: Preprocessing,
-                  quiet: bool = True) -> np.ndarray:
+                  quiet: bool = True, detector: str | None = None) -> np.ndarray:
     """The largest face in each of a dataset's photos `paths`, found and cut as `facessl
     predict` cuts a user's photo (photos without a face are left out): what a face space
     must be fitted on for its strangers to score like the faces it will meet."""
@@ -153,7 +153,8 @@ def dataset_faces(source: ImageSource, paths: list[str], prep: Preprocessing,
                     photo = load_photo(data, rel)
                 except FacesslError:
                     continue  # the dataset's cache decoded it, or reported it, already
-                crops[rel] = [crop for _, crop in faces_in_photo(photo, prep, largest_only=True)]
+                crops[rel] = [crop for _, crop in faces_in_photo(photo, prep, True,
+                                                                 detector=detector)]
     found = [crops[rel][0] for rel in paths if crops.get(rel)]
     shape = (0, prep.size, prep.size, prep.channels)
     return np.stack(found) if found else np.zeros(shape, np.uint8)

@@ -105,3 +105,16 @@ def preprocessing_of(spec: str | Path) -> Preprocessing:
         except (json.JSONDecodeError, KeyError, TypeError):
             raise FacesslError(f"{folder / META} is damaged; pretrain again.") from None
     return registry_entry(str(spec).rpartition(":")[2]).preprocessing  # refuses unknown names
+
+
+def detector_of(spec: str | Path) -> str | None:
+    """The face detector that cut the faces a checkpoint's face space was fitted on (the
+    classifier must cut faces the same way), or None for a bare backbone: any will do.
+    Checkpoints from before the choice existed were cut by the Haar cascade."""
+    folder = Path(spec).expanduser()
+    if not (folder / META).is_file():
+        return None
+    try:
+        return json.loads((folder / META).read_text()).get("detector", "haar")
+    except (json.JSONDecodeError, AttributeError):
+        raise FacesslError(f"{folder / META} is damaged; pretrain again.") from None

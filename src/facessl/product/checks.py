@@ -20,6 +20,14 @@ def check_name(name: str) -> None:
                            "must be non-empty, without '/', '\\' or '..'. Pass another name.")
 
 
+def check_new_name(name: str, enrolled: list[str]) -> None:
+    """Refuse a name that cannot be enrolled, or one already enrolled."""
+    check_name(name)
+    if name in enrolled:
+        raise FacesslError(f"{name} is already enrolled; remove them first "
+                           f"(facessl remove-person MODEL {name}) to replace their photos.")
+
+
 def check_names(y, count: int) -> tuple[np.ndarray, np.ndarray]:
     """(sorted distinct names, each face's index into them) for `count` faces named `y`."""
     names = [str(n) for n in y]

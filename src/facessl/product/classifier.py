@@ -17,12 +17,14 @@ import numpy as np
 import torch
 
 from facessl.config import ClassifierConfig, Preprocessing
+from facessl.data.faces import default_detector
 from facessl.errors import FacesslError
 from facessl.models import BACKBONES, create_model, normalisation
+from facessl.models.checkpoint import detector_of
 from facessl.models.encoders import FaceEncoder, face_backbone, face_preprocessing
 from facessl.product.bundle import BundleMeta, load_bundle, save_bundle
 from facessl.product.calibration import Calibration, calibrate, prototypes
-from facessl.product.checks import UNKNOWN, check_faces, check_name, check_names, check_people
+from facessl.product.checks import UNKNOWN, check_faces, check_names, check_new_name, check_people
 from facessl.product.default_space import resolve_backbone
 from facessl.provenance import git_sha
 from facessl.space.face_space import FaceSpace, load_space
@@ -45,7 +47,8 @@ class FaceClassifier:
     descriptor), `shrink` (regularisation of a whitening fitted on enrolled faces),
     `album_confidence` (the label propagation share an album face needs to join a
     prototype), `strangers_accepted` (the face space's held-out strangers the threshold lets
-    in).
+    in), `detector` (which of `config.DETECTORS` cuts photos for `fit` and `predict`;
+    default: the one the face space's faces were cut with).
 
     Fitted attributes: `classes_` (enrolled names, then "unknown"), `encoder_` (the
     `FaceEncoder`), `support_` (N x D raw descriptors behind the prototypes),
@@ -60,9 +63,11 @@ class FaceClassifier:
                  layer: int | None = DEFAULTS.layer, flip: bool = DEFAULTS.flip,
                  shrink: float = DEFAULTS.shrink,
                  album_confidence: float = DEFAULTS.album_confidence,
-                 strangers_accepted: float = DEFAULTS.strangers_accepted):
+                 strangers_accepted: float = DEFAULTS.strangers_accepted,
+                 detector: str | None = None):
         self.backbone = backbone = resolve_backbone(backbone, quiet=False)
         self.preprocessing = preprocessing or face_preprocessing(backbone)
+        self.detector = detector or detector_of(backbone) or default_detector()
         self.layer, self.flip, self.shrink = layer, flip, shrink
         self.album_confidence, self.strangers_accepted = album_confidence, strangers_accepted
 
@@ -149,7 +154,7 @@ class FaceClassifier:
 
     def add_person(self, name: str, X: np.ndarray) -> FaceClassifier:
         """Enroll one more person from their face crops; the backbone is unchanged."""
-        self.check_new_name(name)
+        check_new_name(name, self.people)
         described, label = self._describe(check_faces(X, "X", self.preprocessing)), len(self.people)
         self.classes_ = np.array([*self.people, name, UNKNOWN], dtype=object)
         self.support_ = np.concatenate([self.support_, described])
@@ -225,7 +230,8 @@ class FaceClassifier:
                  "strangers_accepted": self.strangers_accepted,
                  "space": None if self.space_ is None else self.space_.info(),
                  "calibration": asdict(self.calibration_), "git_sha": git_sha(),
-                 "width": self.width_, "backbone_source": self.backbone_source_}
+                 "width": self.width_, "backbone_source": self.backbone_source_,
+                 "detector": self.detector}
         meta = BundleMeta(class_names=tuple(self.people), preprocessing=self.preprocessing,
                           threshold=self.threshold_, backbone=self.architecture_, extra=extra)
         return save_bundle(path, state, meta)
@@ -243,6 +249,7 @@ class FaceClassifier:
         try:  # bundles before 2026-12 stored layer 4 for every backbone: it means a map only
             layer = extra["layer"] if BACKBONES[meta.backbone].descriptor_block else None
             clf = cls(backbone=meta.backbone, preprocessing=meta.preprocessing,
+                      detector=extra.get("detector", "haar"),  # bundles before 2026-12
                       layer=layer, flip=extra["flip"], shrink=extra["shrink"],
                       album_confidence=extra["album_confidence"],
                       strangers_accepted=extra.get("strangers_accepted",
@@ -285,13 +292,6 @@ class FaceClassifier:
     @property
     def _has_strangers(self) -> bool:
         return self.space_ is not None and len(self.space_.strangers) > 0
-
-    def check_new_name(self, name: str) -> None:
-        """Refuse a name that cannot be enrolled, or one already enrolled."""
-        check_name(name)
-        if name in self.people:
-            raise FacesslError(f"{name} is already enrolled; remove them first "
-                               f"(facessl remove-person MODEL {name}) to replace their photos.")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "prototypes_"):

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from facessl.config import DEFAULT_BACKBONE, DEFAULT_FACE_SPACE, Preprocessing, PretrainConfig
+from facessl.data.faces import default_detector
 from facessl.errors import FacesslError
 from facessl.files import cache_root
 from facessl.models import backbone
@@ -25,7 +26,8 @@ SPLIT = "lfw62-v1"  # its unlabelled pool: 9,199 photos of people outside the be
 
 
 def default_folder() -> Path:
-    return cache_root() / f"face-space-{DEFAULT_BACKBONE}-{SPLIT}"
+    """One per detector: a space is fitted on faces cut as the product will cut them."""
+    return cache_root() / f"face-space-{DEFAULT_BACKBONE}-{default_detector()}-{SPLIT}"
 
 
 def resolve_backbone(spec: str, quiet: bool = True) -> str:

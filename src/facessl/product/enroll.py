@@ -14,7 +14,8 @@ from facessl.config import DEFAULT_FACE_SPACE
 from facessl.data.photos import album_faces, labelled_faces, person_faces, photo_files
 from facessl.errors import FacesslError
 from facessl.files import ensure_writable_dir
-from facessl.product.classifier import FaceClassifier, check_name
+from facessl.product.checks import check_name, check_new_name
+from facessl.product.classifier import FaceClassifier
 from facessl.product.default_space import resolve_backbone
 
 
@@ -31,8 +32,9 @@ def enroll(people_dir: str | Path, out: str | Path, unlabelled: str | Path | Non
     ensure_writable_dir(out, "model folder")
     # refuses a wrong backbone before any photo is read
     clf = FaceClassifier(backbone=resolve_backbone(backbone, quiet))
-    faces, names, faceless = labelled_faces(people_dir, clf.preprocessing, quiet)
-    album, unreadable = (album_faces(photo_files(unlabelled), clf.preprocessing, quiet)
+    faces, names, faceless = labelled_faces(people_dir, clf.preprocessing, quiet, clf.detector)
+    album, unreadable = (album_faces(photo_files(unlabelled), clf.preprocessing, quiet,
+                                     clf.detector)
                          if unlabelled is not None else (None, 0))
     clf.fit(faces, names, unlabelled=album, quiet=quiet)
     clf.save(out)
@@ -45,8 +47,8 @@ def add_person(model: str | Path, name: str, folder: str | Path,
     returns the classifier and the photos in which no face was found."""
     check_name(name)  # before loading anything
     clf = FaceClassifier.load(model)
-    clf.check_new_name(name)  # before reading any photo
-    crops, faceless = person_faces(folder, clf.preprocessing, quiet)
+    check_new_name(name, clf.people)  # before reading any photo
+    crops, faceless = person_faces(folder, clf.preprocessing, quiet, clf.detector)
     if not crops:
         raise FacesslError(f"no face found in any photo of {folder}; add clear, frontal "
                            f"photos of {name}.")

@@ -79,7 +79,8 @@ def read_photo(photo: str | Path | bytes, name: str) -> tuple[Image.Image | None
 def name_faces(clf: FaceClassifier, photos: list[tuple[Image.Image | None, PhotoResult]]
                ) -> list[PhotoResult]:
     """Detect and name the faces of several opened photos with one pass of the network."""
-    found = [faces_in_photo(image, clf.preprocessing) if image is not None else []
+    found = [faces_in_photo(image, clf.preprocessing, detector=clf.detector)
+             if image is not None else []
              for image, _ in photos]
     crops = [crop for faces in found for _, crop in faces]
     if crops:

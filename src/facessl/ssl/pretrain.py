@@ -22,6 +22,7 @@ from facessl.augment import to_tensor
 from facessl.config import TRACKS, Preprocessing, PretrainConfig
 from facessl.data import cache as image_cache
 from facessl.data import lfw
+from facessl.data.faces import default_detector
 from facessl.data.photos import album_faces, dataset_faces, photo_files
 from facessl.data.splits import Split, load_manifest, person_of, resolve_split_path, subsample
 from facessl.errors import FacesslError
@@ -86,7 +87,7 @@ def _photo_pool(config: PretrainConfig, quiet: bool) -> Pool:
     """Every face in the photos under `config.images`, cut as `facessl predict` cuts them
     (an unreadable photo is skipped with a warning), subsampled like a split's pool."""
     files = photo_files(config.images)
-    faces, unreadable = album_faces(files, config.prep, quiet)
+    faces, unreadable = album_faces(files, config.prep, quiet, config.detector)
     if len(faces) < 2:
         raise FacesslError(f"found {len(faces)} faces in the {len(files)} photos under "
                            f"{config.images} ({unreadable} unreadable); pretraining needs many "
@@ -138,7 +139,7 @@ def fit_face_space(backbone: torch.nn.Module, meta: dict, pool: Pool, quiet: boo
     ones, so the threshold let in 12.3% of them instead of 5%), whitened; strangers are held
     out only from the inductive pool, since an album holds the community itself."""
     faces = pool.images if pool.split is None else dataset_faces(
-        pool.source, pool.paths, Preprocessing(**meta["preprocessing"]), quiet)
+        pool.source, pool.paths, Preprocessing(**meta["preprocessing"]), quiet, meta["detector"])
     encoder = _encoder(backbone, meta, identity)
     raw = encoder.describe(faces, flip=False,
                            progress=None if quiet else "describing the pool for its face space")
@@ -193,6 +194,7 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
     """Pretrain (or resume) and write the checkpoint folder `out`; returns its metadata."""
     progress = Progress(quiet)
     out = ensure_writable_dir(Path(out))
+    config = dataclasses.replace(config, detector=config.detector or default_detector())
     settings = json.loads(json.dumps(dataclasses.asdict(config)))
     done = _finished(out, settings)
     if done is not None:
@@ -222,7 +224,7 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
                  f"its face space on {len(pool.images)} unlabelled faces ({pool.origin})")
     meta = {
         "backbone": config.backbone, "width": config.width,
-        "preprocessing": dataclasses.asdict(config.prep),
+        "preprocessing": dataclasses.asdict(config.prep), "detector": config.detector,
         "method": config.method if config.train.epochs else "none (pretrained weights kept)",
         "config": settings, "git_sha": git_sha(),
         "split": pool.split.name if pool.split else None,
