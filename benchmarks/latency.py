@@ -1,8 +1,8 @@
 """How long the product takes: predict per photo, enroll 62 people x 5 photos, add a person.
 
-Predict is the whole path of `facessl predict`: read the file, decode, Haar detection, the
-LFW-like crop, the network (photo and mirror image) and the prototypes, on 250x250 LFW test
-photos of lfw62-v1. "single" times one photo at a time (median and p95 over 200 photos);
+Predict is the whole path of `facessl predict`: read the file, decode, face detection (the
+model's detector: MTCNN + alignment by default), the network and the prototypes, on 250x250
+LFW test photos of lfw62-v1. "single" times one photo at a time (median and p95 over 200 photos);
 "batch of 100" times 100 photos in one call, divided by 100 (median and p95 over 10 runs).
 Detection and classification are also timed apart (medians). Enroll and add-person time the
 functions behind `facessl enroll` and `facessl add-person`, bundle writing included; the
@@ -88,7 +88,7 @@ def main() -> None:
     for file in tests[:100]:
         photo = load_photo(file)
         started = time.perf_counter()
-        found = faces_in_photo(photo, clf.preprocessing)
+        found = faces_in_photo(photo, clf.preprocessing, detector=clf.detector)
         detect.append(time.perf_counter() - started)
         if found:
             started = time.perf_counter()
@@ -96,7 +96,7 @@ def main() -> None:
             classify.append(time.perf_counter() - started)
 
     print(f"threads: torch {torch.get_num_threads()}, OpenCV {cv2.getNumThreads()}; "
-          f"{len(clf.people)} people enrolled")
+          f"{len(clf.people)} people enrolled; faces found by {clf.detector}")
     print("| predict, per 250x250 photo | median ms | p95 ms |")
     print("| --- | --- | --- |")
     print(f"| single photo (read + detect + classify) | {_ms(single)} |")

@@ -1,7 +1,9 @@
 """Open-set quality of the enrolled classifier on lfw62-v1 at k = 5: names, and "unknown".
 
-The product's own path end to end: every photo goes through the Haar detector and the
-LFW-like crop (`faces_in_photo`), the classifier is `FaceClassifier.fit` on the first 5
+The product's own path end to end: every photo goes through the face detector and its cut
+(`faces_in_photo`: MTCNN and alignment, or the Haar cascade and the LFW-like box crop, as
+the backbone's face space was cut; `--detector` to choose; `--lfw-crops` for LFW's own
+crops, the evaluation's cut, instead), the classifier is `FaceClassifier.fit` on the first 5
 train photos per person (62 people), with the album as `--unlabelled` (the rest of the
 community's train photos, their labels unused, plus 2,000 photos of other people from the
 split's unlabelled pool: an album holds strangers too).
@@ -71,9 +73,10 @@ import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from facessl.augment import BatchPipeline
-from facessl.config import DEFAULT_BACKBONE, Preprocessing, TrainConfig
+from facessl.config import DEFAULT_BACKBONE, DETECTORS, Preprocessing, TrainConfig
+from facessl.data import cache as image_cache
 from facessl.data import lfw
-from facessl.data.faces import Box, crop_like_lfw, detect_faces
+from facessl.data.faces import Box, cut_face, detect_faces
 from facessl.data.photos import load_photo
 from facessl.data.splits import load_manifest, resolve_split_path
 from facessl.files import atomic_path, cache_root, write_json
@@ -103,9 +106,10 @@ class Faces:
         return np.concatenate([c for c in self.crops if len(c)])
 
 
-def _boxes(source, wanted: set[str], quiet: bool) -> dict[str, list[list[int]]]:
-    """Detector boxes of every wanted photo, computed once and kept in the cache."""
-    file = cache_root() / "benchmarks" / f"open_set_boxes-{source.fingerprint()}.json"
+def _boxes(source, wanted: set[str], detector: str, quiet: bool) -> dict[str, list[list]]:
+    """Detector boxes (x, y, w, h, score, landmarks or None) of every wanted photo,
+    computed once per detector and kept in the cache."""
+    file = cache_root() / "benchmarks" / f"open_set_boxes-{detector}-{source.fingerprint()}.json"
     boxes = json.loads(file.read_text()) if file.is_file() else {}
     todo = wanted - boxes.keys()
     if todo:
@@ -114,17 +118,19 @@ def _boxes(source, wanted: set[str], quiet: bool) -> dict[str, list[list[int]]]:
             if rel in todo:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # LFW's truncated JPEG
-                    found = detect_faces(load_photo(data, rel))
-                boxes[rel] = [[b.x, b.y, b.w, b.h, b.neighbours] for b in found]
+                    found = detect_faces(load_photo(data, rel), detector=detector)
+                boxes[rel] = [[b.x, b.y, b.w, b.h, b.score, b.landmarks] for b in found]
         write_json(file, boxes)
         if not quiet:
             print(f"detected faces in {len(todo)} photos in {time.perf_counter() - started:.0f} s")
     return boxes
 
 
-def _crops(source, boxes: dict, prep: Preprocessing, wanted: set[str]) -> dict[str, np.ndarray]:
-    """Crops at `prep` of every box, kept in the cache per preprocessing."""
-    file = cache_root() / "benchmarks" / (f"open_set_crops-{source.fingerprint()}-"
+def _crops(source, boxes: dict, prep: Preprocessing, wanted: set[str], detector: str
+           ) -> dict[str, np.ndarray]:
+    """Cuts at `prep` of every box (aligned where it has landmarks), kept in the cache per
+    detector and preprocessing."""
+    file = cache_root() / "benchmarks" / (f"open_set_crops-{detector}-{source.fingerprint()}-"
                                           f"{prep.crop}-{prep.size}-{int(prep.grayscale)}.npz")
     if file.is_file():
         stored = np.load(file)
@@ -137,11 +143,16 @@ def _crops(source, boxes: dict, prep: Preprocessing, wanted: set[str]) -> dict[s
                 warnings.simplefilter("ignore")
                 photo = load_photo(data, rel)
             shape = (0, prep.size, prep.size, prep.channels)
-            crops[rel] = (np.stack([crop_like_lfw(photo, Box(*b), prep) for b in boxes[rel]])
+            crops[rel] = (np.stack([cut_face(photo, Box(*b[:5], _points(b[5])), prep)
+                                    for b in boxes[rel]])
                           if boxes[rel] else np.zeros(shape, np.uint8))
     with atomic_path(file, suffix=".npz") as tmp:
         np.savez(tmp, **crops)
     return crops
+
+
+def _points(landmarks: list | None) -> tuple | None:
+    return None if landmarks is None else tuple(map(tuple, landmarks))
 
 
 def _youden(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -283,6 +294,11 @@ def main() -> None:
     parser.add_argument("--data", help="LFW archive or folder (default: the usual search)")
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE,
                         help="what describes faces: efficientnet_lite0 or a pretrain checkpoint")
+    parser.add_argument("--detector", choices=DETECTORS, default=None,
+                        help="the face detector (default: the backbone's, as enroll does)")
+    parser.add_argument("--lfw-crops", action="store_true",
+                        help="LFW's own central crops instead of detection (the evaluation's "
+                             "cut): the reference the product path is compared with")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     imagenet = args.backbone == DEFAULT_BACKBONE
@@ -300,18 +316,23 @@ def main() -> None:
     stranger_paths = (split.unlabelled[ALBUM_STRANGERS:ALBUM_STRANGERS + VAL_STRANGERS]
                       if args.select else split.unknown)
     wanted = set(enrolled_paths + album_paths + community_paths + stranger_paths)
-    boxes = _boxes(source, wanted, args.quiet)
+    default = FaceClassifier(backbone=args.backbone)
+    detector = args.detector or default.detector
+    boxes = None if args.lfw_crops else _boxes(source, wanted, detector, args.quiet)
 
     def faces(prep: Preprocessing, paths: list[str]) -> Faces:
-        crops = _crops(source, boxes, prep, wanted)
+        if args.lfw_crops:  # one face per photo, as the image cache cuts it for evaluation
+            built = image_cache.load_or_build(source, prep, quiet=True)
+            return Faces(paths, [built.take([p]) for p in paths])
+        crops = _crops(source, boxes, prep, wanted, detector)
         return Faces(paths, [crops[p] for p in paths])
 
     print(f"lfw62-v1, k={SHOTS}: {len(people)} people; {role}: {len(community_paths)} community "
-          f"photos, {len(stranger_paths)} stranger photos; album {len(album_paths)} photos")
+          f"photos, {len(stranger_paths)} stranger photos; album {len(album_paths)} photos; "
+          f"faces cut {'as LFW crops' if args.lfw_crops else f'by {detector}'}")
     print("| variant | closed-set acc % | AUROC | open-set acc % | community rejected % | "
           "strangers accepted % | threshold | album faces added | fit s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    default = FaceClassifier(backbone=args.backbone)
     if args.select and not imagenet:  # the options that apply to any backbone's embedding
         variants = [(f"{args.backbone}: whitened (shrink {shrink})", dict(shrink=shrink), False)
                     for shrink in (0.01, 0.1, 1.0)]

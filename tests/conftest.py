@@ -62,11 +62,19 @@ def pool_lfw(tmp_path_factory) -> dict:
     return _extract(manifest, tmp_path_factory.mktemp("lfw-pool"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def bare_backbone_by_default():
+    """Tests enrol with the bare ImageNet backbone unless they say otherwise: the default
+    face space (`product.default_space`) takes minutes to build from the full pool. Session
+    scoped, so it also holds for the module fixtures that run before any test's own."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("FACESSL_FACE_SPACE", "efficientnet_lite0")
+    yield
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    """Every test gets its own cache folder, so none depends on another's leftovers, and
-    enrols with the bare ImageNet backbone unless it says otherwise: the default face space
-    (`product.default_space`) takes 4 minutes to build from the full pool."""
+    """Every test gets its own cache folder, so none depends on another's leftovers."""
     monkeypatch.setenv("FACESSL_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("FACESSL_FACE_SPACE", "efficientnet_lite0")
     return tmp_path / "cache"
