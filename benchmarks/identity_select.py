@@ -42,6 +42,16 @@ def ncm(train: np.ndarray, names: np.ndarray, queries: np.ndarray, shots: int, s
     return 100 * val, 100 * rest
 
 
+def ncm_cells(train: np.ndarray, names: dict, val: np.ndarray, draws: int) -> str:
+    """"k=1: val V rest R  k=5: ..." over `draws` draws of the k (`names`: per role)."""
+    cells = []
+    for shots in (1, 5):
+        scores = np.array([ncm(train, names["train"], (val, names["val"]), shots, s)
+                           for s in range(draws)])
+        cells.append(f"k={shots}: val {scores[:, 0].mean():.1f} rest {scores[:, 1].mean():.1f}")
+    return "  ".join(cells)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+")
@@ -63,14 +73,8 @@ def main() -> None:
         if encoder.identity is not None:
             spaces["raw"] = l2_normalise
         for space_name, space in spaces.items():
-            train, val = space(raw["train"]), space(raw["val"])
-            cells = []
-            for shots in (1, 5):
-                scores = np.array([ncm(train, names["train"], (val, names["val"]), shots, s)
-                                   for s in range(args.draws)])
-                cells.append(f"k={shots}: val {scores[:, 0].mean():.1f} "
-                             f"rest {scores[:, 1].mean():.1f}")
-            print(f"{spec} [{space_name}]: {'  '.join(cells)}", flush=True)
+            cells = ncm_cells(space(raw["train"]), names, space(raw["val"]), args.draws)
+            print(f"{spec} [{space_name}]: {cells}", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 import torch
-from identity_select import ncm
+from identity_select import ncm_cells
 
 from facessl.augment import BatchPipeline, to_tensor
 from facessl.config import Preprocessing
@@ -78,15 +78,10 @@ def main() -> None:
         per_face = 1000 * (time.perf_counter() - started) / sum(map(len, roles.values()))
         for block in blocks:
             whiten = Whitening.fit(maps["pool"][block], SHRINK, COMPONENTS)
-            train, val = whiten(maps["train"][block]), whiten(maps["val"][block])
-            cells = []
-            for shots in (1, 5):
-                scores = np.array([ncm(train, names["train"], (val, names["val"]), shots, d)
-                                   for d in range(args.draws)])
-                cells.append(f"k={shots}: val {scores[:, 0].mean():.1f} "
-                             f"rest {scores[:, 1].mean():.1f}")
+            cells = ncm_cells(whiten(maps["train"][block]), names,
+                              whiten(maps["val"][block]), args.draws)
             print(f"{model} {size}px block {block} ({maps['pool'][block].shape[1]} dims): "
-                  f"{'  '.join(cells)}  [{per_face:.1f} ms/face]", flush=True)
+                  f"{cells}  [{per_face:.1f} ms/face]", flush=True)
 
 
 if __name__ == "__main__":
