@@ -104,6 +104,20 @@ def test_enroll_says_where_its_face_space_came_from(space_checkpoint, pool_lfw, 
     assert "face space: enrolled faces" in bare.stdout
 
 
+def test_a_checkpoint_from_before_the_detector_choice_is_still_complete(
+        space_checkpoint, pool_lfw, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(space_checkpoint, old)
+    meta = json.loads((old / "checkpoint.json").read_text())
+    del meta["config"]["detector"], meta["detector"]
+    (old / "checkpoint.json").write_text(json.dumps(meta))
+    done = facessl("pretrain", "--backbone", "efficientnet_lite0", "--epochs", "0", "--split",
+                   str(pool_lfw["split"]), "--data", str(pool_lfw["folder"]), "--out", str(old))
+    assert done.returncode == 0, done.stderr
+    assert "is already complete" in done.stderr + done.stdout
+    assert FaceClassifier(backbone=str(old)).detector == "haar"  # as its faces were cut
+
+
 def test_a_damaged_face_space_is_named(space_checkpoint, pool_lfw, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(space_checkpoint, broken)

@@ -117,6 +117,8 @@ def _finished(out: Path, settings: dict) -> dict | None:
     if not (out / META).is_file():
         return None
     done = json.loads((out / META).read_text())
+    if "detector" not in done.get("config", {}):  # before the choice: Haar cut its faces, and
+        settings = {k: v for k, v in settings.items() if k != "detector"}  # says so on load
     if done.get("config") != settings:
         raise FacesslError(f"{out} holds a checkpoint made with other settings; pass "
                            "another --out, or the same options to resume it.")
