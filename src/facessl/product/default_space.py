@@ -31,9 +31,10 @@ def default_folder() -> Path:
 
 
 def resolve_backbone(spec: str, quiet: bool = True) -> str:
-    """`spec` itself, or for `DEFAULT_FACE_SPACE` the backbone to enrol with: `$FACESSL_FACE_SPACE`,
-    the cached default face space (built now if LFW and the split are here), or the bare
-    ImageNet backbone when they are not (the caller says what that costs)."""
+    """`spec` itself, or for `DEFAULT_FACE_SPACE` the backbone to enrol with:
+    `$FACESSL_FACE_SPACE`, the cached default face space (built now if LFW and the split
+    are here), or the bare ImageNet backbone when they are not (the caller says what that
+    costs)."""
     if spec != DEFAULT_FACE_SPACE:
         return spec
     chosen = os.environ.get("FACESSL_FACE_SPACE")
@@ -63,7 +64,7 @@ def _build(folder: Path, quiet: bool) -> None:
     resolve_split_path(SPLIT)
     if not quiet:
         print(f"facessl: building the default face space once, from the unlabelled faces of "
-              f"{SPLIT} in {source.path} (about 4 minutes on 2 cores); it is kept in {folder}",
+              f"{SPLIT} in {source.path} (4 to 8 minutes on 2 cores); it is kept in {folder}",
               file=sys.stderr)
     config = PretrainConfig(backbone=DEFAULT_BACKBONE, split=SPLIT, data=str(source.path),
                             prep=Preprocessing(size=backbone(DEFAULT_BACKBONE).input_size))
