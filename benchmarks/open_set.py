@@ -106,7 +106,7 @@ class Faces:
         return np.concatenate([c for c in self.crops if len(c)])
 
 
-def _boxes(source, wanted: set[str], detector: str, quiet: bool) -> dict[str, list[list]]:
+def detected_boxes(source, wanted: set[str], detector: str, quiet: bool) -> dict[str, list[list]]:
     """Detector boxes (x, y, w, h, score, landmarks or None) of every wanted photo,
     computed once per detector and kept in the cache."""
     file = cache_root() / "benchmarks" / f"open_set_boxes-{detector}-{source.fingerprint()}.json"
@@ -126,7 +126,7 @@ def _boxes(source, wanted: set[str], detector: str, quiet: bool) -> dict[str, li
     return boxes
 
 
-def _crops(source, boxes: dict, prep: Preprocessing, wanted: set[str], detector: str
+def detected_crops(source, boxes: dict, prep: Preprocessing, wanted: set[str], detector: str
            ) -> dict[str, np.ndarray]:
     """Cuts at `prep` of every box (aligned where it has landmarks), kept in the cache per
     detector and preprocessing."""
@@ -318,13 +318,13 @@ def main() -> None:
     wanted = set(enrolled_paths + album_paths + community_paths + stranger_paths)
     default = FaceClassifier(backbone=args.backbone)
     detector = args.detector or default.detector
-    boxes = None if args.lfw_crops else _boxes(source, wanted, detector, args.quiet)
+    boxes = None if args.lfw_crops else detected_boxes(source, wanted, detector, args.quiet)
 
     def faces(prep: Preprocessing, paths: list[str]) -> Faces:
         if args.lfw_crops:  # one face per photo, as the image cache cuts it for evaluation
             built = image_cache.load_or_build(source, prep, quiet=True)
             return Faces(paths, [built.take([p]) for p in paths])
-        crops = _crops(source, boxes, prep, wanted, detector)
+        crops = detected_crops(source, boxes, prep, wanted, detector)
         return Faces(paths, [crops[p] for p in paths])
 
     print(f"lfw62-v1, k={SHOTS}: {len(people)} people; {role}: {len(community_paths)} community "
