@@ -76,7 +76,7 @@ from facessl.augment import BatchPipeline
 from facessl.config import DEFAULT_BACKBONE, DETECTORS, Preprocessing, TrainConfig
 from facessl.data import cache as image_cache
 from facessl.data import lfw
-from facessl.data.faces import Box, cut_face, detect_faces
+from facessl.data.faces import Box, cut_face, detect_faces, detector_tag
 from facessl.data.photos import load_photo
 from facessl.data.splits import load_manifest, resolve_split_path
 from facessl.files import atomic_path, cache_root, write_json
@@ -108,8 +108,9 @@ class Faces:
 
 def detected_boxes(source, wanted: set[str], detector: str, quiet: bool) -> dict[str, list[list]]:
     """Detector boxes (x, y, w, h, score, landmarks or None) of every wanted photo,
-    computed once per detector and kept in the cache."""
-    file = cache_root() / "benchmarks" / f"open_set_boxes-{detector}-{source.fingerprint()}.json"
+    computed once per detector (and its settings) and kept in the cache."""
+    name = f"open_set_boxes-{detector_tag(detector)}-{source.fingerprint()}.json"
+    file = cache_root() / "benchmarks" / name
     boxes = json.loads(file.read_text()) if file.is_file() else {}
     todo = wanted - boxes.keys()
     if todo:
@@ -130,8 +131,9 @@ def detected_crops(source, boxes: dict, prep: Preprocessing, wanted: set[str], d
            ) -> dict[str, np.ndarray]:
     """Cuts at `prep` of every box (aligned where it has landmarks), kept in the cache per
     detector and preprocessing."""
-    file = cache_root() / "benchmarks" / (f"open_set_crops-{detector}-{source.fingerprint()}-"
-                                          f"{prep.crop}-{prep.size}-{int(prep.grayscale)}.npz")
+    name = (f"open_set_crops-{detector_tag(detector)}-{source.fingerprint()}-{prep.crop}-"
+            f"{prep.size}-{int(prep.grayscale)}.npz")
+    file = cache_root() / "benchmarks" / name
     if file.is_file():
         stored = np.load(file)
         if wanted <= set(stored.files):

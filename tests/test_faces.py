@@ -216,3 +216,10 @@ def test_cascade_loads_on_first_use_and_missing_file_says_what_to_install(monkey
             detect_faces(Image.new("RGB", (100, 100)), detector="haar")
     finally:
         faces._cascade.cache_clear()
+
+
+def test_caches_of_detected_faces_are_named_by_the_detector_settings(monkeypatch):
+    assert faces.detector_tag("haar") == "haar"
+    before = faces.detector_tag("mtcnn")
+    monkeypatch.setattr(mtcnn, "THRESHOLDS", (0.6, 0.7, 0.7))
+    assert faces.detector_tag("mtcnn") != before  # a face space cut otherwise is not reused

@@ -83,6 +83,12 @@ def default_detector() -> str:
     return "mtcnn"
 
 
+def detector_tag(detector: str) -> str:
+    """The detector with the settings that decide which faces it cuts, for the names of
+    caches of its faces: a face space or a benchmark's crops are not reused after a change."""
+    return mtcnn.settings_tag() if detector == "mtcnn" else detector
+
+
 def detect_faces(image: Image.Image, min_size: int | None = None, largest_only: bool = False,
                  detector: str | None = None) -> list[Box]:
     """Faces in an RGB photo, largest first.

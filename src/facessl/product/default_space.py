@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from facessl.config import DEFAULT_BACKBONE, DEFAULT_FACE_SPACE, Preprocessing, PretrainConfig
-from facessl.data.faces import default_detector
+from facessl.data.faces import default_detector, detector_tag
 from facessl.errors import FacesslError
 from facessl.files import cache_root
 from facessl.models import backbone
@@ -26,8 +26,10 @@ SPLIT = "lfw62-v1"  # its unlabelled pool: 9,199 photos of people outside the be
 
 
 def default_folder() -> Path:
-    """One per detector: a space is fitted on faces cut as the product will cut them."""
-    return cache_root() / f"face-space-{DEFAULT_BACKBONE}-{default_detector()}-{SPLIT}"
+    """One per detector and its settings: a space is fitted on faces cut as the product
+    will cut them."""
+    cut_by = detector_tag(default_detector())
+    return cache_root() / f"face-space-{DEFAULT_BACKBONE}-{cut_by}-{SPLIT}"
 
 
 def resolve_backbone(spec: str, quiet: bool = True) -> str:
