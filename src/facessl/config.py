@@ -134,6 +134,15 @@ class ClassifierConfig:
     strangers_accepted: float = 0.05  # the threshold's share of a face space's strangers let in
 
 
+@dataclass(frozen=True)
+class GroupConfig:
+    """`facessl group`: clustering an album's faces (space.clustering)."""
+
+    threshold: float = 0.15  # mean cosine two groups need to join, in the face space
+    neighbours: int = 20  # each face may join only groups holding one of its nearest faces
+    min_group: int = 2  # a smaller cluster leaves its face ungrouped
+
+
 @dataclass
 class DataConfig:
     """`facessl data prepare` and `facessl data manifest`."""

@@ -1,10 +1,10 @@
 """The `facessl` command: parsing and dispatch. The work is done by typed functions.
 
-Research commands live in `cli/research.py`, product commands in `cli/product.py`; both
-import their heavy modules inside the handlers, so building the parser (and `facessl
---help`) imports no torch. A `FacesslError` (bad input the user can fix) prints one message
-and exits with status 2; Ctrl-C exits with 130 after whatever was already written has been
-kept.
+Research commands live in `cli/research.py`, product commands in `cli/product.py`, the
+album's in `cli/album.py`; each imports its heavy modules inside the handlers, so building
+the parser (and `facessl --help`) imports no torch. A `FacesslError` (bad input the user
+can fix) prints one message and exits with status 2; Ctrl-C exits with 130 after whatever
+was already written has been kept.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from facessl.cli.album import add_album_commands
 from facessl.cli.product import add_product_commands
 from facessl.cli.research import add_research_commands
 from facessl.errors import FacesslError
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_research_commands(sub)
     add_product_commands(sub)
+    add_album_commands(sub)
     return parser
 
 

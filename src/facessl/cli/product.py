@@ -14,16 +14,28 @@ from facessl.config import DEFAULT_FACE_SPACE
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    from facessl.product.enroll import enroll
+    from facessl.errors import FacesslError
+    from facessl.product.enroll import enroll, enroll_groups
 
     started = time.perf_counter()
-    clf, summary = enroll(args.people_dir, args.out, unlabelled=args.unlabelled,
-                          backbone=args.backbone, quiet=args.quiet)
+    if (args.people_dir is None) == (args.groups is None):
+        raise FacesslError("pass PEOPLE_DIR (one folder of photos per person) or --groups "
+                           "GROUPS_DIR (named groups of `facessl group`): exactly one of them.")
+    if args.groups is not None:
+        if args.unlabelled:
+            raise FacesslError("--groups enrols the album's unnamed faces already; leave "
+                               "--unlabelled out.")
+        clf, summary = enroll_groups(args.groups, args.out, quiet=args.quiet,
+                                     backbone=None if args.backbone == DEFAULT_FACE_SPACE
+                                     else args.backbone)
+    else:
+        clf, summary = enroll(args.people_dir, args.out, unlabelled=args.unlabelled,
+                              backbone=args.backbone, quiet=args.quiet)
     for photo in summary["faceless"]:
         print(f"facessl: warning: no face found in {photo}; it was not used", file=sys.stderr)
     print(f"enrolled {len(clf.people)} people from {summary['faces']} photos"
           + (f"; album: {clf.album_['added']} of {clf.album_['faces']} faces added to their "
-             f"person" if args.unlabelled else ""))
+             f"person" if clf.album_["faces"] else ""))
     if clf.space_ is None:
         print("facessl: note: no face space came with the backbone, so it was fitted on the "
               f"{summary['faces']} enrolled faces alone; pass --backbone a `facessl pretrain` "
@@ -99,7 +111,11 @@ def add_product_commands(sub: argparse._SubParsersAction) -> None:
         description="Read PEOPLE_DIR/<name>/* (a few photos each; the largest face of each "
                     "photo is that person), calibrate the unknown-person threshold and write "
                     "the model bundle --out.")
-    enroll.add_argument("people_dir", metavar="PEOPLE_DIR", help="one sub-folder per person")
+    enroll.add_argument("people_dir", metavar="PEOPLE_DIR", nargs="?",
+                        help="one sub-folder per person")
+    enroll.add_argument("--groups", metavar="GROUPS_DIR",
+                        help="instead of PEOPLE_DIR: the named groups of `facessl group` (its "
+                             "other faces are the unlabelled album)")
     enroll.add_argument("--unlabelled", metavar="DIR",
                         help="an album of unlabelled photos: faces confidently matched to "
                              "someone enrolled are added to that person's prototype")

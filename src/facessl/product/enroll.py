@@ -14,9 +14,11 @@ from facessl.config import DEFAULT_FACE_SPACE
 from facessl.data.photos import album_faces, labelled_faces, person_faces, photo_files
 from facessl.errors import FacesslError
 from facessl.files import ensure_writable_dir
+from facessl.product import groups as groups_file
 from facessl.product.checks import check_name, check_new_name
 from facessl.product.classifier import FaceClassifier
 from facessl.product.default_space import resolve_backbone
+from facessl.product.face_store import crops_by_id
 
 
 def enroll(people_dir: str | Path, out: str | Path, unlabelled: str | Path | None = None,
@@ -39,6 +41,35 @@ def enroll(people_dir: str | Path, out: str | Path, unlabelled: str | Path | Non
     clf.fit(faces, names, unlabelled=album, quiet=quiet)
     clf.save(out)
     return clf, {"faces": len(faces), "faceless": faceless, "album_unreadable": unreadable}
+
+
+def enroll_groups(groups_dir: str | Path, out: str | Path, backbone: str | None = None,
+                  quiet: bool = True) -> tuple[FaceClassifier, dict]:
+    """Enrol the named groups of `facessl group`'s GROUPS_DIR (the faces as they were cut
+    there); its unnamed groups and ungrouped faces are the unlabelled album, removed faces
+    are left out. Returns the classifier and a summary."""
+    groups = groups_file.load(groups_dir)
+    named = [g for g in groups.groups.values() if g.name is not None]
+    if not named:
+        raise FacesslError(f"no group in {groups_dir} has a name yet; name the people first "
+                           f"(facessl name {groups_dir} GROUP NAME; overview.png shows the "
+                           "groups).")
+    if backbone is not None and resolve_backbone(backbone, quiet) != groups.backbone:
+        raise FacesslError(f"{groups_dir} was grouped in the face space of {groups.backbone}; "
+                           "enrol in that one (leave --backbone out), or group the album again "
+                           "with --backbone.")
+    ensure_writable_dir(Path(out).expanduser(), "model folder")
+    clf = FaceClassifier(backbone=groups.backbone, detector=groups.detector)
+    labelled = [(f, g.name) for g in named for f in g.faces]
+    unnamed = [f for g in groups.groups.values() if g.name is None for f in g.faces]
+    crops = crops_by_id(groups_dir, [f for f, _ in labelled] + unnamed + groups.ungrouped)
+    faces = np.stack([crops[f] for f, _ in labelled])
+    album = [crops[f] for f in unnamed + groups.ungrouped]
+    clf.fit(faces, [name for _, name in labelled], quiet=quiet,
+            unlabelled=np.stack(album) if album else None)
+    clf.save(out)
+    return clf, {"faces": len(faces), "faceless": [], "album_unreadable": 0,
+                 "album_faces": len(album)}
 
 
 def add_person(model: str | Path, name: str, folder: str | Path,

@@ -1,0 +1,190 @@
+"""`facessl group ALBUM_DIR --out GROUPS_DIR`: find the people in an album of unlabelled photos.
+
+Every face of every photo is found and cut as `facessl predict` cuts it, described in the
+face space enrolment will use, and clustered (`space.clustering`). A re-run describes only
+new or changed photos, and keeps what the user did: faces already in a group stay there,
+a group keeps its id and name, a new face joins the group its cluster's grouped faces
+belong to, and only clusters of new or ungrouped faces become new groups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from facessl.config import DEFAULT_FACE_SPACE, GroupConfig
+from facessl.data.faces import faces_in_photo
+from facessl.data.photos import load_photo, photo_files
+from facessl.errors import FacesslError
+from facessl.files import ensure_writable_dir
+from facessl.product import face_store
+from facessl.product import groups as groups_file
+from facessl.product.describer import FaceDescriber
+from facessl.product.groups import Groups
+from facessl.product.sheets import draw_sheets
+from facessl.space.clustering import UNGROUPED, cluster_rows
+
+DEFAULTS = GroupConfig()
+
+
+@dataclass
+class Summary:
+    photos: int
+    new_photos: int
+    faces: int
+    new_faces: int
+    grouped: int
+    skipped: dict[str, str]  # photo -> why, from this run
+    gone: int  # photos no longer in the album (their faces dropped)
+    suggestions: list[tuple[int, int, int]]  # (group, faces, a representative face)
+
+
+def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
+                threshold: float | None = None, quiet: bool = True) -> tuple[Groups, Summary]:
+    """Group the faces of `album` into `out` (groups.json, faces.npz, contact sheets)."""
+    album, out = Path(album).expanduser(), Path(out).expanduser()
+    if album.is_file():
+        raise FacesslError(f"{album} is a file; pass the folder of the album's photos.")
+    files = photo_files(album)
+    if out.resolve().is_relative_to(album.resolve()):
+        raise FacesslError(f"--out {out} is inside the album {album}, where its contact sheets "
+                           "would be read as photos; write the groups somewhere else.")
+    ensure_writable_dir(out, "groups folder")
+    previous = groups_file.load(out) if (out / groups_file.FILE).is_file() else None
+    describer = FaceDescriber(backbone or (previous.backbone if previous else DEFAULT_FACE_SPACE),
+                              quiet)
+    groups = previous or Groups(str(album.resolve()), describer.backbone, describer.detector,
+                                DEFAULTS.threshold)
+    if (groups.backbone, groups.detector) != (describer.backbone, describer.detector):
+        raise FacesslError(f"{out} was grouped in the face space of {groups.backbone} (faces cut "
+                           f"by {groups.detector}); pass --backbone {groups.backbone}, or a new "
+                           "--out to group the album in another space.")
+    groups.album, groups.threshold = str(album.resolve()), threshold or groups.threshold
+    ids, crops, rows = face_store.load_faces(out) if previous else (None, None, None)
+    current = {str(f.relative_to(album)): f for f in files}
+    gone = _forget_changed(groups, current)
+    todo = [f for f in files if str(f.relative_to(album)) not in groups.photos]
+    found, skipped = _find_faces(groups, album, todo, describer, quiet)
+    ids, crops, rows = _combine(groups, (ids, crops, rows), found, describer, quiet)
+    groups.photos.update({str(f.relative_to(album)): _signature(f)
+                          for f in todo if str(f.relative_to(album)) not in skipped})
+    active = np.array([f not in groups.removed for f in ids], bool)
+    labels = cluster_rows(rows[active], groups.threshold, DEFAULTS.neighbours, DEFAULTS.min_group)
+    _assign(groups, ids[active], labels)
+    face_store.save_faces(out, ids, crops, rows)
+    groups_file.save(out, groups)
+    draw_sheets(out, groups)
+    grouped = len(groups.faces) - len(groups.ungrouped) - len(groups.removed)
+    return groups, Summary(len(files), len(todo), len(groups.faces), len(found[0]), grouped,
+                           skipped, gone, suggestions(groups, ids, rows))
+
+
+def _signature(file: Path) -> list:
+    """(size, modification time, SHA-1): a photo copied again unchanged keeps its faces."""
+    stat = file.stat()
+    return [stat.st_size, stat.st_mtime_ns, hashlib.sha1(file.read_bytes()).hexdigest()]
+
+
+def _unchanged(file: Path | None, signature: list) -> bool:
+    if file is None:
+        return False
+    stat = file.stat()
+    if [stat.st_size, stat.st_mtime_ns] == signature[:2]:
+        return True
+    if stat.st_size == signature[0] and _signature(file)[2] == signature[2]:
+        signature[1] = stat.st_mtime_ns  # the same bytes: touched or copied, not changed
+        return True
+    return False
+
+
+def _forget_changed(groups: Groups, current: dict[str, Path]) -> int:
+    """Drop the faces of photos deleted or changed since the last run; how many photos."""
+    stale = {p for p, sig in groups.photos.items() if not _unchanged(current.get(p), sig)}
+    dropped = {f.id for f in groups.faces.values() if f.photo in stale}
+    for face in dropped:
+        del groups.faces[face]
+    groups.removed -= dropped
+    for group in list(groups.groups.values()):
+        group.faces = [f for f in group.faces if f not in dropped]
+        if not group.faces:
+            del groups.groups[group.id]
+    for photo in stale:
+        del groups.photos[photo]
+    groups.skipped = {p: why for p, why in groups.skipped.items() if p in current}
+    return len(stale - current.keys())
+
+
+def _find_faces(groups: Groups, album: Path, files: list[Path], describer: FaceDescriber,
+                quiet: bool) -> tuple[tuple[list[int], list[np.ndarray]], dict[str, str]]:
+    """((new face ids, their crops), photos that could not be read -> why); the faces are
+    added to `groups`."""
+    new_ids, crops, skipped = [], [], {}
+    for file in tqdm(files, desc="finding faces", unit="photo", disable=quiet):
+        rel = str(file.relative_to(album))
+        try:
+            photo = load_photo(file, rel)
+        except FacesslError as exc:  # one broken photo is reported, not the end of the run
+            skipped[rel] = str(exc)
+            continue
+        groups.skipped.pop(rel, None)
+        for box, crop in faces_in_photo(photo, describer.preprocessing,
+                                        detector=describer.detector):
+            face = groups.new_face(rel, (box.x, box.y, box.w, box.h), round(box.score, 4),
+                                   box.landmarks)
+            new_ids.append(face.id)
+            crops.append(crop)
+    groups.skipped.update(skipped)
+    return (new_ids, crops), skipped
+
+
+def _combine(groups: Groups, stored, found, describer: FaceDescriber, quiet: bool):
+    """(ids, crops, rows) of every face of the album: the stored ones still present, and
+    the new ones described now. A bare backbone's whitening is fitted on the album's faces,
+    so there every face is described again."""
+    (new_ids, new_crops), prep = found, describer.preprocessing
+    ids = np.array(new_ids, np.int64)
+    crops = (np.stack(new_crops) if new_crops
+             else np.zeros((0, prep.size, prep.size, prep.channels), np.uint8))
+    old_rows = None
+    if stored[0] is not None and len(stored[0]):
+        keep = np.isin(stored[0], list(groups.faces))
+        ids = np.concatenate([stored[0][keep], ids])
+        crops = np.concatenate([stored[1][keep], crops])
+        old_rows = stored[2][keep] if describer.space is not None else None
+    todo = crops if old_rows is None else crops[len(old_rows):]
+    rows = (describer.unit_rows(todo, None if quiet else "describing faces") if len(todo)
+            else np.zeros((0, 1), np.float32))
+    return ids, crops, rows if old_rows is None else np.concatenate([old_rows, rows])
+
+
+def _assign(groups: Groups, ids: np.ndarray, labels: np.ndarray) -> None:
+    """Clusters to groups without undoing anything: see the module docstring."""
+    owner = groups.group_of()
+    for label in range(labels.max(initial=UNGROUPED) + 1):
+        members = [int(f) for f in ids[labels == label]]
+        held = [owner[f] for f in members if f in owner]
+        free = [f for f in members if f not in owner]
+        if held:
+            counts = {g: held.count(g) for g in held}
+            target = groups.groups[max(sorted(counts), key=counts.get)]
+            target.faces = sorted(target.faces + free)
+        elif len(free) >= DEFAULTS.min_group:
+            groups.new_group(free)
+
+
+def suggestions(groups: Groups, ids: np.ndarray, rows: np.ndarray,
+                limit: int = 10) -> list[tuple[int, int, int]]:
+    """What to name next: the largest unnamed groups, each with its most typical face (the
+    one most like the rest), whose name labels the most faces per question asked."""
+    where = {int(f): i for i, f in enumerate(ids)}
+    out = []
+    for group in sorted(groups.groups.values(), key=lambda g: -len(g.faces)):
+        if group.name is None and len(out) < limit:
+            members = rows[[where[f] for f in group.faces]]
+            typical = group.faces[int(np.argmax(members @ members.mean(axis=0)))]
+            out.append((group.id, len(group.faces), typical))
+    return out

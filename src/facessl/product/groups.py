@@ -1,0 +1,179 @@
+"""GROUPS_DIR/groups.json: the people `facessl group` found in an album, and the user's edits.
+
+One JSON file a person can read and edit by hand: each group's faces (photo, box, score,
+landmarks) and name, the faces left ungrouped and those removed. Face and group ids never
+change once given, so names, merges, splits and removals survive re-grouping a grown
+album. Every edit is checked on load: a hand edit that breaks the file is named, with the
+problem, instead of being half-trusted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from facessl.errors import FacesslError
+from facessl.files import write_json
+from facessl.product.checks import check_name
+
+FILE = "groups.json"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: `photo` relative to the album, `box` x, y, w, h in photo pixels."""
+
+    id: int
+    photo: str
+    box: tuple[int, int, int, int]
+    score: float
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+    @property
+    def key(self) -> tuple[str, tuple[int, ...]]:
+        return self.photo, tuple(self.box)
+
+
+@dataclass
+class Group:
+    id: int
+    faces: list[int]
+    name: str | None = None
+
+
+@dataclass
+class Groups:
+    """The whole file. `photos`: each photo's (size, mtime_ns, sha1) when its faces were
+    found, so a re-run finds faces only in new or changed photos; `skipped`: photo ->
+    reason; `next_ids`: the next face and group ids (an id is never given twice)."""
+
+    album: str
+    backbone: str
+    detector: str
+    threshold: float
+    faces: dict[int, Face] = field(default_factory=dict)
+    groups: dict[int, Group] = field(default_factory=dict)
+    removed: set[int] = field(default_factory=set)
+    photos: dict[str, list] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    next_ids: list[int] = field(default_factory=lambda: [1, 1])
+
+    @property
+    def ungrouped(self) -> list[int]:
+        taken = {f for g in self.groups.values() for f in g.faces} | self.removed
+        return [f for f in self.faces if f not in taken]
+
+    def group_of(self) -> dict[int, int]:
+        return {f: g.id for g in self.groups.values() for f in g.faces}
+
+    def new_face(self, photo: str, box: tuple[int, int, int, int], score: float,
+                 landmarks=None) -> Face:
+        face = Face(self.next_ids[0], photo, box, score, landmarks)
+        self.faces[face.id], self.next_ids[0] = face, face.id + 1
+        return face
+
+    def new_group(self, faces: list[int], name: str | None = None) -> Group:
+        group = Group(self.next_ids[1], sorted(faces), name)
+        self.groups[group.id], self.next_ids[1] = group, group.id + 1
+        return group
+
+    def get(self, group_id: str | int) -> Group:
+        try:
+            return self.groups[int(group_id)]
+        except (ValueError, KeyError):
+            raise FacesslError(f"there is no group {group_id}; groups: "
+                               f"{', '.join(map(str, self.groups)) or 'none'}.") from None
+
+
+def load(folder: str | Path) -> Groups:
+    """Read and check `folder`/groups.json (written by `save`, maybe edited by hand)."""
+    path = Path(folder).expanduser() / FILE
+    if not path.is_file():
+        raise FacesslError(f"{path} does not exist; run `facessl group ALBUM_DIR --out "
+                           f"{folder}` first.")
+    try:
+        raw = json.loads(path.read_text())
+        groups = _parse(raw)
+    except json.JSONDecodeError as exc:
+        raise FacesslError(f"{path} is not valid JSON ({exc}); undo the edit or run "
+                           "`facessl group` again.") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FacesslError(f"{path} is not a groups file facessl can read ({_reason(exc)}); "
+                           "undo the edit or run `facessl group` again.") from None
+    _check(groups, path)
+    return groups
+
+
+def _reason(exc: Exception) -> str:
+    return f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+
+
+def _parse(raw: dict) -> Groups:
+    if raw.get("format") != FORMAT:
+        raise ValueError(f"format {raw.get('format')!r}, this facessl reads format {FORMAT}")
+    faces, groups = {}, {}
+
+    def face(entry: dict) -> int:
+        item = Face(int(entry["id"]), str(entry["photo"]), tuple(int(v) for v in entry["box"]),
+                    float(entry["score"]),
+                    None if entry.get("landmarks") is None
+                    else tuple(tuple(float(v) for v in p) for p in entry["landmarks"]))
+        if len(item.box) != 4:
+            raise ValueError(f"face {item.id}'s box has {len(item.box)} numbers, not 4")
+        if item.id in faces:
+            raise ValueError(f"face {item.id} is listed twice")
+        faces[item.id] = item
+        return item.id
+
+    for entry in raw["groups"]:
+        group = Group(int(entry["id"]), [face(f) for f in entry["faces"]], entry.get("name"))
+        if group.id in groups:
+            raise ValueError(f"group {group.id} is listed twice")
+        groups[group.id] = group
+    for entry in raw["ungrouped"]:
+        face(entry)
+    removed = {face(entry) for entry in raw["removed"]}
+    return Groups(str(raw["album"]), str(raw["backbone"]), str(raw["detector"]),
+                  float(raw["threshold"]), faces, groups, removed,
+                  {str(k): [int(s[0]), int(s[1]), str(s[2])] for k, s in raw["photos"].items()},
+                  {str(k): str(v) for k, v in raw.get("skipped", {}).items()},
+                  [max(int(raw["next_ids"][0]), max(faces, default=0) + 1),
+                   max(int(raw["next_ids"][1]), max(groups, default=0) + 1)])
+
+
+def _check(groups: Groups, path: Path) -> None:
+    names = {}
+    for group in groups.groups.values():
+        if not group.faces:
+            raise FacesslError(f"{path}: group {group.id} has no faces; delete it from the file "
+                               "or run `facessl group` again.")
+        if group.name is not None:
+            try:
+                check_name(group.name)
+            except FacesslError as exc:
+                raise FacesslError(f"{path}: group {group.id}: {exc}") from None
+            if group.name in names:
+                raise FacesslError(f"{path}: groups {names[group.name]} and {group.id} are both "
+                                   f"named {group.name!r}; merge them (facessl merge) or "
+                                   "rename one.")
+            names[group.name] = group.id
+
+
+def save(folder: str | Path, groups: Groups) -> Path:
+    """Write groups.json atomically: a killed write leaves the previous file."""
+    def entry(face_id: int) -> dict:
+        face = asdict(groups.faces[face_id])
+        return {**face, "box": list(face["box"])}
+
+    path = Path(folder).expanduser() / FILE
+    write_json(path, {
+        "format": FORMAT, "album": groups.album, "backbone": groups.backbone,
+        "detector": groups.detector, "threshold": groups.threshold,
+        "groups": [{"id": g.id, "name": g.name, "faces": [entry(f) for f in g.faces]}
+                   for g in sorted(groups.groups.values(), key=lambda g: -len(g.faces))],
+        "ungrouped": [entry(f) for f in groups.ungrouped],
+        "removed": [entry(f) for f in sorted(groups.removed)],
+        "photos": groups.photos, "skipped": groups.skipped, "next_ids": groups.next_ids})
+    return path

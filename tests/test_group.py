@@ -1,0 +1,136 @@
+"""The album workflow on real LFW photos: `facessl group`, the user's edits, `enroll --groups`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from PIL import Image
+from test_classifier import photos
+from test_experiment import facessl
+
+from facessl.errors import FacesslError
+from facessl.product import groups as groups_file
+from facessl.product.group import group_album
+from facessl.product.naming import merge_groups, name_group, remove_faces, split_faces
+
+EVERYTHING = "-1"  # a threshold every pair of faces passes: one group, deterministically
+
+
+def album(tiny_lfw, dest, per_person=6, broken=True):
+    """A flat folder of the community's train photos (and a text file named .jpg)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for person in tiny_lfw["manifest"]["community"]:
+        for photo in photos(tiny_lfw, person)[:per_person]:
+            shutil.copy(photo, dest / photo.name)  # a copy again: same bytes, new time
+    if broken:
+        (dest / "broken.jpg").write_text("not a photo")
+    return dest
+
+
+def test_group_name_enroll_predict_from_the_command_line(tiny_lfw, tmp_path):
+    photos_dir, out = album(tiny_lfw, tmp_path / "album"), tmp_path / "groups"
+    done = facessl("group", str(photos_dir), "--out", str(out), "--threshold", EVERYTHING,
+                   "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "photo skipped: photo broken.jpg is not an image" in done.stderr
+    assert "18 photos" not in done.stdout and "19 photos (19 new, 1 skipped)" in done.stdout
+    groups = groups_file.load(out)
+    assert len(groups.faces) >= 18 and len(groups.groups) == 1  # every photo has a face
+    assert (out / "overview.png").is_file() and (out / "sheets" / "group-1.png").is_file()
+    assert Image.open(out / "overview.png").size[0] > 0
+    first = [f.id for f in groups.faces.values() if f.photo.startswith(
+        sorted(tiny_lfw["manifest"]["community"])[0])]
+    assert facessl("split", str(out), *map(str, first)).returncode == 0
+    assert facessl("name", str(out), "1", "Others").returncode == 0
+    assert facessl("name", str(out), "2", "First").returncode == 0
+    model = tmp_path / "model"
+    done = facessl("enroll", "--groups", str(out), "--out", str(model), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "enrolled 2 people" in done.stdout
+    done = facessl("predict", str(model), str(photos_dir / sorted(photos_dir.iterdir())[0].name))
+    assert done.returncode == 0, done.stderr
+
+
+def test_regrouping_a_grown_album_keeps_ids_names_and_edits(tiny_lfw, tmp_path):
+    photos_dir, out = album(tiny_lfw, tmp_path / "album", 3, broken=False), tmp_path / "g"
+    groups, summary = group_album(photos_dir, out, threshold=float(EVERYTHING))
+    assert summary.new_photos == 9 and list(groups.groups) == [1]
+    name_group(out, "1", "Everyone")
+    gone = next(iter(groups.faces))
+    remove_faces(out, [f"f{gone}"])
+    album(tiny_lfw, photos_dir, per_person=6, broken=False)  # the album grows
+    groups, summary = group_album(photos_dir, out)
+    assert summary.new_photos == 9 and summary.photos == 18
+    assert groups.groups[1].name == "Everyone" and gone in groups.removed
+    assert all(f in groups.groups[1].faces for f in groups.faces if f != gone)
+    assert groups.threshold == float(EVERYTHING)  # the folder's own setting is kept
+    (photos_dir / sorted(p.name for p in photos_dir.iterdir())[-1]).unlink()
+    groups, summary = group_album(photos_dir, out)
+    assert summary.gone == 1 and summary.photos == 17
+
+
+def test_edits_refuse_what_would_break_the_groups(tiny_lfw, tmp_path):
+    out = tmp_path / "g"
+    group_album(album(tiny_lfw, tmp_path / "album", per_person=2, broken=False), out,
+                threshold=float(EVERYTHING))
+    with pytest.raises(FacesslError, match="there is no group 7"):
+        name_group(out, "7", "Ann")
+    with pytest.raises(FacesslError, match="cannot be called"):
+        name_group(out, "1", "../etc")
+    with pytest.raises(FacesslError, match="there is no face f999"):
+        split_faces(out, ["f999"])
+    with pytest.raises(FacesslError, match="cannot be merged into itself"):
+        merge_groups(out, "1", ["1"])
+    split_faces(out, ["f1"])
+    name_group(out, "1", "Ann")
+    with pytest.raises(FacesslError, match="'Ann' already names group 1"):
+        name_group(out, "2", "Ann")
+    name_group(out, "2", "Bob")
+    with pytest.raises(FacesslError, match="different people"):
+        merge_groups(out, "1", ["2"])
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda raw: "{not json", "is not valid JSON"),
+    (lambda raw: {**raw, "format": 9}, "format 9"),
+    (lambda raw: {k: v for k, v in raw.items() if k != "groups"}, "missing 'groups'"),
+    (lambda raw: {**raw, "ungrouped": raw["ungrouped"] + raw["groups"][0]["faces"][:1]},
+     "is listed twice"),
+    (lambda raw: {**raw, "groups": [{**raw["groups"][0], "faces": []}]}, "has no faces"),
+    (lambda raw: {**raw, "groups": [{**g, "name": "Ann"} for g in raw["groups"]]},
+     "are both named 'Ann'"),
+])
+def test_a_hand_edited_groups_file_that_is_broken_is_named_with_its_problem(
+        tiny_lfw, tmp_path, edit, message):
+    out = tmp_path / "g"
+    group_album(album(tiny_lfw, tmp_path / "album", per_person=2, broken=False), out,
+                threshold=float(EVERYTHING))
+    split_faces(out, ["f1"])
+    path = out / groups_file.FILE
+    edited = edit(json.loads(path.read_text()))
+    path.write_text(edited if isinstance(edited, str) else json.dumps(edited))
+    done = facessl("name", str(out), "1", "Zoe")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert str(path) in done.stderr and message in done.stderr
+
+
+def test_bad_albums_and_enrolments_say_what_to_do(tiny_lfw, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FacesslError, match="no photos in"):
+        group_album(tmp_path / "empty", tmp_path / "g0")
+    photos_dir = album(tiny_lfw, tmp_path / "album", per_person=1, broken=False)
+    with pytest.raises(FacesslError, match="inside the album"):
+        group_album(photos_dir, photos_dir / "groups")
+    Image.new("RGB", (200, 150), "grey").save(tmp_path / "empty" / "wall.jpg")
+    groups, summary = group_album(tmp_path / "empty", tmp_path / "g1")
+    assert summary.faces == 0 and not groups.groups and (tmp_path / "g1" / "overview.png").is_file()
+    group_album(photos_dir, tmp_path / "g2")
+    done = facessl("enroll", "--groups", str(tmp_path / "g2"), "--out", str(tmp_path / "m"))
+    assert done.returncode == 2 and "no group in" in done.stderr and "has a name yet" in done.stderr
+    done = facessl("enroll", str(photos_dir), "--groups", str(tmp_path / "g2"), "--out",
+                   str(tmp_path / "m"))
+    assert done.returncode == 2 and "exactly one of them" in done.stderr
+    done = facessl("name", str(tmp_path / "nowhere"), "1", "Ann")
+    assert done.returncode == 2 and "run `facessl group ALBUM_DIR" in done.stderr
