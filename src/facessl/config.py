@@ -138,7 +138,7 @@ class ClassifierConfig:
 class GroupConfig:
     """`facessl group`: clustering an album's faces (space.clustering)."""
 
-    threshold: float = 0.15  # mean cosine two groups need to join, in the face space
+    threshold: float = 0.07  # mean cosine two groups need to join (chosen on the pool)
     neighbours: int = 20  # each face may join only groups holding one of its nearest faces
     min_group: int = 2  # a smaller cluster leaves its face ungrouped
 

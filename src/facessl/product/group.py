@@ -156,8 +156,9 @@ def _combine(groups: Groups, stored, found, describer: FaceDescriber, quiet: boo
         crops = np.concatenate([stored[1][keep], crops])
         old_rows = stored[2][keep] if describer.space is not None else None
     todo = crops if old_rows is None else crops[len(old_rows):]
+    width = old_rows.shape[1] if old_rows is not None else 1
     rows = (describer.unit_rows(todo, None if quiet else "describing faces") if len(todo)
-            else np.zeros((0, 1), np.float32))
+            else np.zeros((0, width), np.float32))
     return ids, crops, rows if old_rows is None else np.concatenate([old_rows, rows])
 
 
