@@ -138,8 +138,7 @@ class ClassifierConfig:
 class GroupConfig:
     """`facessl group`: clustering an album's faces (space.clustering)."""
 
-    threshold: float = 0.07  # mean cosine two groups need to join (chosen on the pool)
-    neighbours: int = 20  # each face may join only groups holding one of its nearest faces
+    threshold: float = 0.02  # mean cosine two groups need to join (chosen on pool people)
     min_group: int = 2  # a smaller cluster leaves its face ungrouped
 
 

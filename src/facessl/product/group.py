@@ -73,7 +73,7 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
     groups.photos.update({str(f.relative_to(album)): _signature(f)
                           for f in todo if str(f.relative_to(album)) not in skipped})
     active = np.array([f not in groups.removed for f in ids], bool)
-    labels = cluster_rows(rows[active], groups.threshold, DEFAULTS.neighbours, DEFAULTS.min_group)
+    labels = cluster_rows(rows[active], groups.threshold, DEFAULTS.min_group)
     _assign(groups, ids[active], labels)
     face_store.save_faces(out, ids, crops, rows)
     groups_file.save(out, groups)

@@ -1,41 +1,30 @@
 """Group unit rows of a face space into people, leaving the faces it is unsure of alone.
 
-Average-linkage agglomerative clustering (scikit-learn): two groups join while the mean
-cosine between their faces stays above the threshold, so a group is a set of faces that
-look alike on average, not a chain of look-alikes. The merges are restricted to each
-face's nearest neighbours (a sparse graph), so memory grows with N x neighbours rather
-than N x N. A face left in a group of one is "ungrouped" (label -1).
+Average-linkage agglomerative clustering (SciPy's, from one BLAS Gram matrix): two groups
+join while the mean cosine between their faces stays above the threshold, so a group is
+a set of faces that look alike on average, not a chain of look-alikes (a kNN-graph
+variant chained people together: pairwise precision 0.18 on lfw62-v1's community photos).
+Memory is N x N / 2 distances: 1.6 GB at 20,000 faces. A face left in a group of one is
+"ungrouped" (label -1).
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from scipy import sparse
-from sklearn.cluster import AgglomerativeClustering
-
-from facessl.space.neighbours import top_k
+from scipy.cluster.hierarchy import fcluster, linkage
 
 UNGROUPED = -1
 
 
-def cluster_rows(rows: np.ndarray, threshold: float, neighbours: int = 20,
-                 min_group: int = 2) -> np.ndarray:
+def cluster_rows(rows: np.ndarray, threshold: float, min_group: int = 2) -> np.ndarray:
     """A label per row (unit length, cosine = dot): groups of at least `min_group` faces
     numbered 0, 1, ... largest first; UNGROUPED for the rest."""
     n = len(rows)
-    if n < min_group or n < 2:
+    if n < max(min_group, 2):
         return np.full(n, UNGROUPED, np.int64)
-    k = min(neighbours, n - 1)
-    nearest, _ = top_k(rows, rows, k, exclude_self=True)
-    graph = sparse.csr_matrix((np.ones(n * k), (np.repeat(np.arange(n), k), nearest.ravel())),
-                              shape=(n, n))
-    model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
-                                    distance_threshold=1 - threshold, connectivity=graph)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "the graph has N connected components": expected
-        labels = model.fit_predict(rows)
+    distance = 1.0 - rows.astype(np.float32) @ rows.T.astype(np.float32)
+    condensed = np.clip(distance[np.triu_indices(n, 1)], 0, None).astype(np.float64)
+    labels = fcluster(linkage(condensed, method="average"), 1 - threshold, criterion="distance")
     return _ordered(labels, min_group)
 
 
