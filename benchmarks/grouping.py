@@ -8,7 +8,9 @@ precision and recall (pairs of scored faces in one group), BCubed precision, rec
 and the wall time of the whole `group_album` call (detection included). A second
 `group_album` call on the same folder times a re-run, which reads no photo again.
 
-    python benchmarks/grouping.py [--threshold 0.15 ...] [--split lfw62-v1] [--role train]
+    python benchmarks/grouping.py [--threshold T ...] [--split lfw62-v1] [--role train]
+
+Without --threshold, `facessl group`'s default (config.GroupConfig).
 """
 
 from __future__ import annotations

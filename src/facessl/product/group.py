@@ -67,11 +67,10 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
     ids, crops, rows = face_store.load_faces(out) if previous else (None, None, None)
     current = {str(f.relative_to(album)): f for f in files}
     gone = _forget_changed(groups, current)
-    todo = [f for f in files if str(f.relative_to(album)) not in groups.photos]
-    found, skipped = _find_faces(groups, album, todo, describer, quiet)
+    todo = {rel: f for rel, f in current.items() if rel not in groups.photos}
+    found, skipped = _find_faces(groups, todo, describer, quiet)
     ids, crops, rows = _combine(groups, (ids, crops, rows), found, describer, quiet)
-    groups.photos.update({str(f.relative_to(album)): _signature(f)
-                          for f in todo if str(f.relative_to(album)) not in skipped})
+    groups.photos.update({rel: _signature(f) for rel, f in todo.items() if rel not in skipped})
     active = np.array([f not in groups.removed for f in ids], bool)
     labels = cluster_rows(rows[active], groups.threshold, DEFAULTS.min_group)
     _assign(groups, ids[active], labels)
@@ -118,13 +117,12 @@ def _forget_changed(groups: Groups, current: dict[str, Path]) -> int:
     return len(stale - current.keys())
 
 
-def _find_faces(groups: Groups, album: Path, files: list[Path], describer: FaceDescriber,
+def _find_faces(groups: Groups, files: dict[str, Path], describer: FaceDescriber,
                 quiet: bool) -> tuple[tuple[list[int], list[np.ndarray]], dict[str, str]]:
     """((new face ids, their crops), photos that could not be read -> why); the faces are
     added to `groups`."""
     new_ids, crops, skipped = [], [], {}
-    for file in tqdm(files, desc="finding faces", unit="photo", disable=quiet):
-        rel = str(file.relative_to(album))
+    for rel, file in tqdm(files.items(), desc="finding faces", unit="photo", disable=quiet):
         try:
             photo = load_photo(file, rel)
         except FacesslError as exc:  # one broken photo is reported, not the end of the run

@@ -68,6 +68,20 @@ class Groups:
     def group_of(self) -> dict[int, int]:
         return {f: g.id for g in self.groups.values() for f in g.faces}
 
+    def take_out(self, faces: list[int]) -> tuple[list[int], list[int]]:
+        """Take `faces` out of their groups, deleting groups left empty: (ids of the groups
+        that still hold faces, ids of the groups deleted)."""
+        owner, kept, emptied = self.group_of(), [], []
+        for group_id in sorted({owner[f] for f in faces if f in owner}):
+            group = self.groups[group_id]
+            group.faces = [f for f in group.faces if f not in faces]
+            if group.faces:
+                kept.append(group_id)
+            else:
+                emptied.append(group_id)
+                del self.groups[group_id]
+        return kept, emptied
+
     def new_face(self, photo: str, box: tuple[int, int, int, int], score: float,
                  landmarks=None) -> Face:
         face = Face(self.next_ids[0], photo, box, score, landmarks)

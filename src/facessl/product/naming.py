@@ -51,17 +51,11 @@ def merge_groups(folder: str | Path, into: str, others: list[str]) -> Group:
 def split_faces(folder: str | Path, face_ids: list[str]) -> Group:
     """Move the faces `face_ids` (from any groups, or ungrouped) into one new, unnamed group."""
     groups = groups_file.load(folder)
-    faces, owner = _faces(groups, face_ids), groups.group_of()
-    touched = {owner[f] for f in faces if f in owner}
-    for group_id in touched:
-        group = groups.groups[group_id]
-        group.faces = [f for f in group.faces if f not in faces]
-        if not group.faces:
-            del groups.groups[group_id]
+    faces = _faces(groups, face_ids)
+    kept, emptied = groups.take_out(faces)
     groups.removed -= set(faces)
     group = groups.new_group(faces)
-    _save(folder, groups, [group.id, *(g for g in touched if g in groups.groups)],
-          removed=[g for g in touched if g not in groups.groups])
+    _save(folder, groups, [group.id, *kept], removed=emptied)
     return group
 
 
@@ -69,16 +63,10 @@ def remove_faces(folder: str | Path, face_ids: list[str]) -> list[int]:
     """Mark faces as not anyone to enrol (a poster, a stranger, not a face): they leave their
     group and stay out of re-grouping, enrolment and the album."""
     groups = groups_file.load(folder)
-    faces, owner = _faces(groups, face_ids), groups.group_of()
-    emptied, touched = [], {owner[f] for f in faces if f in owner}
-    for group_id in touched:
-        group = groups.groups[group_id]
-        group.faces = [f for f in group.faces if f not in faces]
-        if not group.faces:
-            emptied.append(group_id)
-            del groups.groups[group_id]
+    faces = _faces(groups, face_ids)
+    kept, emptied = groups.take_out(faces)
     groups.removed |= set(faces)
-    _save(folder, groups, [g for g in touched if g not in emptied], removed=emptied)
+    _save(folder, groups, kept, removed=emptied)
     return faces
 
 
