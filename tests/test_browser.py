@@ -6,6 +6,8 @@ by the Python playwright package; `playwright install` is never needed.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from test_classifier import photos, shared_model
+from test_community import grouped  # noqa: F401 (a fixture)
 
 CHROMIUM = Path("/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
@@ -29,12 +32,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_lfw, tmp_path_factory):
-    """`facessl serve MODEL` on a free port, as a subprocess; stopped after the tests."""
+@contextlib.contextmanager
+def _serving(*args: str):
+    """`facessl serve ARGS` on a free port, as a subprocess; yields its URL."""
     port = _free_port()
-    model = shared_model(tiny_lfw, tmp_path_factory)
-    process = subprocess.Popen([sys.executable, "-m", "facessl", "serve", str(model),
+    process = subprocess.Popen([sys.executable, "-m", "facessl", "serve", *args,
                                 "--port", str(port)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -55,15 +57,28 @@ def server(tiny_lfw, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
+    """One headless Chromium for the module's pages."""
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page()
-        page.goto(server)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_lfw, tmp_path_factory):
+    """`facessl serve MODEL`; stopped after the tests."""
+    with _serving(str(shared_model(tiny_lfw, tmp_path_factory))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    page = browser.new_page()
+    page.goto(server)
+    return page
 
 
 def test_the_page_lists_people_and_names_an_uploaded_photo(page, tiny_lfw):
@@ -91,3 +106,36 @@ def test_the_page_shows_why_an_upload_was_refused(page, tmp_path):
     page.click("button[type=submit]")
     sync_api.expect(page.locator("#status")).to_contain_text("notes.jpg is not an image")
     sync_api.expect(page.locator("#status")).to_have_class("error")
+
+
+def test_an_album_is_named_in_the_page_and_its_people_recognised(grouped, browser,  # noqa: F811
+                                                                  tiny_lfw, tmp_path):
+    groups_dir, group = shutil.copytree(grouped[0], tmp_path / "g"), grouped[1]
+    ariel, donald, gerhard = sorted(group)
+    # Donald's group is named; Ariel's and Gerhard's are merged and named Others
+    with _serving(str(tmp_path / "model"), "--groups", str(groups_dir)) as url:
+        page = browser.new_page()
+        page.goto(url)
+        cards = page.locator("#groups .group")
+        sync_api.expect(cards).to_have_count(3)
+        assert page.locator(f'#groups .group[data-id="{group[donald]}"] .faces img').count() >= 4
+        for other in (ariel, gerhard):
+            page.check(f'#groups .group[data-id="{group[other]}"] .pick')
+        page.click("#merge")
+        sync_api.expect(page.locator("#album-status")).to_contain_text("joined group")
+        sync_api.expect(cards).to_have_count(2)
+        page.fill(f'#groups .group[data-id="{group[donald]}"] input[name=name]', "Donald")
+        page.click(f'#groups .group[data-id="{group[donald]}"] button.name')
+        # the tests' bare backbone calibrates with two people: Donald waits for a second
+        sync_api.expect(page.locator("#album-status")).to_contain_text("not enrolled yet")
+        ids = cards.evaluate_all("cards => cards.map(card => +card.dataset.id)")
+        (merged,) = set(ids) - {group[donald]}
+        page.fill(f'#groups .group[data-id="{merged}"] input[name=name]', "Others")
+        page.click(f'#groups .group[data-id="{merged}"] button.name')
+        sync_api.expect(page.locator("#album-status")).to_contain_text("2 people")
+        sync_api.expect(page.locator("#people .person")).to_have_text(["Donald", "Others"])
+        assert page.locator("#people img").count() == 2  # each with their group's face
+        page.set_input_files("#file", str(photos(tiny_lfw, donald, ("test",))[0]))
+        page.click("button[type=submit]")
+        sync_api.expect(page.locator("#photo .box .name").first).to_have_text(
+            "Donald", timeout=30_000)

@@ -100,7 +100,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from facessl.product.serve import run_server
 
-    run_server(args.model, host=args.host, port=args.port)
+    run_server(args.model, args.groups, host=args.host, port=args.port)
     return 0
 
 
@@ -157,8 +157,16 @@ def add_product_commands(sub: argparse._SubParsersAction) -> None:
                          help="write copies of the photos with boxes and names drawn")
     predict.set_defaults(func=_predict)
 
-    serve = sub.add_parser("serve", help="web page and JSON API (POST /predict, GET /people)")
-    serve.add_argument("model", metavar="MODEL", help="model bundle folder")
+    serve = sub.add_parser(
+        "serve", help="web app and JSON API (POST /predict, GET /people; /docs lists all)",
+        description="Serve a page that names the faces of an uploaded photo and queues the "
+                    "unknown ones to be named; with --groups, also the album's groups to name "
+                    "and merge, each enrolled into MODEL as it is named.")
+    serve.add_argument("model", metavar="MODEL",
+                       help="model bundle folder (with --groups: made when the first group is "
+                            "named, if it does not exist)")
+    serve.add_argument("--groups", metavar="GROUPS_DIR",
+                       help="the output of `facessl group`: its groups are shown to be named")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)

@@ -28,6 +28,13 @@ def check_new_name(name: str, enrolled: list[str]) -> None:
                            f"(facessl remove-person MODEL {name}) to replace their photos.")
 
 
+def check_enrolled(name: str, enrolled: list[str]) -> None:
+    """Refuse a name nobody enrolled has."""
+    if name not in enrolled:
+        raise FacesslError(f"{name!r} is not enrolled; enrolled people: "
+                           f"{', '.join(enrolled)}.")
+
+
 def check_names(y, count: int) -> tuple[np.ndarray, np.ndarray]:
     """(sorted distinct names, each face's index into them) for `count` faces named `y`."""
     names = [str(n) for n in y]

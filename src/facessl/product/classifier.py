@@ -24,7 +24,8 @@ from facessl.models.checkpoint import detector_of
 from facessl.models.encoders import FaceEncoder, face_backbone, face_preprocessing
 from facessl.product.bundle import BundleMeta, load_bundle, save_bundle
 from facessl.product.calibration import Calibration, calibrate, prototypes
-from facessl.product.checks import UNKNOWN, check_faces, check_names, check_new_name, check_people
+from facessl.product.checks import (UNKNOWN, check_enrolled, check_faces, check_names,
+                                    check_new_name, check_people)
 from facessl.product.default_space import resolve_backbone
 from facessl.provenance import git_sha
 from facessl.space.face_space import FaceSpace, load_space
@@ -123,11 +124,7 @@ class FaceClassifier:
         sims = unit[keep] @ self.prototypes_.T
         accepted = (sims.argmax(axis=1) == keep_labels) & (sims.max(axis=1) >= self.threshold_)
         keep, keep_labels = keep[accepted], keep_labels[accepted]
-        self.support_ = np.concatenate([self.support_, album[keep]])
-        self.support_labels_ = np.concatenate([self.support_labels_, keep_labels])
-        self.support_labelled_ = np.concatenate([self.support_labelled_,
-                                                 np.zeros(len(keep), dtype=bool)])
-        self._refresh()
+        self._append(album[keep], keep_labels, labelled=False)
         self.album_ = {"faces": len(album), "added": int(len(keep))}
 
     def _refresh(self) -> None:
@@ -155,22 +152,38 @@ class FaceClassifier:
     def add_person(self, name: str, X: np.ndarray) -> FaceClassifier:
         """Enroll one more person from their face crops; the backbone is unchanged."""
         check_new_name(name, self.people)
-        described, label = self._describe(check_faces(X, "X", self.preprocessing)), len(self.people)
+        described = self._describe(check_faces(X, "X", self.preprocessing))
         self.classes_ = np.array([*self.people, name, UNKNOWN], dtype=object)
+        return self._append(described, np.full(len(described), len(self.people) - 1))
+
+    def add_faces(self, name: str, X: np.ndarray) -> FaceClassifier:
+        """More faces of someone enrolled (a face the user named): their prototype moves."""
+        check_enrolled(name, self.people)
+        described = self._describe(check_faces(X, "X", self.preprocessing))
+        return self._append(described, np.full(len(described), self.people.index(name)))
+
+    def rename_person(self, old: str, new: str) -> FaceClassifier:
+        """Call `old` by the name `new`; faces and prototype stay."""
+        check_enrolled(old, self.people)
+        check_new_name(new, self.people)
+        self.classes_ = np.array([new if p == old else p for p in self.people] + [UNKNOWN],
+                                 dtype=object)
+        return self
+
+    def _append(self, described: np.ndarray, labels: np.ndarray,
+                labelled: bool = True) -> FaceClassifier:
+        """Add descriptors of people `labels` (album faces: not `labelled`), then refresh."""
         self.support_ = np.concatenate([self.support_, described])
-        self.support_labels_ = np.concatenate([self.support_labels_,
-                                               np.full(len(described), label, dtype=np.int64)])
+        self.support_labels_ = np.concatenate([self.support_labels_, labels.astype(np.int64)])
         self.support_labelled_ = np.concatenate([self.support_labelled_,
-                                                 np.ones(len(described), dtype=bool)])
+                                                 np.full(len(described), labelled)])
         self._refresh()
         return self
 
     def remove_person(self, name: str) -> FaceClassifier:
         """Forget one person: their prototype and every face behind it."""
         people = list(self.people)
-        if name not in people:
-            raise FacesslError(f"{name!r} is not enrolled; enrolled people: "
-                               f"{', '.join(people)}.")
+        check_enrolled(name, people)
         check_people(len(people) - 1, f"removing {name}",
                      ", ".join(p for p in people if p != name), self._has_strangers)
         label = people.index(name)

@@ -180,10 +180,12 @@ def suggestions(groups: Groups, ids: np.ndarray, rows: np.ndarray,
     """What to name next: the largest unnamed groups, each with its most typical face (the
     one most like the rest), whose name labels the most faces per question asked."""
     where = {int(f): i for i, f in enumerate(ids)}
-    out = []
-    for group in sorted(groups.groups.values(), key=lambda g: -len(g.faces)):
-        if group.name is None and len(out) < limit:
-            members = rows[[where[f] for f in group.faces]]
-            typical = group.faces[int(np.argmax(members @ members.mean(axis=0)))]
-            out.append((group.id, len(group.faces), typical))
-    return out
+    unnamed = [g for g in sorted(groups.groups.values(), key=lambda g: -len(g.faces))
+               if g.name is None][:limit]
+    return [(g.id, len(g.faces), typical_face(g.faces, where, rows)) for g in unnamed]
+
+
+def typical_face(faces: list[int], where: dict[int, int], rows: np.ndarray) -> int:
+    """The face most like the rest of `faces` (`where`: face id -> row): what shows a group."""
+    members = rows[[where[f] for f in faces]]
+    return faces[int(np.argmax(members @ members.mean(axis=0)))]

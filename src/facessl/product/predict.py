@@ -76,13 +76,16 @@ def read_photo(photo: str | Path | bytes, name: str) -> tuple[Image.Image | None
     return image, result
 
 
-def name_faces(clf: FaceClassifier, photos: list[tuple[Image.Image | None, PhotoResult]]
-               ) -> list[PhotoResult]:
-    """Detect and name the faces of several opened photos with one pass of the network."""
+def name_faces(clf: FaceClassifier, photos: list[tuple[Image.Image | None, PhotoResult]],
+               crops_out: list[np.ndarray] | None = None) -> list[PhotoResult]:
+    """Detect and name the faces of several opened photos with one pass of the network;
+    `crops_out` receives each face's crop, in the order of the results' faces."""
     found = [faces_in_photo(image, clf.preprocessing, detector=clf.detector)
              if image is not None else []
              for image, _ in photos]
     crops = [crop for faces in found for _, crop in faces]
+    if crops_out is not None:
+        crops_out.extend(crops)
     if crops:
         sims = clf.decision_function(np.stack(crops))
         proba = clf.proba_from_similarities(sims)

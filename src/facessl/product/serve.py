@@ -1,28 +1,31 @@
-"""`facessl serve`: a web page and a JSON API that name the faces in an uploaded photo.
+"""`facessl serve`: a web app and a JSON API that name the faces in an uploaded photo, and
+with `--groups` let the user name the album's groups (`community_routes`).
 
 The model is loaded once per process. Uploads are checked before any decoding: the size
 cap is enforced from Content-Length before the body is read (413), an empty file or a
 damaged image is a 400, something that is not an image a 415, an image with too many
 pixels a 413, each with a JSON `detail` saying what to do; the server keeps serving.
-Detection and the network run one photo at a time (a lock): on a small CPU two at once
-only fight for the same cores; reading and decoding the next upload overlap with them.
+Detection and the network run one photo at a time (the community's lock, which edits also
+take): on a small CPU two at once only fight for the same cores; reading and decoding the
+next upload overlap with them.
 """
 
 from __future__ import annotations
 
 import io
-import threading
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI, File, HTTPException, UploadFile
+from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import facessl
-from facessl.product.classifier import FaceClassifier
-from facessl.product.predict import name_faces, read_photo
+from facessl.errors import FacesslError
+from facessl.product.community import Community
+from facessl.product.community_routes import community_routes
+from facessl.product.predict import read_photo
 
 STATIC = Path(__file__).parent / "static"  # the page and its assets: no CDN
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -38,6 +41,7 @@ class FaceOut(BaseModel):
     confidence: float
     similarity: float
     nearest: str
+    unknown_id: int | None = Field(None, description="an unknown face's place in the queue")
 
 
 class PredictOut(BaseModel):
@@ -51,7 +55,7 @@ class PredictOut(BaseModel):
 
 class PeopleOut(BaseModel):
     people: list[str]
-    threshold: float
+    threshold: float | None
 
 
 class HealthOut(BaseModel):
@@ -110,15 +114,20 @@ def _check_image(data: bytes, name: str, max_pixels: int) -> None:
                                  f"megapixels; the limit is {max_pixels / 1e6:.0f}. Resize it.")
 
 
-def create_app(model_path: str | Path, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               max_pixels: int = MAX_PIXELS) -> FastAPI:
-    """The web app for the classifier bundle at `model_path`."""
-    clf = FaceClassifier.load(model_path)
+def create_app(model_path: str | Path, groups: str | Path | None = None,
+               max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS) -> FastAPI:
+    """The web app for the classifier bundle at `model_path` (with `groups`, a GROUPS_DIR of
+    `facessl group`: the bundle is made when the first group is named)."""
+    community = Community(model_path, groups)
     index = (STATIC / "index.html").read_text()
-    network = threading.Lock()
     app = FastAPI(title="facessl", version=facessl.__version__,
                   description="Name the faces in a photo, or say 'unknown'.")
     app.add_middleware(_UploadLimit, max_bytes=max_upload_bytes)
+    app.include_router(community_routes(community))
+
+    @app.exception_handler(FacesslError)
+    def refused(request: Request, exc: FacesslError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
@@ -126,14 +135,18 @@ def create_app(model_path: str | Path, max_upload_bytes: int = MAX_UPLOAD_BYTES,
 
     @app.get("/health", response_model=HealthOut)
     def health() -> dict:
-        return {"status": "ok", "version": facessl.__version__, "people": len(clf.people)}
+        clf = community.clf
+        return {"status": "ok", "version": facessl.__version__,
+                "people": 0 if clf is None else len(clf.people)}
 
     @app.get("/people", response_model=PeopleOut)
     def people() -> dict:
-        return {"people": clf.people, "threshold": clf.threshold_}
+        clf = community.clf
+        return {"people": [] if clf is None else clf.people,
+                "threshold": None if clf is None else clf.threshold_}
 
     @app.post("/predict", response_model=PredictOut,
-              responses={400: {"description": "empty or damaged image"},
+              responses={400: {"description": "empty or damaged image, or nobody enrolled"},
                          413: {"description": "upload or image too large"},
                          415: {"description": "not an image"}})
     def predict(file: UploadFile = File(..., description="a photo (JPEG, PNG, WebP)")) -> dict:
@@ -143,16 +156,16 @@ def create_app(model_path: str | Path, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         image, result = read_photo(data, name)
         if result.error:
             raise HTTPException(400, result.error)
-        with network:
-            (result,) = name_faces(clf, [(image, result)])
-        return {**vars(result), "faces": [vars(f) for f in result.faces],
-                "message": result.message}
+        result, queued = community.name_photo(image, result)
+        faces = [vars(f) | {"unknown_id": q} for f, q in zip(result.faces, queued)]
+        return {**vars(result), "faces": faces, "message": result.message}
 
     return app
 
 
-def run_server(model_path: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+def run_server(model_path: str | Path, groups: str | Path | None = None,
+               host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve until interrupted (`facessl serve`)."""
-    app = create_app(model_path)
+    app = create_app(model_path, groups)
     print(f"facessl: serving {model_path} at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,214 @@
+"""What `facessl serve` keeps: the model it answers with, the album groups it learns from
+(`--groups`) and the unknown faces of uploads waiting for a name.
+
+Every change is on disk before it is answered (groups.json through `naming`, the bundle
+written atomically) and made under one lock, so two browser tabs cannot interleave edits.
+A named group is enrolled as it is named, from its faces alone; `facessl enroll --groups`
+fits again with the unnamed faces as the unlabelled album, and takes the user's splits and
+removals into account. Unknown faces are kept in memory only: an upload never touches disk.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from facessl.errors import FacesslError
+from facessl.models.encoders import face_preprocessing
+from facessl.product import groups as groups_file
+from facessl.product import naming
+from facessl.product.checks import UNKNOWN, check_name
+from facessl.product.classifier import FaceClassifier
+from facessl.product.face_store import load_faces
+from facessl.product.group import typical_face
+from facessl.product.predict import PhotoResult, name_faces
+
+QUEUE_LENGTH = 100  # the most recent unknown faces kept for naming
+
+
+@dataclass
+class QueuedFace:
+    id: int
+    crop: np.ndarray
+    file: str  # the upload it came from
+    nearest: str
+    similarity: float
+
+
+class Community:
+    """The model bundle at `model` (created when the first group is named, with `groups`)
+    and, with `groups`, the GROUPS_DIR of `facessl group`."""
+
+    def __init__(self, model: str | Path, groups: str | Path | None = None):
+        self.model, self.groups_dir = Path(model).expanduser(), groups
+        self.lock = threading.Lock()
+        self.unknown: dict[int, QueuedFace] = {}
+        self._next_unknown = 1
+        self.clf = (FaceClassifier.load(self.model)
+                    if groups is None or self.model.exists() else None)
+        self.waiting: str | None = None  # why a named group is not enrolled yet
+        if groups is not None:
+            album = groups_file.load(groups)
+            cut = face_preprocessing(album.backbone)
+            if self.clf is not None and self.clf.preprocessing != cut:
+                raise FacesslError(f"{model} cuts faces as {self.clf.preprocessing}, but "
+                                   f"{groups} holds faces cut as {cut}; enrol the groups into "
+                                   f"a new model: facessl enroll --groups {groups} --out NEW")
+            self._load_store()
+            self.waiting = self._enrol_named(album)
+
+    # ------------------------------------------------------------ uploads
+    def name_photo(self, image: Image.Image, result: PhotoResult) -> tuple[PhotoResult, list]:
+        """The photo's faces named; each unknown face queued (its queue id, else None)."""
+        with self.lock:
+            if self.clf is None:
+                raise FacesslError("nobody is enrolled yet: name a group first. "
+                                   + (self.waiting or ""))
+            crops: list[np.ndarray] = []
+            (result,) = name_faces(self.clf, [(image, result)], crops)
+            return result, [self._queue(crop, result.file, face) if face.name == UNKNOWN
+                            else None for crop, face in zip(crops, result.faces)]
+
+    def _queue(self, crop: np.ndarray, file: str, face) -> int:
+        queued = QueuedFace(self._next_unknown, crop, file, face.nearest, face.similarity)
+        self.unknown[queued.id] = queued
+        self._next_unknown += 1
+        while len(self.unknown) > QUEUE_LENGTH:
+            del self.unknown[next(iter(self.unknown))]  # the oldest
+        return queued.id
+
+    def queued(self) -> list[QueuedFace]:
+        """The unknown faces waiting for a name, the newest first."""
+        with self.lock:
+            return list(self.unknown.values())[::-1]
+
+    def name_unknown(self, queue_id: int, name: str) -> str:
+        """Enrol a queued face as `name`: one more face of someone enrolled, or a new person."""
+        with self.lock:
+            face = self.unknown.get(queue_id)
+            if face is None:
+                raise FacesslError(f"no unknown face {queue_id} is waiting (the queue keeps "
+                                   f"the last {QUEUE_LENGTH} and empties when the server "
+                                   "restarts); upload the photo again.")
+            if name in self.clf.people:
+                self.clf.add_faces(name, face.crop[None])
+            else:
+                self.clf.add_person(name, face.crop[None])
+            self.clf.save(self.model)
+            del self.unknown[queue_id]
+            return f"{name} has one more face; {len(self.clf.people)} people enrolled."
+
+    # ------------------------------------------------------------ the album's groups
+    def album(self) -> dict:
+        """Every group (unnamed ones first, largest first) with its typical face."""
+        with self.lock:
+            groups = self._groups()
+            self._know([f for g in groups.groups.values() for f in g.faces])
+        where = {f: i for i, f in enumerate(self._ids)}
+        ordered = sorted(groups.groups.values(), key=lambda g: (g.name is not None, -len(g.faces)))
+        out = []
+        for group in ordered:
+            typical = typical_face(group.faces, where, self._rows)
+            shown = [typical] + [f for f in group.faces if f != typical][:7]
+            out.append({"id": group.id, "name": group.name, "size": len(group.faces),
+                        "faces": shown})
+        return {"groups": out, "ungrouped": len(groups.ungrouped),
+                "enrolled": [] if self.clf is None else self.clf.people, "waiting": self.waiting}
+
+    def name_group(self, group_id: int, name: str) -> str:
+        """Name a group and enrol it (or rename the person it is)."""
+        with self.lock:
+            check_name(name)
+            groups = self._groups()
+            old = groups.get(group_id).name
+            named = {g.name for g in groups.groups.values()}
+            if self.clf is not None and name in self.clf.people and name not in named:
+                raise FacesslError(f"{name} is already enrolled in {self.model} from other "
+                                   f"photos; give this group another name, or remove {name} "
+                                   f"first (facessl remove-person {self.model} {name}) if this "
+                                   "group should take their place.")
+            naming.name_group(self.groups_dir, str(group_id), name)
+            if old is not None and old != name and self.clf is not None and old in self.clf.people:
+                self.clf.rename_person(old, name).save(self.model)
+                return f"{old} is now called {name}."
+            self.waiting = self._enrol_named(self._groups())
+            return self.waiting or f"{name} is enrolled; {len(self.clf.people)} people."
+
+    def merge(self, into: int, other: int) -> str:
+        """One group from two; faces new to an enrolled person join their prototype."""
+        with self.lock:
+            groups = self._groups()
+            before = {f for g in groups.groups.values() if g.name for f in g.faces}
+            target = naming.merge_groups(self.groups_dir, str(into), [str(other)])
+            added = [f for f in target.faces if f not in before]
+            if target.name and self.clf is not None and target.name in self.clf.people:
+                if added:
+                    self.clf.add_faces(target.name, self._crops(added)).save(self.model)
+                return f"group {other} joined {target.name}'s group {target.id}."
+            self.waiting = self._enrol_named(self._groups())
+            return self.waiting or f"group {other} joined group {target.id}."
+
+    def face_png(self, face_id: int) -> bytes:
+        """A face of the album as a PNG thumbnail."""
+        return _png(self._crops([face_id])[0])
+
+    def unknown_png(self, queue_id: int) -> bytes:
+        if queue_id not in self.unknown:
+            raise FacesslError(f"no unknown face {queue_id} is waiting.")
+        return _png(self.unknown[queue_id].crop)
+
+    def _enrol_named(self, groups) -> str | None:
+        """Enrol the named groups the model lacks (named before a model could be made, or
+        left by a server stopped between two saves); says why not, when it cannot yet."""
+        named = {g.name: g.faces for g in groups.groups.values() if g.name is not None}
+        missing = [n for n in named if self.clf is None or n not in self.clf.people]
+        if not missing:
+            return None
+        if self.clf is None:
+            clf = FaceClassifier(backbone=groups.backbone, detector=groups.detector)
+            labelled = [(f, n) for n in missing for f in named[n]]
+            try:
+                clf.fit(self._crops([f for f, _ in labelled]), [n for _, n in labelled])
+            except FacesslError as exc:
+                return f"{', '.join(missing)} named, not enrolled yet: {exc}"
+            self.clf = clf
+        else:
+            for name in missing:
+                self.clf.add_person(name, self._crops(named[name]))
+        self.clf.save(self.model)
+        return None
+
+    def _groups(self):
+        if self.groups_dir is None:
+            raise FacesslError("this server has no album: start it with --groups GROUPS_DIR "
+                               "(the output of facessl group).")
+        return groups_file.load(self.groups_dir)
+
+    def _load_store(self) -> None:
+        ids, crops, rows = load_faces(self.groups_dir)
+        self._ids, self._rows = ids.tolist(), rows
+        self._crops_by_id = dict(zip(self._ids, crops))
+
+    def _crops(self, faces: list[int]) -> np.ndarray:
+        self._know(faces)
+        return np.stack([self._crops_by_id[f] for f in faces])
+
+    def _know(self, faces: list[int]) -> None:
+        """Reads faces.npz again if `facessl group` grew it since (the server keeps running)."""
+        if any(f not in self._crops_by_id for f in faces):
+            self._load_store()
+        missing = [f for f in faces if f not in self._crops_by_id]
+        if missing:
+            raise FacesslError(f"{self.groups_dir}'s faces.npz lacks face {missing[0]}; run "
+                               "facessl group on the album again.")
+
+
+def _png(crop: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(crop.squeeze()).save(buffer, "PNG")
+    return buffer.getvalue()

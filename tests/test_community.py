@@ -1,0 +1,130 @@
+"""The web app's community routes on real LFW photos: groups named into a model from nothing,
+merged and renamed, a name that collides with an enrolled person, the unknown-face queue."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+from test_classifier import photos, shared_model
+from test_group import EVERYTHING, album
+
+from facessl.product import groups as groups_file
+from facessl.product.classifier import FaceClassifier
+from facessl.product.group import group_album
+from facessl.product.naming import split_faces
+from facessl.product.serve import create_app
+
+
+def _by_person(tiny_lfw, groups_dir) -> dict[str, int]:
+    """The album grouped as one group per community person (ids 1, 2, 3: sorted names)."""
+    groups = groups_file.load(groups_dir)
+    people = sorted(tiny_lfw["manifest"]["community"])
+    for person in people[:2]:
+        split_faces(groups_dir, [str(f.id) for f in groups.faces.values()
+                                 if f.photo.startswith(person)])
+    groups = groups_file.load(groups_dir)
+    owner = groups.group_of()
+    return {p: owner[next(f.id for f in groups.faces.values() if f.photo.startswith(p))]
+            for p in people}
+
+
+@pytest.fixture(scope="module")
+def grouped(tiny_lfw, tmp_path_factory):
+    """GROUPS_DIR with one group per person (read-only: copy it), and who is which group."""
+    base = tmp_path_factory.mktemp("community")
+    groups_dir = base / "groups"
+    group_album(album(tiny_lfw, base / "album", 4, broken=False), groups_dir,
+                threshold=float(EVERYTHING))
+    return groups_dir, _by_person(tiny_lfw, groups_dir)
+
+
+def _post(client, url: str, body: dict, status: int = 200) -> str:
+    response = client.post(url, json=body)
+    assert response.status_code == status, response.text
+    return response.json()["message" if status == 200 else "detail"]
+
+
+def test_naming_groups_builds_the_model_and_names_uploads(grouped, tiny_lfw, tmp_path):
+    groups_dir, group = shutil.copytree(grouped[0], tmp_path / "g"), grouped[1]
+    model = tmp_path / "model"
+    ariel, donald, gerhard = sorted(group)
+    with TestClient(create_app(model, groups_dir)) as client:
+        shown = client.get("/album").json()
+        size = {g["id"]: g["size"] for g in shown["groups"]}  # 4 photos each, some 2 faces
+        assert sorted(size) == [1, 2, 3] and min(size.values()) >= 4
+        assert shown["enrolled"] == [] and shown["waiting"] is None
+        assert client.get(f"/faces/{shown['groups'][0]['faces'][0]}.png").content[:4] == \
+            b"\x89PNG"
+        photo = photos(tiny_lfw, donald, ("test",))[0]
+        refused = client.post("/predict", files={"file": (photo.name, photo.read_bytes())})
+        assert refused.status_code == 400 and "nobody is enrolled yet" in refused.text
+        # the bare backbone of the tests calibrates with two people: the first one waits
+        assert "not enrolled yet" in _post(client, f"/groups/{group[donald]}/name",
+                                           {"name": "Donald"})
+        assert not model.exists()
+        assert "enrolled; 2 people" in _post(client, f"/groups/{group[ariel]}/name",
+                                             {"name": "Ariel"})
+        assert FaceClassifier.load(model).people == ["Ariel", "Donald"]
+        answer = client.post("/predict", files={"file": (photo.name, photo.read_bytes())})
+        assert answer.json()["faces"][0]["name"] == "Donald", answer.text
+        # merging a third person's group into a named one adds its faces to that person
+        supported = len(FaceClassifier.load(model).support_)
+        assert "joined Ariel" in _post(client, "/groups/merge",
+                                       {"into": group[ariel], "other": group[gerhard]})
+        assert len(FaceClassifier.load(model).support_) == supported + size[group[gerhard]]
+        assert "now called Ariel_Sharon" in _post(client, f"/groups/{group[ariel]}/name",
+                                                  {"name": "Ariel_Sharon"})
+        assert client.get("/people").json()["people"] == ["Ariel_Sharon", "Donald"]
+    assert {g.name for g in groups_file.load(groups_dir).groups.values()} == \
+        {"Donald", "Ariel_Sharon"}
+
+
+def test_refusals_are_one_clear_sentence(grouped, tiny_lfw, tmp_path_factory, tmp_path):
+    groups_dir, group = shutil.copytree(grouped[0], tmp_path / "g"), grouped[1]
+    model = shutil.copytree(shared_model(tiny_lfw, tmp_path_factory), tmp_path / "model")
+    enrolled = FaceClassifier.load(model).people
+    ariel, donald, _ = sorted(group)
+    with TestClient(create_app(model, groups_dir)) as client:
+        assert "already enrolled" in _post(client, f"/groups/{group[donald]}/name",
+                                           {"name": donald}, 400)
+        assert "cannot be" in _post(client, f"/groups/{group[donald]}/name",
+                                    {"name": "unknown"}, 400)
+        assert "there is no group 99" in _post(client, "/groups/99/name", {"name": "X"}, 400)
+        assert "into itself" in _post(client, "/groups/merge",
+                                      {"into": group[ariel], "other": group[ariel]}, 400)
+        assert client.get("/faces/99999.png").status_code == 400
+        assert client.post("/groups/1/name", json={}).status_code == 422
+        assert "enrolled; 4 people" in _post(client, f"/groups/{group[donald]}/name",
+                                             {"name": "Donald"})
+        assert "already names group" in _post(client, f"/groups/{group[ariel]}/name",
+                                              {"name": "Donald"}, 400)
+    assert FaceClassifier.load(model).people == [*enrolled, "Donald"]
+    with TestClient(create_app(model)) as client:  # no --groups
+        assert "no album" in client.get("/album").json()["detail"]
+
+
+def test_unknown_faces_queue_to_be_named(tiny_lfw, tmp_path_factory, tmp_path):
+    model = shutil.copytree(shared_model(tiny_lfw, tmp_path_factory), tmp_path / "model")
+    bundle = json.loads((model / "bundle.json").read_text())
+    (model / "bundle.json").write_text(json.dumps(bundle | {"threshold": 0.999}))  # all unknown
+    ariel = sorted(tiny_lfw["manifest"]["community"])[0]
+    photo = photos(tiny_lfw, ariel, ("test",))[0]
+    with TestClient(create_app(model)) as client:
+        faces = client.post("/predict", files={"file": (photo.name, photo.read_bytes())}
+                            ).json()["faces"]
+        assert faces and all(f["name"] == "unknown" for f in faces)
+        queued = client.get("/unknown").json()["faces"]
+        assert [q["id"] for q in queued] == sorted(f["unknown_id"] for f in faces)[::-1]
+        first = faces[0]["unknown_id"]
+        assert queued[-1]["file"] == photo.name
+        assert client.get(f"/unknown/{first}.png").content[:4] == b"\x89PNG"
+        assert "one more face" in _post(client, f"/unknown/{first}/name", {"name": ariel})
+        assert "no unknown face" in _post(client, f"/unknown/{first}/name", {"name": ariel}, 400)
+        assert first not in [q["id"] for q in client.get("/unknown").json()["faces"]]
+    after = FaceClassifier.load(model)
+    assert after.support_labels_.tolist().count(after.people.index(ariel)) == \
+        FaceClassifier.load(shared_model(tiny_lfw, tmp_path_factory)
+                            ).support_labels_.tolist().count(after.people.index(ariel)) + 1
