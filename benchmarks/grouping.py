@@ -1,16 +1,24 @@
 """How well `facessl group` finds the people in an album, against the true names.
 
-The album is lfw62-v1's community train photos (2,403 photos of 62 people), written as one
-flat folder, so the method sees no names; each photo's largest face is scored as its
-person (other faces, background people, are grouped but not scored). Reported: pairwise
-precision and recall (pairs of scored faces in one group), BCubed precision, recall and F
-(an ungrouped face is its own group), groups against people, the share of faces grouped,
-and the wall time of the whole `group_album` call (detection included). A second
-`group_album` call on the same folder times a re-run, which reads no photo again.
+The album is one flat folder of LFW photos, so the method sees no names: lfw62-v1's
+community train photos (2,403 photos of 62 people; `--role train`) or its unlabelled pool
+(9,199 photos of 4,400 people outside the community, most with one or two photos; `--role
+pool`), or every photo of one person (`--role person:George_W_Bush`: 530 photos). Each
+photo's largest face is scored as its person (other faces, background people, are grouped
+but not scored). Reported: pairwise precision and recall (pairs of scored faces
+in one group), BCubed precision, recall and F (an ungrouped face is its own group), groups
+against people, the share of faces grouped, and the wall time of the whole `group_album`
+call (detection included); a second call on the same folder times a re-run, which reads no
+photo again. `--kmeans` adds k-means on the same face rows given the true number of people
+(a reference a real user would not have); `--recluster T ...` clusters the stored rows
+again at other thresholds, in seconds.
 
-    python benchmarks/grouping.py [--threshold T ...] [--split lfw62-v1] [--role train]
+    python benchmarks/grouping.py [--threshold T ...] [--role train|pool|person:NAME] [--backbone B]
+                                  [--kmeans] [--recluster T ...]
 
-Without --threshold, `facessl group`'s default (config.GroupConfig).
+Without --threshold, `facessl group`'s default (config.GroupConfig); without --backbone,
+its default face space. The groups stay in WORKDIR/groups-<backbone>-<threshold> (label_next.py
+reads the default one).
 """
 
 from __future__ import annotations
@@ -23,49 +31,89 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from sklearn.cluster import KMeans
 
+from facessl.config import GroupConfig
 from facessl.data import lfw
 from facessl.data.splits import resolve_split_path
+from facessl.product.face_store import load_faces
 from facessl.product.group import group_album
+from facessl.space.clustering import UNGROUPED, cluster_rows
+from facessl.space.neighbours import l2_normalise
 
 
-def write_album(split: str, role: str, folder: Path) -> dict[str, str]:
-    """The split's photos of `role` as folder/<n>.jpg; returns file name -> person."""
+def album_truth(split: str, role: str, workdir: Path) -> dict[str, str]:
+    """The photos of `role` as workdir/album/<n>.jpg, written once; returns file name ->
+    person (truth.json) and keeps file name -> LFW photo in sources.json."""
+    if (workdir / "truth.json").is_file():
+        return json.loads((workdir / "truth.json").read_text())
     manifest = json.loads(resolve_split_path(split).read_text())
-    wanted = {p: person for person, roles in manifest["community"].items() for p in roles[role]}
-    folder.mkdir(parents=True, exist_ok=True)
-    truth = {}
+    wanted = {}  # for person:NAME, every photo in NAME's folder
+    if role == "pool":
+        wanted = {p: p.split("/")[0] for p in manifest["unlabelled"]}
+    elif not role.startswith("person:"):
+        wanted = {p: person for person, roles in manifest["community"].items()
+                  for p in roles[role]}
+    (workdir / "album").mkdir(parents=True, exist_ok=True)
+    truth, sources = {}, {}
     for rel, data in lfw.locate().iter_images():
-        if rel in wanted:
+        person = rel.split("/")[0] if role == f"person:{rel.split('/')[0]}" else wanted.get(rel)
+        if person is not None:
             name = f"{len(truth):05d}.jpg"
-            (folder / name).write_bytes(data)
-            truth[name] = wanted[rel]
+            (workdir / "album" / name).write_bytes(data)
+            truth[name], sources[name] = person, rel
+    (workdir / "sources.json").write_text(json.dumps(sources))
+    (workdir / "truth.json").write_text(json.dumps(truth))
     return truth
 
 
-def scores(groups, truth: dict[str, str]) -> dict:
-    """Pairwise and BCubed scores of the photos' largest faces."""
+def largest_faces(groups) -> list:
+    """The largest face of each photo (the one whose person the photo is named after)."""
     largest = {}
     for face in sorted(groups.faces.values(), key=lambda f: f.box[2] * f.box[3]):
         largest[face.photo] = face  # the largest comes last
-    owner = groups.group_of()
-    faces = list(largest.values())
-    label = np.array([owner.get(f.id, -f.id) for f in faces])  # ungrouped: a group of its own
-    person = np.array([truth[f.photo] for f in faces])
+    return list(largest.values())
+
+
+def scores(label: np.ndarray, person: np.ndarray) -> dict:
+    """Pairwise and BCubed scores of faces in groups `label` whose people are `person`."""
     same_group = label[:, None] == label[None, :]
     same_person = person[:, None] == person[None, :]
-    off = ~np.eye(len(faces), dtype=bool)
-    grouped_pairs = (same_group & off).sum()
-    pairwise_p = (same_group & same_person & off).sum() / max(grouped_pairs, 1)
-    pairwise_r = (same_group & same_person & off).sum() / max((same_person & off).sum(), 1)
-    bcubed_p = ((same_group & same_person).sum(1) / same_group.sum(1)).mean()
-    bcubed_r = ((same_group & same_person).sum(1) / same_person.sum(1)).mean()
+    both = same_group & same_person
+    off_diagonal = len(label)
+    pairwise_p = (both.sum() - off_diagonal) / max(same_group.sum() - off_diagonal, 1)
+    pairwise_r = (both.sum() - off_diagonal) / max(same_person.sum() - off_diagonal, 1)
+    bcubed_p = (both.sum(1) / same_group.sum(1)).mean()
+    bcubed_r = (both.sum(1) / same_person.sum(1)).mean()
     sizes = Counter(label.tolist())
     return {"pairwise_p": pairwise_p, "pairwise_r": pairwise_r, "bcubed_p": bcubed_p,
             "bcubed_r": bcubed_r, "bcubed_f": 2 * bcubed_p * bcubed_r / (bcubed_p + bcubed_r),
-            "groups": len(groups.groups), "people": len(set(person)),
-            "grouped": float(np.mean([sizes[v] >= 2 for v in label])), "scored": len(faces),
-            "faces": len(groups.faces)}
+            "groups": len({v for v in sizes if sizes[v] >= 2}), "people": len(set(person)),
+            "grouped": float(np.mean([sizes[v] >= 2 for v in label]))}
+
+
+def kmeans_labels(out: Path, faces: list, people: int) -> np.ndarray:
+    """k-means (scikit-learn, k = the true number of people) on the faces' stored rows."""
+    ids, _, rows = load_faces(out)
+    where = {int(f): i for i, f in enumerate(ids)}
+    chosen = rows[[where[f.id] for f in faces]]
+    return KMeans(people, n_init=3, random_state=0).fit_predict(l2_normalise(chosen))
+
+
+def recluster_labels(out: Path, faces: list, threshold: float) -> np.ndarray:
+    """`facessl group`'s clustering of every stored row at another threshold (no photo is
+    read again); the scored faces' groups, ungrouped ones each on their own."""
+    ids, _, rows = load_faces(out)
+    labels = cluster_rows(rows, threshold, GroupConfig().min_group)
+    where = {int(f): i for i, f in enumerate(ids)}
+    return np.array([labels[where[f.id]] if labels[where[f.id]] != UNGROUPED else -1 - n
+                     for n, f in enumerate(faces)])
+
+
+def _row(method: str, s: dict, first: str = "", again: str = "") -> str:
+    return (f"| {method} | {s['pairwise_p']:.3f} | {s['pairwise_r']:.3f} | {s['bcubed_p']:.3f} "
+            f"| {s['bcubed_r']:.3f} | {s['bcubed_f']:.3f} | {s['groups']} / {s['people']} | "
+            f"{100 * s['grouped']:.1f}% | {first} | {again} |")
 
 
 def main() -> None:
@@ -74,18 +122,20 @@ def main() -> None:
     parser.add_argument("--split", default="lfw62-v1")
     parser.add_argument("--role", default="train")
     parser.add_argument("--backbone", default=None)
+    parser.add_argument("--kmeans", action="store_true")
+    parser.add_argument("--recluster", type=float, nargs="*", default=[], metavar="T",
+                        help="also cluster the last run's stored rows at these thresholds")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/facessl-grouping"))
     args = parser.parse_args()
-    album = args.workdir / "album"
-    truth = write_album(args.split, args.role, album) if not album.is_dir() else json.loads(
-        (args.workdir / "truth.json").read_text())
-    (args.workdir / "truth.json").write_text(json.dumps(truth))
+    workdir = args.workdir / args.role
+    album, truth = workdir / "album", album_truth(args.split, args.role, workdir)
     print(f"{len(truth)} photos of {len(set(truth.values()))} people ({args.split} {args.role})")
-    print("| threshold | pairwise precision | pairwise recall | BCubed P | BCubed R | BCubed F | "
-          "groups / people | faces grouped | first run s | re-run s |")
+    print("| method | pairwise precision | pairwise recall | BCubed P | BCubed R | BCubed F | "
+          "groups of 2+ / people | faces grouped | first run s | re-run s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    space = Path(args.backbone).name if args.backbone else "default"
     for threshold in args.threshold:
-        out = args.workdir / f"groups-{threshold}"
+        out = workdir / f"groups-{space}-{'default' if threshold is None else threshold}"
         shutil.rmtree(out, ignore_errors=True)
         started = time.perf_counter()
         group_album(album, out, backbone=args.backbone, threshold=threshold)
@@ -93,11 +143,19 @@ def main() -> None:
         started = time.perf_counter()
         groups, _ = group_album(album, out)
         again = time.perf_counter() - started
-        s = scores(groups, truth)
-        print(f"| {groups.threshold:g} | {s['pairwise_p']:.3f} | {s['pairwise_r']:.3f} | "
-              f"{s['bcubed_p']:.3f} | {s['bcubed_r']:.3f} | {s['bcubed_f']:.3f} | "
-              f"{s['groups']} / {s['people']} | {100 * s['grouped']:.1f}% | {first:.0f} | "
-              f"{again:.0f} |", flush=True)
+        faces = largest_faces(groups)
+        owner = groups.group_of()
+        label = np.array([owner.get(f.id, -f.id) for f in faces])  # ungrouped: on its own
+        person = np.array([truth[f.photo] for f in faces])
+        print(_row(f"{space} space, average linkage at {groups.threshold:g}",
+                   scores(label, person), f"{first:.0f}", f"{again:.1f}"), flush=True)
+    if args.kmeans:
+        print(_row(f"{space} space, k-means with the true k = {len(set(person))}",
+                   scores(kmeans_labels(out, faces, len(set(person))), person)))
+    for threshold in args.recluster:
+        print(_row(f"{space} space, the same rows clustered again at {threshold:g}",
+                   scores(recluster_labels(out, faces, threshold), person)))
+    print(f"({len(groups.faces)} faces found in {len(truth)} photos; {len(faces)} scored)")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,11 @@ def test_bad_albums_and_enrolments_say_what_to_do(tiny_lfw, tmp_path):
     Image.new("RGB", (200, 150), "grey").save(tmp_path / "empty" / "wall.jpg")
     groups, summary = group_album(tmp_path / "empty", tmp_path / "g1")
     assert summary.faces == 0 and not groups.groups and (tmp_path / "g1" / "overview.png").is_file()
+    (tmp_path / "one").mkdir()  # one face: nobody to group it with, so it stays ungrouped
+    Image.open(sorted(photos_dir.iterdir())[0]).crop((50, 50, 200, 200)).save(
+        tmp_path / "one" / "face.jpg")  # LFW's central face alone
+    groups, summary = group_album(tmp_path / "one", tmp_path / "g3")
+    assert summary.faces == 1 and not groups.groups and len(groups.ungrouped) == 1
     group_album(photos_dir, tmp_path / "g2")
     done = facessl("enroll", "--groups", str(tmp_path / "g2"), "--out", str(tmp_path / "m"))
     assert done.returncode == 2 and "no group in" in done.stderr and "has a name yet" in done.stderr

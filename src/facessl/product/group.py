@@ -63,8 +63,10 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
         raise FacesslError(f"{out} was grouped in the face space of {groups.backbone} (faces cut "
                            f"by {groups.detector}); pass --backbone {groups.backbone}, or a new "
                            "--out to group the album in another space.")
-    groups.album, groups.threshold = str(album.resolve()), threshold or groups.threshold
+    groups.album = str(album.resolve())
+    groups.threshold = groups.threshold if threshold is None else threshold
     ids, crops, rows = face_store.load_faces(out) if previous else (None, None, None)
+    stored, before = ids, {g.id: list(g.faces) for g in groups.groups.values()}
     current = {str(f.relative_to(album)): f for f in files}
     gone = _forget_changed(groups, current)
     todo = {rel: f for rel, f in current.items() if rel not in groups.photos}
@@ -74,12 +76,21 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
     active = np.array([f not in groups.removed for f in ids], bool)
     labels = cluster_rows(rows[active], groups.threshold, DEFAULTS.min_group)
     _assign(groups, ids[active], labels)
-    face_store.save_faces(out, ids, crops, rows)
+    if stored is None or not np.array_equal(stored, ids):
+        face_store.save_faces(out, ids, crops, rows)
     groups_file.save(out, groups)
-    draw_sheets(out, groups)
+    draw_sheets(out, groups, *_redrawn(out, groups, before))
     grouped = len(groups.faces) - len(groups.ungrouped) - len(groups.removed)
     return groups, Summary(len(files), len(todo), len(groups.faces), len(found[0]), grouped,
                            skipped, gone, suggestions(groups, ids, rows))
+
+
+def _redrawn(out: Path, groups: Groups, before: dict[int, list[int]]
+             ) -> tuple[list[int], list[int]]:
+    """(groups whose sheet must be drawn: changed, new or missing, groups gone)."""
+    changed = [g.id for g in groups.groups.values() if before.get(g.id) != g.faces
+               or not (out / "sheets" / f"group-{g.id}.png").is_file()]
+    return changed, [g for g in before if g not in groups.groups]
 
 
 def _signature(file: Path) -> list:

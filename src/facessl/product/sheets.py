@@ -2,7 +2,7 @@
 
 GROUPS_DIR/sheets/group-<id>.png shows a group's faces (as the model sees them, aligned)
 with their ids; sheets/ungrouped.png the faces left alone; overview.png one row per group,
-largest first, with its id, name and size.
+largest first (the largest 100), with its id, name and size.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ CAPTION = 14  # px under each face for its id
 COLUMNS = 10
 MOST_FACES = 200  # per sheet: a huge group's sheet stays a readable size
 OVERVIEW_FACES = 8  # per group row of the overview
+OVERVIEW_GROUPS = 100  # the largest; a big album's overview stays an image a viewer opens
 TITLE = 24
 
 
@@ -63,11 +64,14 @@ def _sheet(title: str, faces: list[int], crops: dict[int, np.ndarray]) -> Image.
 
 def _overview(groups: Groups, crops: dict[int, np.ndarray]) -> Image.Image:
     ordered = sorted(groups.groups.values(), key=lambda g: -len(g.faces))
-    label_width, row = 180, THUMB + 4
-    sheet = Image.new("RGB", (label_width + OVERVIEW_FACES * THUMB, max(1, len(ordered)) * row),
-                      "white")
+    shown, label_width, row = ordered[:OVERVIEW_GROUPS], 180, THUMB + 4
+    height = max(1, len(shown)) * row + (TITLE if len(ordered) > len(shown) else 0)
+    sheet = Image.new("RGB", (label_width + OVERVIEW_FACES * THUMB, height), "white")
     draw = ImageDraw.Draw(sheet)
-    for r, group in enumerate(ordered):
+    if len(ordered) > len(shown):
+        draw.text((4, len(shown) * row + 5), f"and {len(ordered) - len(shown)} smaller groups: "
+                  "see sheets/", fill="black")
+    for r, group in enumerate(shown):
         y = r * row
         draw.text((4, y + 30), f"group {group.id}", fill="black")
         draw.text((4, y + 46), group.name or "(unnamed)", fill="black")
