@@ -101,7 +101,7 @@ class Community:
                 self.clf.add_person(name, face.crop[None])
             self.clf.save(self.model)
             del self.unknown[queue_id]
-            return f"{name} has one more face; {len(self.clf.people)} people enrolled."
+            return f"{name} has one more face; {_people(self.clf)} enrolled."
 
     # ------------------------------------------------------------ the album's groups
     def album(self) -> dict:
@@ -137,7 +137,7 @@ class Community:
                 self.clf.rename_person(old, name).save(self.model)
                 return f"{old} is now called {name}."
             self.waiting = self._enrol_named(self._groups())
-            return self.waiting or f"{name} is enrolled; {len(self.clf.people)} people."
+            return self.waiting or f"{name} is enrolled; {_people(self.clf)}."
 
     def merge(self, into: int, other: int) -> str:
         """One group from two; faces new to an enrolled person join their prototype."""
@@ -206,6 +206,11 @@ class Community:
         if missing:
             raise FacesslError(f"{self.groups_dir}'s faces.npz lacks face {missing[0]}; run "
                                "facessl group on the album again.")
+
+
+def _people(clf: FaceClassifier) -> str:
+    count = len(clf.people)
+    return f"{count} {'person' if count == 1 else 'people'}"
 
 
 def _png(crop: np.ndarray) -> bytes:
