@@ -369,19 +369,24 @@ def test_a_self_supervised_checkpoint_can_be_enrolled_with(tiny_lfw, community, 
 # ---------------------------------------------------------------- folders of photos
 
 
-def test_folders_give_one_face_per_photo_and_report_faceless_ones(tiny_lfw, tmp_path):
+def test_folders_give_one_face_per_photo_and_leave_out_unusable_ones(tiny_lfw, tmp_path):
     people = people_folder(tiny_lfw, tmp_path / "people")
     y, x = np.mgrid[0:200, 0:300]
     landscape = np.stack([x * 255 / 300, y * 255 / 200, np.full_like(x, 90.0)], -1)
     Image.fromarray(landscape.astype(np.uint8)).save(people / "Ariel_Sharon" / "sky.png")
-    faces, names, faceless = labelled_faces(people, Preprocessing(128, 96))
+    (people / "Ariel_Sharon" / "notes.jpg").write_text("not a photo")  # among good photos
+    faces, names, left_out = labelled_faces(people, Preprocessing(128, 96))
     assert faces.shape == (18, 96, 96, 3) and len(names) == 18
-    assert faceless == [people / "Ariel_Sharon" / "sky.png"]
+    assert [(u.photo.name, u.unreadable) for u in left_out] == [("notes.jpg", True),
+                                                                 ("sky.png", False)]
+    assert "notes.jpg is not an image" in left_out[0].why
     (people / "Nobody").mkdir()
     (people / "Nobody" / "sky.png").write_bytes((people / "Ariel_Sharon" / "sky.png").read_bytes())
-    with pytest.raises(FacesslError, match="no face found in any photo of .*Nobody"):
+    (people / "Nobody" / "empty.jpg").write_bytes(b"")
+    with pytest.raises(FacesslError, match="no usable photo of Nobody .* 1 without a face "
+                                           "found, 1 that could not be read"):
         labelled_faces(people, Preprocessing(128, 96))
     with pytest.raises(FacesslError, match="has no sub-folders"):
         labelled_faces(people / "Nobody", Preprocessing(128, 96))
-    crops_, faceless = person_faces(people / "Ariel_Sharon", Preprocessing(128, 96))
-    assert len(crops_) == 6 and len(faceless) == 1
+    crops_, left_out = person_faces(people / "Ariel_Sharon", Preprocessing(128, 96))
+    assert len(crops_) == 6 and len(left_out) == 2

@@ -50,12 +50,14 @@ def landscape(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cli_model(tiny_lfw, tmp_path_factory):
-    """A model enrolled by `facessl enroll` itself, and what the command printed."""
+    """A model enrolled by `facessl enroll` itself from folders holding one broken photo
+    among the good ones, and what the command printed (stdout, stderr)."""
     people = people_folder(tiny_lfw, tmp_path_factory.mktemp("cli") / "people")
+    (people / "Ariel_Sharon" / "broken.jpg").write_text("not a photo")
     out = people.parent / "model"
     done = facessl("enroll", str(people), "--out", str(out), "--quiet")
     assert done.returncode == 0, done.stderr
-    return out, done.stdout
+    return out, done.stdout, done.stderr
 
 
 # ---------------------------------------------------------------- in Python
@@ -116,9 +118,12 @@ def test_annotated_copy_has_boxes_in_the_right_places(model, group_photo):
 # ---------------------------------------------------------------- the command
 
 
-def test_enroll_command_reports_what_it_did(cli_model):
-    out, stdout = cli_model
-    assert "enrolled 3 people from 18 photos" in stdout
+def test_enroll_command_reports_what_it_did_and_what_it_left_out(cli_model):
+    out, stdout, stderr = cli_model
+    assert ("enrolled 3 people from 18 photos (1 photo left out: 1 could not be read, 0 "
+            "without a face found)") in stdout
+    assert stderr.count("facessl: warning:") == 1
+    assert "broken.jpg is not an image" in stderr and "(left out)" in stderr
     assert "unknown-person threshold" in stdout and f"wrote {out}" in stdout
     assert (out / "bundle.json").is_file() and (out / "weights.safetensors").is_file()
 
@@ -146,13 +151,15 @@ def test_predict_command_reads_folders_and_reports_unreadable_photos(cli_model, 
     shutil.copy(photos(tiny_lfw, "Gerhard_Schroeder", ("test",))[0], folder / "a.jpg")
     (folder / "notes.jpg").write_text("not a photo\n")
     (folder / "readme.txt").write_text("ignored: not a photo name\n")
-    assert main(["predict", str(cli_model[0]), str(folder), "--csv"]) == 2
+    assert main(["predict", str(cli_model[0]), str(folder), "--csv"]) == 0  # one was read
     out, err = capsys.readouterr()
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [(r["file"].rsplit("/", 1)[1], r["name"]) for r in rows] == [
         ("a.jpg", "Gerhard_Schroeder"), ("notes.jpg", "")]
     assert "is not an image" in rows[1]["note"]
-    assert err.count("facessl: error:") == 1 and "notes.jpg is not an image" in err
+    assert err.count("facessl: warning:") == 1 and "notes.jpg is not an image" in err
+    assert "1 of 2 photos could not be read and were left out" in err
+    assert main(["predict", str(cli_model[0]), str(folder / "notes.jpg")]) == 2  # none read
 
 
 def test_add_and_remove_person_commands(cli_model, tiny_lfw, tmp_path, capsys):
@@ -163,8 +170,11 @@ def test_add_and_remove_person_commands(cli_model, tiny_lfw, tmp_path, capsys):
     pictures = photos(tiny_lfw, NEWCOMER)
     for photo in pictures[:5]:
         shutil.copy(photo, newcomer / photo.name)
+    (newcomer / "empty.jpg").write_bytes(b"")
     assert main(["add-person", str(model), NEWCOMER, str(newcomer), "--quiet"]) == 0
-    assert f"added {NEWCOMER} to {model} (4 people" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert f"added {NEWCOMER} to {model} (4 people" in out and "(1 photo left out: 1" in out
+    assert "empty.jpg is empty" in err
     clf = FaceClassifier.load(model)
     assert clf.people[-1] == NEWCOMER
     named = [r.faces[0].name for r in predict_files(clf, pictures[5:10]) if r.faces]

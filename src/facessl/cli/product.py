@@ -31,9 +31,8 @@ def _enroll(args: argparse.Namespace) -> int:
     else:
         clf, summary = enroll(args.people_dir, args.out, unlabelled=args.unlabelled,
                               backbone=args.backbone, quiet=args.quiet)
-    for photo in summary["faceless"]:
-        print(f"facessl: warning: no face found in {photo}; it was not used", file=sys.stderr)
-    print(f"enrolled {len(clf.people)} people from {summary['faces']} photos"
+    print(f"enrolled {len(clf.people)} people from {summary['faces']} "
+          f"{'faces' if args.groups else 'photos'}" + _left_out(summary["unused"])
           + (f"; album: {clf.album_['added']} of {clf.album_['faces']} faces added to their "
              f"person" if clf.album_["faces"] else ""))
     if clf.space_ is None:
@@ -44,6 +43,17 @@ def _enroll(args: argparse.Namespace) -> int:
     print(_threshold_report(clf))
     print(f"wrote {args.out} in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _left_out(unused: list) -> str:
+    """One warning line per photo left out (on stderr); their count, for the summary."""
+    for photo in unused:
+        print(f"facessl: warning: {photo.why.rstrip('.')} (left out)", file=sys.stderr)
+    if not unused:
+        return ""
+    unreadable = sum(u.unreadable for u in unused)
+    return (f" ({len(unused)} photo{'s' * (len(unused) > 1)} left out: {unreadable} could not "
+            f"be read, {len(unused) - unreadable} without a face found)")
 
 
 def _threshold_report(clf) -> str:
@@ -66,11 +76,9 @@ def _add_person(args: argparse.Namespace) -> int:
     from facessl.product.enroll import add_person
 
     started = time.perf_counter()
-    clf, faceless = add_person(args.model, args.name, args.dir, quiet=args.quiet)
-    for photo in faceless:
-        print(f"facessl: warning: no face found in {photo}; it was not used", file=sys.stderr)
+    clf, unused = add_person(args.model, args.name, args.dir, quiet=args.quiet)
     print(f"added {args.name} to {args.model} ({len(clf.people)} people; "
-          f"{_threshold(clf)}) in {time.perf_counter() - started:.1f} s")
+          f"{_threshold(clf)}) in {time.perf_counter() - started:.1f} s" + _left_out(unused))
     return 0
 
 

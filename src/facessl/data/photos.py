@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -79,9 +80,17 @@ def photo_files(path: str | Path) -> list[Path]:
     return files
 
 
+class Unused(NamedTuple):
+    """A photo of a person's folder that was left out, and why (`why` names the photo)."""
+
+    photo: Path
+    why: str
+    unreadable: bool  # False: it was read, but no face was found in it
+
+
 def labelled_faces(people_dir: str | Path, prep: Preprocessing, quiet: bool = True,
-                   detector: str | None = None) -> tuple[np.ndarray, list[str], list[Path]]:
-    """(crops N x H x W x C, names, photos without a face) from `PEOPLE_DIR/<name>/...`:
+                   detector: str | None = None) -> tuple[np.ndarray, list[str], list[Unused]]:
+    """(crops N x H x W x C, names, photos not used and why) from `PEOPLE_DIR/<name>/...`:
     the largest face of each photo, since a labelled photo shows its person biggest."""
     people_dir = Path(people_dir).expanduser()
     if not people_dir.is_dir():
@@ -91,31 +100,41 @@ def labelled_faces(people_dir: str | Path, prep: Preprocessing, quiet: bool = Tr
     if not folders:
         raise FacesslError(f"{people_dir} has no sub-folders; put each person's photos in "
                            "PEOPLE_DIR/<name>/ (the folder name is the person's name).")
-    crops, names, faceless = [], [], []
+    crops, names, unused = [], [], []
     for folder in folders:
-        found = person_faces(folder, prep, quiet, detector)
-        if not found[0]:
-            raise FacesslError(f"no face found in any photo of {folder}; add clear, frontal "
-                               "photos of this person or remove the folder.")
-        crops += found[0]
-        names += [folder.name] * len(found[0])
-        faceless += found[1]
-    return np.stack(crops), names, faceless
+        found, not_used = person_faces(folder, prep, quiet, detector)
+        crops += found
+        names += [folder.name] * len(found)
+        unused += not_used
+    return np.stack(crops), names, unused
 
 
 def person_faces(folder: str | Path, prep: Preprocessing, quiet: bool = True,
-                 detector: str | None = None) -> tuple[list[np.ndarray], list[Path]]:
-    """(largest face of each photo in `folder`, photos in which no face was found)."""
-    crops, faceless = [], []
+                 detector: str | None = None) -> tuple[list[np.ndarray], list[Unused]]:
+    """(the largest face of each photo in `folder`, the photos not used and why).
+
+    A photo that cannot be read, or shows no face, is left out, not the end of the run;
+    only a folder with no usable photo at all is refused."""
+    crops, unused = [], []
     files = photo_files(folder)
     for file in tqdm(files, desc=f"faces of {Path(folder).name}", unit="photo", disable=quiet,
                      leave=False):
-        found = faces_in_photo(load_photo(file), prep, largest_only=True, detector=detector)
+        try:
+            found = faces_in_photo(load_photo(file), prep, largest_only=True, detector=detector)
+        except FacesslError as exc:
+            unused.append(Unused(file, str(exc), True))
+            continue
         if found:
             crops.append(found[0][1])
         else:
-            faceless.append(file)
-    return crops, faceless
+            unused.append(Unused(file, f"no face found in {file}", False))
+    if not crops:
+        unreadable = sum(u.unreadable for u in unused)
+        raise FacesslError(f"no usable photo of {Path(folder).name} in {folder}: "
+                           f"{len(unused) - unreadable} without a face found, {unreadable} "
+                           "that could not be read; add clear, frontal photos of this person "
+                           "or remove the folder.")
+    return crops, unused
 
 
 def album_faces(files: list[Path], prep: Preprocessing, quiet: bool = True,

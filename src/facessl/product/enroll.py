@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from facessl.config import DEFAULT_FACE_SPACE
-from facessl.data.photos import album_faces, labelled_faces, person_faces, photo_files
+from facessl.data.photos import Unused, album_faces, labelled_faces, person_faces, photo_files
 from facessl.errors import FacesslError
 from facessl.files import ensure_writable_dir
 from facessl.product import groups as groups_file
@@ -24,7 +24,7 @@ from facessl.product.face_store import crops_by_id
 def enroll(people_dir: str | Path, out: str | Path, unlabelled: str | Path | None = None,
            backbone: str = DEFAULT_FACE_SPACE, quiet: bool = True) -> tuple[FaceClassifier, dict]:
     """Build a classifier from `PEOPLE_DIR/<name>/*` (+ an unlabelled album) and save it
-    to `out`; returns it and a summary (faces, faceless photos, album use)."""
+    to `out`; returns it and a summary (faces, photos left out and why, album use)."""
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise FacesslError(f"--out {out} is a file; pass a folder name for the model bundle.")
@@ -34,13 +34,13 @@ def enroll(people_dir: str | Path, out: str | Path, unlabelled: str | Path | Non
     ensure_writable_dir(out, "model folder")
     # refuses a wrong backbone before any photo is read
     clf = FaceClassifier(backbone=resolve_backbone(backbone, quiet))
-    faces, names, faceless = labelled_faces(people_dir, clf.preprocessing, quiet, clf.detector)
+    faces, names, unused = labelled_faces(people_dir, clf.preprocessing, quiet, clf.detector)
     album, unreadable = (album_faces(photo_files(unlabelled), clf.preprocessing, quiet,
                                      clf.detector)
                          if unlabelled is not None else (None, 0))
     clf.fit(faces, names, unlabelled=album, quiet=quiet)
     clf.save(out)
-    return clf, {"faces": len(faces), "faceless": faceless, "album_unreadable": unreadable}
+    return clf, {"faces": len(faces), "unused": unused, "album_unreadable": unreadable}
 
 
 def enroll_groups(groups_dir: str | Path, out: str | Path, backbone: str | None = None,
@@ -68,23 +68,20 @@ def enroll_groups(groups_dir: str | Path, out: str | Path, backbone: str | None 
     clf.fit(faces, [name for _, name in labelled], quiet=quiet,
             unlabelled=np.stack(album) if album else None)
     clf.save(out)
-    return clf, {"faces": len(faces), "faceless": [], "album_unreadable": 0,
+    return clf, {"faces": len(faces), "unused": [], "album_unreadable": 0,
                  "album_faces": len(album)}
 
 
 def add_person(model: str | Path, name: str, folder: str | Path,
-               quiet: bool = True) -> tuple[FaceClassifier, list[Path]]:
+               quiet: bool = True) -> tuple[FaceClassifier, list[Unused]]:
     """Enroll `name` from the photos in `folder` into the bundle `model`, in place;
-    returns the classifier and the photos in which no face was found."""
+    returns the classifier and the photos left out (unreadable, or no face found)."""
     check_name(name)  # before loading anything
     clf = FaceClassifier.load(model)
     check_new_name(name, clf.people)  # before reading any photo
-    crops, faceless = person_faces(folder, clf.preprocessing, quiet, clf.detector)
-    if not crops:
-        raise FacesslError(f"no face found in any photo of {folder}; add clear, frontal "
-                           f"photos of {name}.")
+    crops, unused = person_faces(folder, clf.preprocessing, quiet, clf.detector)
     clf.add_person(name, np.stack(crops)).save(model)
-    return clf, faceless
+    return clf, unused
 
 
 def remove_person(model: str | Path, name: str) -> FaceClassifier:

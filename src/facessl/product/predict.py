@@ -188,20 +188,28 @@ def save_annotated(result: PhotoResult, outdir: Path, taken: set[str]) -> Path:
 def run_predict(model: str | Path, paths: list[str], fmt: str = "text",
                 annotate_dir: str | Path | None = None, out: TextIO | None = None) -> int:
     """`facessl predict`: print results (to stdout unless `out`), write annotated copies;
-    returns 2 if a photo was unreadable, else 0."""
+    an unreadable photo is reported and left out. Returns 2 if no photo could be read."""
     files = [file for path in paths for file in photo_files(path)]  # refuses bad paths first
     outdir = ensure_writable_dir(Path(annotate_dir), "--annotate folder") if annotate_dir else None
     clf = FaceClassifier.load(model)
     taken: set[str] = set()
-    failed = 0
+    failed = []
     results = _annotating(predict_files(clf, files), outdir, taken)
     for result in write_results(results, fmt, out or sys.stdout):
         for warning in result.warnings:
             print(f"facessl: warning: {warning}", file=sys.stderr)
         if result.error:
-            failed += 1
-            print(f"facessl: error: {result.error}", file=sys.stderr)
-    return 2 if failed else 0
+            failed.append(result.error)
+    if len(failed) == len(files):  # nothing to show: the run failed
+        for error in failed:
+            print(f"facessl: error: {error}", file=sys.stderr)
+        return 2
+    for error in failed:
+        print(f"facessl: warning: {error.rstrip('.')} (left out)", file=sys.stderr)
+    if failed:
+        print(f"facessl: {len(failed)} of {len(files)} photos could not be read and were left "
+              "out", file=sys.stderr)
+    return 0
 
 
 def _annotating(results: Iterator[PhotoResult], outdir: Path | None,
