@@ -10,6 +10,7 @@ from conftest import TRUNCATED
 from fastapi.testclient import TestClient
 from PIL import Image
 from test_classifier import photos, shared_model
+from test_experiment import facessl
 
 from facessl.product.serve import MAX_PIXELS, MAX_UPLOAD_BYTES, create_app
 
@@ -39,7 +40,8 @@ def test_health_people_page_and_schema(client):
     assert -1 < people["threshold"] < 1
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert '<input type="file"' in page.text and 'fetch("predict"' in page.text
+    assert '<input type="file"' in page.text
+    assert 'fetch("predict"' in client.get("/app.js").text  # the page's own script
     schema = client.get("/openapi.json").json()
     assert {"/predict", "/people", "/health"} <= set(schema["paths"])
     answers = schema["paths"]["/predict"]["post"]["responses"]
@@ -88,3 +90,37 @@ def test_bad_uploads_get_a_clear_4xx_and_the_server_keeps_serving(client, tiny_l
     assert answer.status_code == 200 and "truncated" in answer.json()["warnings"][0]
     assert _post(client, "again.jpg", good).json()["faces"][0]["name"] == "Ariel_Sharon"
     assert client.get("/health").status_code == 200
+
+
+def test_every_answer_carries_a_strict_content_security_policy(client):
+    for path in ("/", "/app.js", "/health", "/album"):
+        answer = client.get(path)
+        policy = answer.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "unsafe-inline" not in policy, path
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    assert '<script src="app.js">' in client.get("/").text and "<style>" not in client.get("/").text
+    assert client.get("/app.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN
+
+
+def test_a_token_keeps_out_every_request_that_lacks_it(tiny_lfw, tmp_path_factory):
+    app = create_app(shared_model(tiny_lfw, tmp_path_factory), token="s3cret")
+    with TestClient(app) as client:
+        for path in ("/", "/health", "/people", "/app.js", "/openapi.json"):
+            refused = client.get(path)
+            assert refused.status_code == 401 and "needs its token" in refused.json()["detail"]
+        assert client.post("/predict", files={"file": ("a.jpg", b"x")}).status_code == 401
+        assert client.get("/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert client.get("/?token=wrong").status_code == 401
+        opened = client.get("/?token=s3cret", follow_redirects=False)
+        assert opened.status_code == 303 and "httponly" in opened.headers["set-cookie"].lower()
+        assert client.get("/people").status_code == 200  # the page's cookie from now on
+
+
+def test_serving_beyond_loopback_needs_a_token_or_no_auth_said_out_loud(tiny_lfw,
+                                                                       tmp_path_factory):
+    model = shared_model(tiny_lfw, tmp_path_factory)
+    done = facessl("serve", str(model), "--host", "0.0.0.0")
+    assert done.returncode == 2 and "--token TOKEN" in done.stderr and "--no-auth" in done.stderr
+    assert "Traceback" not in done.stderr

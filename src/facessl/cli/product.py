@@ -7,6 +7,7 @@ Parsing only; each handler calls one typed function and prints what it did. Heav
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -108,7 +109,9 @@ def _predict(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from facessl.product.serve import run_server
 
-    run_server(args.model, args.groups, host=args.host, port=args.port)
+    run_server(args.model, args.groups, host=args.host, port=args.port,
+               token=args.token or os.environ.get("FACESSL_TOKEN") or None,
+               no_auth=args.no_auth)
     return 0
 
 
@@ -178,4 +181,8 @@ def add_product_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--token", help="a secret every request must carry (default "
+                                       "$FACESSL_TOKEN); needed for any --host but loopback")
+    serve.add_argument("--no-auth", action="store_true",
+                       help="serve another --host without a token (a network that is yours)")
     serve.set_defaults(func=_serve)

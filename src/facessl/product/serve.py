@@ -13,11 +13,12 @@ next upload overlap with them.
 from __future__ import annotations
 
 import io
+import secrets
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
@@ -86,6 +87,55 @@ class _UploadLimit:
         await self.app(scope, receive, send)
 
 
+# the page's own files only: no inline script, no other origin, never inside a frame
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' blob:; object-src "
+                                 b"'none'; base-uri 'none'; form-action 'self'; "
+                                 b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+TOKEN_COOKIE = "facessl_token"
+
+
+class _Guard:
+    """ASGI middleware: the security headers on every answer and, with a `token`, a 401 for
+    any request that does not carry it (`Authorization: Bearer TOKEN`, or the cookie that
+    opening `/?token=TOKEN` once sets for the page and its pictures)."""
+
+    def __init__(self, app, token: str | None):
+        self.app, self.token = app, token
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_secured(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+            await send(message)
+
+        request = Request(scope)
+        if self.token is None or self._carries_token(request):
+            return await self.app(scope, receive, send_secured)
+        if request.url.path == "/" and _same(request.query_params.get("token"), self.token):
+            answer = RedirectResponse("/", status_code=303)
+            answer.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
+        else:
+            answer = JSONResponse({"detail": "this server needs its token: send the header "
+                                   "'Authorization: Bearer TOKEN', or open /?token=TOKEN in the "
+                                   "browser once."}, status_code=401,
+                                  headers={"WWW-Authenticate": "Bearer"})
+        await answer(scope, receive, send_secured)
+
+    def _carries_token(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        bearer = header.removeprefix("Bearer ") if header.startswith("Bearer ") else None
+        return _same(bearer, self.token) or _same(request.cookies.get(TOKEN_COOKIE), self.token)
+
+
+def _same(given: str | None, token: str) -> bool:
+    return given is not None and secrets.compare_digest(given.encode(), token.encode())
+
+
 def _looks_like_an_image(data: bytes) -> bool:
     """Whether the bytes start like a JPEG, PNG, WebP, GIF or BMP file."""
     return (data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM"))
@@ -115,14 +165,18 @@ def _check_image(data: bytes, name: str, max_pixels: int) -> None:
 
 
 def create_app(model_path: str | Path, groups: str | Path | None = None,
-               max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS) -> FastAPI:
+               token: str | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
+               max_pixels: int = MAX_PIXELS) -> FastAPI:
     """The web app for the classifier bundle at `model_path` (with `groups`, a GROUPS_DIR of
-    `facessl group`: the bundle is made when the first group is named)."""
+    `facessl group`: the bundle is made when the first group is named); with `token`, every
+    request must carry it."""
     community = Community(model_path, groups)
-    index = (STATIC / "index.html").read_text()
-    app = FastAPI(title="facessl", version=facessl.__version__,
+    page_files = {name: (STATIC / name).read_text() for name in ("index.html", "app.js",
+                                                                "app.css")}
+    app = FastAPI(title="facessl", version=facessl.__version__, docs_url=None, redoc_url=None,
                   description="Name the faces in a photo, or say 'unknown'.")
     app.add_middleware(_UploadLimit, max_bytes=max_upload_bytes)
+    app.add_middleware(_Guard, token=token)  # the outermost: it answers first
     app.include_router(community_routes(community))
 
     @app.exception_handler(FacesslError)
@@ -131,7 +185,15 @@ def create_app(model_path: str | Path, groups: str | Path | None = None,
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
-        return index
+        return page_files["index.html"]
+
+    @app.get("/app.js", include_in_schema=False)
+    def script() -> Response:
+        return Response(page_files["app.js"], media_type="text/javascript")
+
+    @app.get("/app.css", include_in_schema=False)
+    def style() -> Response:
+        return Response(page_files["app.css"], media_type="text/css")
 
     @app.get("/health", response_model=HealthOut)
     def health() -> dict:
@@ -163,9 +225,19 @@ def create_app(model_path: str | Path, groups: str | Path | None = None,
     return app
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 def run_server(model_path: str | Path, groups: str | Path | None = None,
-               host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve until interrupted (`facessl serve`)."""
-    app = create_app(model_path, groups)
-    print(f"facessl: serving {model_path} at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+               host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
+               no_auth: bool = False) -> None:
+    """Serve until interrupted (`facessl serve`); anything but loopback needs a token, or
+    `no_auth` said out loud."""
+    if host not in LOOPBACK and token is None and not no_auth:
+        raise FacesslError(f"--host {host} would show this community's faces and names to "
+                           "every machine that can reach it; pass --token TOKEN (or set "
+                           "FACESSL_TOKEN), or --no-auth if that network is yours alone.")
+    app = create_app(model_path, groups, token=token)
+    where = f"http://{host}:{port}/" + ("?token=..." if token else "")
+    print(f"facessl: serving {model_path} at {where} (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
