@@ -71,7 +71,26 @@ def test_tampered_weights_are_refused(bundle, tmp_path):
         load_bundle(bundle)
     other = save_bundle(tmp_path / "other", {"w": torch.zeros(3)}, BundleMeta(**META_ARGS))
     (bundle / WEIGHTS).write_bytes((other / WEIGHTS).read_bytes())  # a valid file, not ours
-    with pytest.raises(FacesslError, match="SHA-256"):
+    with pytest.raises(FacesslError, match="bytes where bundle.json says .* changed or replaced"):
+        load_bundle(bundle)
+
+
+def test_links_and_oversized_files_are_refused_before_they_are_read(bundle, tmp_path):
+    elsewhere = tmp_path / "elsewhere.safetensors"
+    (bundle / WEIGHTS).rename(elsewhere)
+    (bundle / WEIGHTS).symlink_to(elsewhere)
+    with pytest.raises(FacesslError, match="is a link .* a bundle holds its own files"):
+        load_bundle(bundle)
+    (bundle / WEIGHTS).unlink()
+    elsewhere.rename(bundle / WEIGHTS)
+    (bundle / META).rename(tmp_path / "meta.json")
+    (bundle / META).symlink_to(tmp_path / "meta.json")
+    with pytest.raises(FacesslError, match="bundle.json is a link"):
+        load_bundle(bundle)
+    (bundle / META).unlink()
+    with open(bundle / META, "wb") as big:  # sparse: 65 MB of nothing
+        big.truncate(65 * 1024 * 1024)
+    with pytest.raises(FacesslError, match="68 MB; a bundle description is a few kB"):
         load_bundle(bundle)
 
 

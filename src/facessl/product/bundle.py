@@ -3,8 +3,10 @@
 `weights.safetensors` holds the tensors (no pickle, so opening a bundle from someone else
 cannot run code); `bundle.json` holds everything needed to use them without guessing:
 class names, preprocessing, open-set threshold, backbone, the facessl that wrote it, a
-format version and the SHA-256 of the weights. The weights are written first and the JSON
-last, each atomically, so a complete `bundle.json` vouches for the weights beside it.
+format version and the SHA-256 and size of the weights. The weights are written first and
+the JSON last, each atomically, so a complete `bundle.json` vouches for the weights beside
+it. Loading refuses either file when it is a link, and reads no more bytes than the JSON
+says the weights hold.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ WEIGHTS = "weights.safetensors"
 META = "bundle.json"
 KEYS = ("format_version", "facessl_version", "class_names", "preprocessing", "threshold",
         "backbone", "extra", "weights_sha256")
+MAX_META_BYTES = 64 * 1024 * 1024  # bundle.json holds names and settings, never this much
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ def save_bundle(path: str | Path, state_dict: dict[str, torch.Tensor], meta: Bun
         "backbone": meta.backbone,
         "extra": meta.extra,
         "weights_sha256": hashlib.sha256(data).hexdigest(),
+        "weights_bytes": len(data),
     }
     json.dumps(document)  # fail on an unserialisable `extra` before touching the folder
     with atomic_path(folder / WEIGHTS) as tmp:
@@ -78,11 +82,16 @@ def load_bundle(path: str | Path) -> tuple[dict[str, torch.Tensor], BundleMeta]:
     if not folder.is_dir():
         raise FacesslError(f"no model bundle at {folder}: it is not a folder. Pass the folder "
                            f"that holds {META} and {WEIGHTS}.")
-    document = _read_document(folder / META)
-    weights = folder / WEIGHTS
+    document = _read_document(_plain_file(folder / META))
+    weights = _plain_file(folder / WEIGHTS)
     if not weights.is_file():
         raise FacesslError(f"the bundle {folder} has no {WEIGHTS}; copy the whole folder, "
                            "or save the bundle again.")
+    expected = document.get("weights_bytes")  # bundles before 2026-12 do not record it
+    if isinstance(expected, int) and weights.stat().st_size != expected:
+        raise FacesslError(f"{weights} is {weights.stat().st_size} bytes where {META} says "
+                           f"{expected}: it was changed or replaced after saving. Restore the "
+                           "original file or save again.")
     data = weights.read_bytes()  # hash and parse the same bytes: no swap in between
     digest = hashlib.sha256(data).hexdigest()
     if digest != document["weights_sha256"]:
@@ -105,10 +114,22 @@ def load_bundle(path: str | Path) -> tuple[dict[str, torch.Tensor], BundleMeta]:
     return state_dict, meta
 
 
+def _plain_file(file: Path) -> Path:
+    """`file`, refused when it is a link: a bundle's files are its own, never pointers to
+    files elsewhere on the machine."""
+    if file.is_symlink():
+        raise FacesslError(f"{file} is a link (to {file.readlink()}); a bundle holds its own "
+                           "files. Copy the real file into the bundle, or save it again.")
+    return file
+
+
 def _read_document(file: Path) -> dict[str, Any]:
     if not file.is_file():
         raise FacesslError(f"{file.parent} is not a model bundle: it has no {META}. Pass "
                            "the folder written when the classifier was saved.")
+    if file.stat().st_size > MAX_META_BYTES:
+        raise FacesslError(f"{file} is {file.stat().st_size / 1e6:.0f} MB; a bundle "
+                           "description is a few kB, so this is not one. Save the bundle again.")
     try:
         document = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
