@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tempfile
 
 import numpy as np
 import pytest
@@ -124,3 +125,18 @@ def test_serving_beyond_loopback_needs_a_token_or_no_auth_said_out_loud(tiny_lfw
     done = facessl("serve", str(model), "--host", "0.0.0.0")
     assert done.returncode == 2 and "--token TOKEN" in done.stderr and "--no-auth" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_upload_is_never_written_to_disk(client, tiny_lfw, monkeypatch):
+    def no_disk(*args, **kwargs):
+        raise AssertionError("the upload was spooled to a temporary file")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_disk)  # what a spool rolls over into
+    photo = Image.open(photos(tiny_lfw, "Donald_Rumsfeld", ("test",))[0]).convert("RGB")
+    noisy = np.asarray(photo.resize((1200, 1200)), np.int16)
+    noisy += np.random.default_rng(0).integers(-20, 20, noisy.shape, dtype=np.int16)
+    buffer = io.BytesIO()
+    Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(buffer, "PNG")
+    assert len(buffer.getvalue()) > 2_000_000  # past Starlette's 1 MB spool
+    answer = _post(client, "big.png", buffer.getvalue(), "image/png")
+    assert answer.status_code == 200, answer.text

@@ -21,6 +21,7 @@ from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
+from starlette.formparsers import MultiPartParser
 
 import facessl
 from facessl.errors import FacesslError
@@ -171,6 +172,9 @@ def create_app(model_path: str | Path, groups: str | Path | None = None,
     `facessl group`: the bundle is made when the first group is named); with `token`, every
     request must carry it."""
     community = Community(model_path, groups)
+    # Starlette spools an upload over 1 MB to a temporary file; up to the cap, keep it in
+    # memory, so a photo sent to be named is never written to this machine's disk.
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_upload_bytes)
     page_files = {name: (STATIC / name).read_text() for name in ("index.html", "app.js",
                                                                 "app.css")}
     app = FastAPI(title="facessl", version=facessl.__version__, docs_url=None, redoc_url=None,
