@@ -113,7 +113,7 @@ def load(folder: str | Path) -> Groups:
     except json.JSONDecodeError as exc:
         raise FacesslError(f"{path} is not valid JSON ({exc}); undo the edit or run "
                            "`facessl group` again.") from None
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise FacesslError(f"{path} is not a groups file facessl can read ({_reason(exc)}); "
                            "undo the edit or run `facessl group` again.") from None
     _check(groups, path)
@@ -124,37 +124,55 @@ def _reason(exc: Exception) -> str:
     return f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
 
 
-def _parse(raw: dict) -> Groups:
+def _need(value, kind: type | tuple[type, ...], what: str, length: int | None = None):
+    """`value`, or a TypeError saying what `what` should have been."""
+    if not isinstance(value, kind) or (length is not None and len(value) != length):
+        wanted = {dict: "an object", list: "a list"}.get(kind, "a name or null")
+        size = f" of {length}" if length is not None else ""
+        raise TypeError(f"{what} must be {wanted}{size}, not {json.dumps(value)[:40]}")
+    return value
+
+
+def _parse(raw) -> Groups:
+    _need(raw, dict, "the file")
     if raw.get("format") != FORMAT:
         raise ValueError(f"format {raw.get('format')!r}, this facessl reads format {FORMAT}")
     faces, groups = {}, {}
 
-    def face(entry: dict) -> int:
-        item = Face(int(entry["id"]), str(entry["photo"]), tuple(int(v) for v in entry["box"]),
+    def face(entry) -> int:
+        _need(entry, dict, "a face")
+        landmarks = entry.get("landmarks")
+        item = Face(int(entry["id"]), str(entry["photo"]),
+                    tuple(int(v) for v in _need(entry["box"], list, "a face's box", 4)),
                     float(entry["score"]),
-                    None if entry.get("landmarks") is None
-                    else tuple(tuple(float(v) for v in p) for p in entry["landmarks"]))
-        if len(item.box) != 4:
-            raise ValueError(f"face {item.id}'s box has {len(item.box)} numbers, not 4")
+                    None if landmarks is None else tuple(
+                        tuple(float(v) for v in _need(p, list, "a landmark", 2))
+                        for p in _need(landmarks, list, "a face's landmarks")))
         if item.id in faces:
             raise ValueError(f"face {item.id} is listed twice")
         faces[item.id] = item
         return item.id
 
-    for entry in raw["groups"]:
-        group = Group(int(entry["id"]), [face(f) for f in entry["faces"]], entry.get("name"))
+    for entry in _need(raw["groups"], list, "groups"):
+        _need(entry, dict, "a group")
+        group = Group(int(entry["id"]), [face(f) for f in _need(entry["faces"], list, "faces")],
+                      _need(entry.get("name"), (str, type(None)), "a group's name"))
         if group.id in groups:
             raise ValueError(f"group {group.id} is listed twice")
         groups[group.id] = group
-    for entry in raw["ungrouped"]:
+    for entry in _need(raw["ungrouped"], list, "ungrouped"):
         face(entry)
-    removed = {face(entry) for entry in raw["removed"]}
+    removed = {face(entry) for entry in _need(raw["removed"], list, "removed")}
+    photos = {str(k): _need(v, list, f"photo {k}'s signature", 3)
+              for k, v in _need(raw["photos"], dict, "photos").items()}
+    next_ids = _need(raw["next_ids"], list, "next_ids", 2)
     return Groups(str(raw["album"]), str(raw["backbone"]), str(raw["detector"]),
                   float(raw["threshold"]), faces, groups, removed,
-                  {str(k): [int(s[0]), int(s[1]), str(s[2])] for k, s in raw["photos"].items()},
-                  {str(k): str(v) for k, v in raw.get("skipped", {}).items()},
-                  [max(int(raw["next_ids"][0]), max(faces, default=0) + 1),
-                   max(int(raw["next_ids"][1]), max(groups, default=0) + 1)])
+                  {k: [int(v[0]), int(v[1]), str(v[2])] for k, v in photos.items()},
+                  {str(k): str(v) for k, v in _need(raw.get("skipped", {}), dict,
+                                                    "skipped").items()},
+                  [max(int(next_ids[0]), max(faces, default=0) + 1),
+                   max(int(next_ids[1]), max(groups, default=0) + 1)])
 
 
 def _check(groups: Groups, path: Path) -> None:
