@@ -11,6 +11,7 @@ Clients and server share this machine's cores, so the figures include the client
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import subprocess
 import sys
@@ -45,6 +46,31 @@ def _wait_until_up(url: str, server: subprocess.Popen, timeout: float = 60) -> N
     raise SystemExit(f"the server did not answer {url}/health within {timeout} s")
 
 
+def model_62(workdir: Path, data: str | None = None) -> tuple[Path, list[Path]]:
+    """(the 62-person model, enrolled once from 5 photos each; the test photo files)."""
+    people, tests = write_photos(workdir, data=data)
+    model = workdir / "model-serve"
+    if not (model / "bundle.json").is_file():
+        enroll(people, model)
+    return model, tests
+
+
+@contextlib.contextmanager
+def serving(model: Path):
+    """`python -m facessl serve MODEL` on a free port until the block ends; yields
+    (its URL, the process)."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "facessl", "serve", str(model),
+                               "--port", str(port)], stdout=subprocess.DEVNULL)
+    try:
+        _wait_until_up(url, server)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def _client(url: str, photos: list[tuple[str, bytes]], offset: int, stop_at: float,
             latencies: list[float], failures: list[int]) -> None:
     with httpx.Client(timeout=30) as client:
@@ -69,18 +95,9 @@ def main() -> None:
     parser.add_argument("--data", help="LFW archive or folder (default: the usual search)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    people, tests = write_photos(args.workdir, data=args.data)
-    model = args.workdir / "model-serve"
-    if not (model / "bundle.json").is_file():
-        enroll(people, model)
+    model, tests = model_62(args.workdir, args.data)
     photos = [(p.name, p.read_bytes()) for p in tests]
-
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "facessl", "serve", str(model),
-                               "--port", str(port)], stdout=subprocess.DEVNULL)
-    try:
-        _wait_until_up(url, server)
+    with serving(model) as (url, _):
         for name, data in photos[:5]:  # warm-up
             httpx.post(f"{url}/predict", files={"file": (name, data, "image/jpeg")}, timeout=30)
         latencies: list[float] = []
@@ -95,9 +112,6 @@ def main() -> None:
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     ms = 1000 * np.asarray(latencies)
     print(f"{args.clients} clients, {elapsed:.1f} s, {len(latencies)} answered 200, "
           f"{len(failures)} failed {sorted(set(failures))}")
