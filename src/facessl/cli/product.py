@@ -168,6 +168,10 @@ def add_product_commands(sub: argparse._SubParsersAction) -> None:
                          help="write copies of the photos with boxes and names drawn")
     predict.set_defaults(func=_predict)
 
+    _add_serve(sub)
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
         "serve", help="web app and JSON API (POST /predict, GET /people; /docs lists all)",
         description="Serve a page that names the faces of an uploaded photo and queues the "

@@ -24,13 +24,19 @@ from facessl.models.checkpoint import detector_of
 from facessl.models.encoders import FaceEncoder, face_backbone, face_preprocessing
 from facessl.product.bundle import BundleMeta, load_bundle, save_bundle
 from facessl.product.calibration import Calibration, calibrate, prototypes
-from facessl.product.checks import (UNKNOWN, check_enrolled, check_faces, check_names,
-                                    check_new_name, check_people)
+from facessl.product.checks import (
+    UNKNOWN,
+    check_enrolled,
+    check_faces,
+    check_names,
+    check_new_name,
+    check_people,
+)
 from facessl.product.default_space import resolve_backbone
 from facessl.provenance import git_sha
 from facessl.space.face_space import FaceSpace, load_space
 from facessl.space.identity_head import IdentityHead, load_identity_head
-from facessl.space.propagation import confident_pseudo_labels, label_propagation
+from facessl.space.propagation import album_members
 from facessl.space.whitening import Whitening
 
 DEFAULTS = ClassifierConfig()
@@ -115,15 +121,11 @@ class FaceClassifier:
             memory_format=torch.channels_last)
 
     def _add_album(self, album: np.ndarray) -> None:
-        """Label propagation over enrolled + album faces; keep confident, accepted faces."""
-        unit = self.whitening_(album)
-        pseudo, confidence = label_propagation(
-            self.whitening_(self.support_), self.support_labels_, unit,
-            k=min(10, len(unit) + len(self.support_) - 1))
-        keep, keep_labels = confident_pseudo_labels(pseudo, confidence, self.album_confidence)
-        sims = unit[keep] @ self.prototypes_.T
-        accepted = (sims.argmax(axis=1) == keep_labels) & (sims.max(axis=1) >= self.threshold_)
-        keep, keep_labels = keep[accepted], keep_labels[accepted]
+        """The album faces that label propagation gives confidently to someone, and whose
+        nearest prototype is that person and passes the threshold, join them."""
+        keep, keep_labels = album_members(self.whitening_(self.support_), self.support_labels_,
+                                          self.whitening_(album), self.prototypes_,
+                                          self.threshold_, self.album_confidence)
         self._append(album[keep], keep_labels, labelled=False)
         self.album_ = {"faces": len(album), "added": int(len(keep))}
 

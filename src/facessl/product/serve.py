@@ -175,29 +175,16 @@ def create_app(model_path: str | Path, groups: str | Path | None = None,
     # Starlette spools an upload over 1 MB to a temporary file; up to the cap, keep it in
     # memory, so a photo sent to be named is never written to this machine's disk.
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_upload_bytes)
-    page_files = {name: (STATIC / name).read_text() for name in ("index.html", "app.js",
-                                                                "app.css")}
     app = FastAPI(title="facessl", version=facessl.__version__, docs_url=None, redoc_url=None,
                   description="Name the faces in a photo, or say 'unknown'.")
     app.add_middleware(_UploadLimit, max_bytes=max_upload_bytes)
     app.add_middleware(_Guard, token=token)  # the outermost: it answers first
     app.include_router(community_routes(community))
+    _add_page(app)
 
     @app.exception_handler(FacesslError)
     def refused(request: Request, exc: FacesslError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> str:
-        return page_files["index.html"]
-
-    @app.get("/app.js", include_in_schema=False)
-    def script() -> Response:
-        return Response(page_files["app.js"], media_type="text/javascript")
-
-    @app.get("/app.css", include_in_schema=False)
-    def style() -> Response:
-        return Response(page_files["app.css"], media_type="text/css")
 
     @app.get("/health", response_model=HealthOut)
     def health() -> dict:
@@ -227,6 +214,23 @@ def create_app(model_path: str | Path, groups: str | Path | None = None,
         return {**vars(result), "faces": faces, "message": result.message}
 
     return app
+
+
+def _add_page(app: FastAPI) -> None:
+    """The page and its own script and style, read once."""
+    files = {name: (STATIC / name).read_text() for name in ("index.html", "app.js", "app.css")}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return files["index.html"]
+
+    @app.get("/app.js", include_in_schema=False)
+    def script() -> Response:
+        return Response(files["app.js"], media_type="text/javascript")
+
+    @app.get("/app.css", include_in_schema=False)
+    def style() -> Response:
+        return Response(files["app.css"], media_type="text/css")
 
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")

@@ -70,3 +70,17 @@ def confident_pseudo_labels(pseudo_labels: np.ndarray, confidences: np.ndarray,
         raise FacesslError(f"threshold must be in [0, 1], got {threshold}")
     keep = np.flatnonzero((confidences >= threshold) & (confidences > 0))
     return keep, pseudo_labels[keep]
+
+
+def album_members(labelled: np.ndarray, labels: np.ndarray, album: np.ndarray,
+                  prototypes: np.ndarray, threshold: float,
+                  confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, labels) of the unit `album` rows that propagation from the `labelled` ones
+    assigns with at least `confidence`, whose nearest of `prototypes` is that same person
+    at `threshold` or above: album faces safe to add to a person."""
+    pseudo, certainty = label_propagation(labelled, labels, album,
+                                          k=min(10, len(album) + len(labelled) - 1))
+    keep, keep_labels = confident_pseudo_labels(pseudo, certainty, confidence)
+    sims = album[keep] @ prototypes.T
+    accepted = (sims.argmax(axis=1) == keep_labels) & (sims.max(axis=1) >= threshold)
+    return keep[accepted], keep_labels[accepted]
