@@ -173,7 +173,7 @@ def add_product_commands(sub: argparse._SubParsersAction) -> None:
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
-        "serve", help="web app and JSON API (POST /predict, GET /people; /docs lists all)",
+        "serve", help="web app and JSON API (POST /predict, GET /people; /openapi.json lists all)",
         description="Serve a page that names the faces of an uploaded photo and queues the "
                     "unknown ones to be named; with --groups, also the album's groups to name "
                     "and merge, each enrolled into MODEL as it is named.")
