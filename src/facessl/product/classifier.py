@@ -22,8 +22,8 @@ from facessl.errors import FacesslError
 from facessl.models import BACKBONES, create_model, normalisation
 from facessl.models.checkpoint import detector_of
 from facessl.models.encoders import FaceEncoder, face_backbone, face_preprocessing
-from facessl.product.bundle import BundleMeta, load_bundle, save_bundle
-from facessl.product.calibration import Calibration, calibrate, prototypes
+from facessl.product import classifier_bundle
+from facessl.product.calibration import calibrate, prototypes
 from facessl.product.checks import (
     UNKNOWN,
     check_enrolled,
@@ -33,9 +33,8 @@ from facessl.product.checks import (
     check_people,
 )
 from facessl.product.default_space import resolve_backbone
-from facessl.provenance import git_sha
-from facessl.space.face_space import FaceSpace, load_space
-from facessl.space.identity_head import IdentityHead, load_identity_head
+from facessl.space.face_space import load_space
+from facessl.space.identity_head import load_identity_head
 from facessl.space.propagation import album_members
 from facessl.space.whitening import Whitening
 
@@ -234,22 +233,7 @@ class FaceClassifier:
     def save(self, path: str | Path) -> Path:
         """Write the classifier as one bundle folder (safetensors + bundle.json)."""
         self._check_fitted()
-        state = {f"encoder.{k}": v for k, v in self.encoder_.features.state_dict().items()}
-        state.update(support=torch.from_numpy(self.support_),
-                     support_labels=torch.from_numpy(self.support_labels_),
-                     support_labelled=torch.from_numpy(self.support_labelled_))
-        for name, part in (("space.", self.space_), ("identity.", self.encoder_.identity)):
-            state.update(part.tensors(name) if part is not None else {})
-        extra = {"layer": self.encoder_.block, "flip": self.flip, "shrink": self.shrink,
-                 "album_confidence": self.album_confidence, "album": self.album_,
-                 "strangers_accepted": self.strangers_accepted,
-                 "space": None if self.space_ is None else self.space_.info(),
-                 "calibration": asdict(self.calibration_), "git_sha": git_sha(),
-                 "width": self.width_, "backbone_source": self.backbone_source_,
-                 "detector": self.detector}
-        meta = BundleMeta(class_names=tuple(self.people), preprocessing=self.preprocessing,
-                          threshold=self.threshold_, backbone=self.architecture_, extra=extra)
-        return save_bundle(path, state, meta)
+        return classifier_bundle.write(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> FaceClassifier:
@@ -259,38 +243,14 @@ class FaceClassifier:
         the bundle's: edit it in bundle.json to make the classifier stricter or looser
         (`calibration_` keeps what was measured at the calibrated one); a threshold edited
         so survives add-person and remove-person."""
-        state, meta = load_bundle(path)
-        extra = meta.extra
-        try:  # bundles before 2026-12 stored layer 4 for every backbone: it means a map only
-            layer = extra["layer"] if BACKBONES[meta.backbone].descriptor_block else None
-            clf = cls(backbone=meta.backbone, preprocessing=meta.preprocessing,
-                      detector=extra.get("detector", "haar"),  # bundles before 2026-12
-                      layer=layer, flip=extra["flip"], shrink=extra["shrink"],
-                      album_confidence=extra["album_confidence"],
-                      strangers_accepted=extra.get("strangers_accepted",
-                                                   DEFAULTS.strangers_accepted))
-            clf.calibration_ = Calibration(**extra["calibration"])
-            clf.architecture_, clf.width_ = meta.backbone, extra.get("width", 1.0)
-            clf.backbone_source_ = extra.get("backbone_source", "ImageNet-1k weights")
-            clf.album_ = extra["album"]
-            clf.support_ = state.pop("support").numpy()
-            clf.support_labels_ = state.pop("support_labels").numpy()
-            clf.support_labelled_ = state.pop("support_labelled").numpy()
-            clf.space_ = (FaceSpace.from_tensors(state, "space.", extra["space"])
-                          if extra.get("space") else None)  # None: before face spaces
-            clf.identity_ = (IdentityHead.from_tensors(state, "identity.")
-                             if "identity.block" in state else None)
-            state = {k: v for k, v in state.items() if not k.startswith(("space.", "identity."))}
-        except (KeyError, TypeError) as exc:
-            raise FacesslError(f"the bundle {path} was not written by FaceClassifier.save, or "
-                               f"names an unknown backbone ({exc!r}); enroll again with "
-                               "`facessl enroll`.") from None
+        settings, fitted, weights, meta = classifier_bundle.read(path)
+        clf = cls(**settings)
+        vars(clf).update(fitted)
         prep = meta.preprocessing
         clf._build(create_model(meta.backbone, 1, prep.size, prep.channels, clf.width_,
                                 pretrained=False))
         try:
-            clf.encoder_.features.load_state_dict(  # "encoder.model.": before 2026-12
-                {k.removeprefix("encoder.").removeprefix("model."): v for k, v in state.items()})
+            clf.encoder_.features.load_state_dict(weights)
         except RuntimeError:
             raise FacesslError(f"the backbone weights in {path} do not fit its "
                                f"{meta.backbone} encoder; the bundle is damaged. Enroll "
