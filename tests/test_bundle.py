@@ -1,6 +1,8 @@
 import json
 import pickle
 import struct
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -9,7 +11,7 @@ from torch import nn
 import facessl
 from facessl.config import Preprocessing
 from facessl.errors import FacesslError
-from facessl.product.bundle import META, WEIGHTS, BundleMeta, load_bundle, save_bundle
+from facessl.product.bundle import META, WEIGHTS, BundleMeta, load_bundle, save_bundle, weights_path
 
 
 def _model() -> nn.Module:
@@ -43,11 +45,11 @@ def test_round_trip_restores_tensors_and_meta(bundle):
         assert state_dict[name].dtype == tensor.dtype and torch.equal(state_dict[name], tensor)
     assert meta == BundleMeta(**META_ARGS, facessl_version=facessl.__version__)
     _model().load_state_dict(state_dict)
-    assert sorted(p.name for p in bundle.iterdir()) == [META, WEIGHTS]  # no temp files
+    assert sorted(p.name for p in bundle.iterdir()) == [META, weights_path(bundle).name]
 
 
 def test_saved_files_hold_no_pickle(bundle, monkeypatch):
-    data = (bundle / WEIGHTS).read_bytes()
+    data = weights_path(bundle).read_bytes()
     (header_size,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + header_size])
     ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
@@ -64,25 +66,26 @@ def test_saved_files_hold_no_pickle(bundle, monkeypatch):
 
 
 def test_tampered_weights_are_refused(bundle, tmp_path):
-    data = bytearray((bundle / WEIGHTS).read_bytes())
+    weights = weights_path(bundle)
+    data = bytearray(weights.read_bytes())
     data[-1] ^= 1
-    (bundle / WEIGHTS).write_bytes(bytes(data))
+    weights.write_bytes(bytes(data))
     with pytest.raises(FacesslError, match="does not match the SHA-256 .* changed or replaced"):
         load_bundle(bundle)
     other = save_bundle(tmp_path / "other", {"w": torch.zeros(3)}, BundleMeta(**META_ARGS))
-    (bundle / WEIGHTS).write_bytes((other / WEIGHTS).read_bytes())  # a valid file, not ours
+    weights.write_bytes(weights_path(other).read_bytes())  # a valid file, not ours
     with pytest.raises(FacesslError, match="bytes where bundle.json says .* changed or replaced"):
         load_bundle(bundle)
 
 
 def test_links_and_oversized_files_are_refused_before_they_are_read(bundle, tmp_path):
-    elsewhere = tmp_path / "elsewhere.safetensors"
-    (bundle / WEIGHTS).rename(elsewhere)
-    (bundle / WEIGHTS).symlink_to(elsewhere)
+    elsewhere, weights = tmp_path / "elsewhere.safetensors", weights_path(bundle)
+    weights.rename(elsewhere)
+    weights.symlink_to(elsewhere)
     with pytest.raises(FacesslError, match="is a link .* a bundle holds its own files"):
         load_bundle(bundle)
-    (bundle / WEIGHTS).unlink()
-    elsewhere.rename(bundle / WEIGHTS)
+    weights.unlink()
+    elsewhere.rename(weights)
     (bundle / META).rename(tmp_path / "meta.json")
     (bundle / META).symlink_to(tmp_path / "meta.json")
     with pytest.raises(FacesslError, match="bundle.json is a link"):
@@ -133,9 +136,35 @@ def test_missing_pieces_are_refused(tmp_path, bundle):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FacesslError, match="is not a model bundle: it has no bundle.json"):
         load_bundle(tmp_path / "empty")
-    (bundle / WEIGHTS).unlink()
-    with pytest.raises(FacesslError, match="has no weights.safetensors"):
+    weights_path(bundle).unlink()
+    with pytest.raises(FacesslError, match="has no weights-[0-9a-f]{16}.safetensors"):
         load_bundle(bundle)
+
+
+def test_saving_again_replaces_the_weights_and_leaves_nothing_else(bundle):
+    """New weights go in beside the old under their own name; the JSON switches to them;
+    the old ones go, and so does a temporary file a killed save left (its writer is gone)."""
+    first = weights_path(bundle)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (bundle / f".weights-0123456789abcdef.safetensors.{dead}-x1y2.tmp").write_bytes(b"half")
+    save_bundle(bundle, {"w": torch.full((3,), 2.0)}, BundleMeta(**META_ARGS))
+    assert weights_path(bundle) != first
+    assert sorted(p.name for p in bundle.iterdir()) == [META, weights_path(bundle).name]
+    assert torch.equal(load_bundle(bundle)[0]["w"], torch.full((3,), 2.0))
+
+
+def test_a_bundle_before_named_weights_still_loads_and_names_are_never_paths(bundle, tmp_path):
+    weights_path(bundle).rename(bundle / WEIGHTS)
+    document = json.loads((bundle / META).read_text())
+    del document["weights_file"]
+    (bundle / META).write_text(json.dumps(document))
+    assert load_bundle(bundle)[1].backbone == "tinyvgg"
+    (tmp_path / "weights.safetensors").write_bytes((bundle / WEIGHTS).read_bytes())
+    for name in ("../weights.safetensors", "/etc/passwd", 7):
+        _edit(bundle, weights_file=name)
+        with pytest.raises(FacesslError, match="not a bundle's own .* edited by hand"):
+            load_bundle(bundle)
 
 
 def test_bad_meta_is_refused_before_anything_is_written(tmp_path):

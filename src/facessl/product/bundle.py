@@ -1,12 +1,13 @@
 """A trained classifier as one folder that describes itself and is safe to open.
 
-`weights.safetensors` holds the tensors (no pickle, so opening a bundle from someone else
-cannot run code); `bundle.json` holds everything needed to use them without guessing:
+`weights-<hash>.safetensors` holds the tensors (no pickle, so opening a bundle from someone
+else cannot run code); `bundle.json` holds everything needed to use them without guessing:
 class names, preprocessing, open-set threshold, backbone, the facessl that wrote it, a
-format version and the SHA-256 and size of the weights. The weights are written first and
-the JSON last, each atomically, so a complete `bundle.json` vouches for the weights beside
-it. Loading refuses either file when it is a link, and reads no more bytes than the JSON
-says the weights hold.
+format version, and the name, SHA-256 and size of the weights file. Saving writes the new
+weights beside the old ones under a name of their own, then renames the new JSON into
+place, then deletes the old weights: a save killed at any moment leaves the old bundle or
+the new one, whole. Loading refuses either file when it is a link, and reads no more bytes
+than the JSON says the weights hold.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,11 @@ from safetensors import SafetensorError
 import facessl
 from facessl.config import Preprocessing
 from facessl.errors import FacesslError
-from facessl.files import atomic_path, write_json
+from facessl.files import atomic_path, clear_leftovers, write_json
 
 FORMAT_VERSION = 1  # bump when bundle.json or the weights' meaning changes
-WEIGHTS = "weights.safetensors"
+WEIGHTS = "weights.safetensors"  # the one name bundles before 2026-12 used
+WEIGHTS_NAME = re.compile(r"weights(-[0-9a-f]{16})?\.safetensors")
 META = "bundle.json"
 KEYS = ("format_version", "facessl_version", "class_names", "preprocessing", "threshold",
         "backbone", "extra", "weights_sha256")
@@ -69,11 +72,31 @@ def save_bundle(path: str | Path, state_dict: dict[str, torch.Tensor], meta: Bun
         "weights_sha256": hashlib.sha256(data).hexdigest(),
         "weights_bytes": len(data),
     }
+    document["weights_file"] = f"weights-{document['weights_sha256'][:16]}.safetensors"
     json.dumps(document)  # fail on an unserialisable `extra` before touching the folder
-    with atomic_path(folder / WEIGHTS) as tmp:
+    with atomic_path(folder / document["weights_file"]) as tmp:
         tmp.write_bytes(data)
-    write_json(folder / META, document)
+    write_json(folder / META, document)  # the moment the new bundle replaces the old one
+    for old in folder.iterdir():
+        if WEIGHTS_NAME.fullmatch(old.name) and old.name != document["weights_file"]:
+            old.unlink(missing_ok=True)
+    clear_leftovers(folder, "weights")
     return folder
+
+
+def weights_path(folder: str | Path) -> Path:
+    """The weights file the bundle at `folder` names."""
+    return _weights_of(Path(folder), _read_document(_plain_file(Path(folder) / META)))
+
+
+def _weights_of(folder: Path, document: dict[str, Any]) -> Path:
+    """The file `document` names, never a path elsewhere: the name is checked, not joined."""
+    name = document.get("weights_file", WEIGHTS)
+    if not isinstance(name, str) or not WEIGHTS_NAME.fullmatch(name):
+        raise FacesslError(f"{folder / META} names the weights file {name!r}, which is not a "
+                           "bundle's own (weights-<hash>.safetensors); the bundle was edited "
+                           "by hand. Save it again.")
+    return folder / name
 
 
 def load_bundle(path: str | Path) -> tuple[dict[str, torch.Tensor], BundleMeta]:
@@ -81,11 +104,11 @@ def load_bundle(path: str | Path) -> tuple[dict[str, torch.Tensor], BundleMeta]:
     folder = Path(path)
     if not folder.is_dir():
         raise FacesslError(f"no model bundle at {folder}: it is not a folder. Pass the folder "
-                           f"that holds {META} and {WEIGHTS}.")
+                           f"that holds {META} and its weights.")
     document = _read_document(_plain_file(folder / META))
-    weights = _plain_file(folder / WEIGHTS)
+    weights = _plain_file(_weights_of(folder, document))
     if not weights.is_file():
-        raise FacesslError(f"the bundle {folder} has no {WEIGHTS}; copy the whole folder, "
+        raise FacesslError(f"the bundle {folder} has no {weights.name}; copy the whole folder, "
                            "or save the bundle again.")
     expected = document.get("weights_bytes")  # bundles before 2026-12 do not record it
     if isinstance(expected, int) and weights.stat().st_size != expected:

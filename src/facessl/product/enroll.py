@@ -1,7 +1,8 @@
 """What `facessl enroll`, `add-person` and `remove-person` do: folders in, a bundle out.
 
-Each writes the model bundle atomically (weights first, then the JSON that vouches for
-them), so an interrupted command leaves the old bundle or the new one, never half of one.
+Each writes the model bundle as `product.bundle` saves it (new weights beside the old, then
+the JSON that switches to them), so a killed command leaves the old bundle or the new one,
+never half of one; tests/test_kill.py kills them to show it.
 """
 
 from __future__ import annotations
