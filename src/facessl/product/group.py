@@ -65,18 +65,19 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
                            "--out to group the album in another space.")
     groups.album = str(album.resolve())
     groups.threshold = groups.threshold if threshold is None else threshold
-    ids, crops, rows = face_store.load_faces(out) if previous else (None, None, None)
-    stored, before = ids, {g.id: list(g.faces) for g in groups.groups.values()}
+    stored = face_store.load_faces(out) if previous else (None, None, None)
+    on_disk, before = stored[0], {g.id: list(g.faces) for g in groups.groups.values()}
     current = {str(f.relative_to(album)): f for f in files}
     gone = _forget_changed(groups, current)
+    stored = _still_known(stored, groups)
     todo = {rel: f for rel, f in current.items() if rel not in groups.photos}
     found, skipped = _find_faces(groups, todo, describer, quiet)
-    ids, crops, rows = _combine(groups, (ids, crops, rows), found, describer, quiet)
+    ids, crops, rows = _combine(stored, found, describer, quiet)
     groups.photos.update({rel: _signature(f) for rel, f in todo.items() if rel not in skipped})
     active = np.array([f not in groups.removed for f in ids], bool)
     labels = cluster_rows(rows[active], groups.threshold, DEFAULTS.min_group)
     _assign(groups, ids[active], labels)
-    if stored is None or not np.array_equal(stored, ids):
+    if on_disk is None or not np.array_equal(on_disk, ids):
         face_store.save_faces(out, ids, crops, rows)
     groups_file.save(out, groups)
     draw_sheets(out, groups, *_redrawn(out, groups, before))
@@ -150,20 +151,29 @@ def _find_faces(groups: Groups, files: dict[str, Path], describer: FaceDescriber
     return (new_ids, crops), skipped
 
 
-def _combine(groups: Groups, stored, found, describer: FaceDescriber, quiet: bool):
-    """(ids, crops, rows) of every face of the album: the stored ones still present, and
-    the new ones described now. A bare backbone's whitening is fitted on the album's faces,
-    so there every face is described again."""
+def _still_known(stored, groups: Groups):
+    """The stored (ids, crops, rows) of faces groups.json still holds, read before new faces
+    get ids: faces.npz is written first, so a run killed before groups.json left faces
+    there whose ids the next run hands out again."""
+    if stored[0] is None:
+        return stored
+    keep = np.isin(stored[0], list(groups.faces))
+    return tuple(part[keep] for part in stored)
+
+
+def _combine(stored, found, describer: FaceDescriber, quiet: bool):
+    """(ids, crops, rows) of every face of the album: the stored ones, and the new ones
+    described now. A bare backbone's whitening is fitted on the album's faces, so there
+    every face is described again."""
     (new_ids, new_crops), prep = found, describer.preprocessing
     ids = np.array(new_ids, np.int64)
     crops = (np.stack(new_crops) if new_crops
              else np.zeros((0, prep.size, prep.size, prep.channels), np.uint8))
     old_rows = None
     if stored[0] is not None and len(stored[0]):
-        keep = np.isin(stored[0], list(groups.faces))
-        ids = np.concatenate([stored[0][keep], ids])
-        crops = np.concatenate([stored[1][keep], crops])
-        old_rows = stored[2][keep] if describer.space is not None else None
+        ids = np.concatenate([stored[0], ids])
+        crops = np.concatenate([stored[1], crops])
+        old_rows = stored[2] if describer.space is not None else None
     todo = crops if old_rows is None else crops[len(old_rows):]
     width = old_rows.shape[1] if old_rows is not None else 1
     rows = (describer.unit_rows(todo, None if quiet else "describing faces") if len(todo)
