@@ -141,6 +141,7 @@ def run_training(
     history, step = [], 0
     if checkpoint is not None and checkpoint.is_file():
         history, step = _resume(checkpoint, objective, optimizer, generator, device)
+        _log_resumed(log_path, history)
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
         weights = _start_epoch(objective, train_set, config, optimizer)
@@ -204,15 +205,26 @@ def _resume(checkpoint: Path, objective: nn.Module, optimizer: torch.optim.Optim
 def _keep(record: dict, history: list[dict], step: int, log_path: Path | None,
           checkpoint: Path | None, objective: nn.Module, optimizer: torch.optim.Optimizer,
           generator: torch.Generator) -> None:
-    """Append the epoch's JSON line to the log and save the resumable state atomically."""
-    if log_path is not None:
-        with open(log_path, "a") as log:
-            log.write(json.dumps(record) + "\n")
+    """Save the resumable state atomically, then append the epoch's JSON line to the log: a
+    kill in between leaves the line to `_log_resumed`, never an epoch logged twice."""
     if checkpoint is not None:
         with atomic_path(checkpoint, suffix=".pt") as tmp:
             torch.save({"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
                         "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                         "history": history, "step": step}, tmp)
+    if log_path is not None:
+        with open(log_path, "a") as log:
+            log.write(json.dumps(record) + "\n")
+
+
+def _log_resumed(log_path: Path | None, history: list[dict]) -> None:
+    """Write the resumed history's last epoch to the log if a kill kept it from there."""
+    if log_path is None or not history:
+        return
+    lines = log_path.read_text().splitlines() if log_path.is_file() else []
+    if not lines or json.loads(lines[-1]) != history[-1]:
+        with open(log_path, "a") as log:
+            log.write(json.dumps(history[-1]) + "\n")
 
 
 def fit(
