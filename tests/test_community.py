@@ -101,9 +101,28 @@ def test_refusals_are_one_clear_sentence(grouped, tiny_lfw, tmp_path_factory, tm
                                              {"name": "Donald"})
         assert "already names group" in _post(client, f"/groups/{group[ariel]}/name",
                                               {"name": "Donald"}, 400)
+        assert "name of group" in client.delete("/people/Donald").json()["detail"]
     assert FaceClassifier.load(model).people == [*enrolled, "Donald"]
     with TestClient(create_app(model)) as client:  # no --groups
         assert "no album" in client.get("/album").json()["detail"]
+
+
+def test_a_person_removed_over_http_is_gone_from_the_model_and_its_answers(tiny_lfw,
+                                                                           tmp_path_factory,
+                                                                           tmp_path):
+    model = shutil.copytree(shared_model(tiny_lfw, tmp_path_factory), tmp_path / "model")
+    first, *rest = FaceClassifier.load(model).people
+    photo = photos(tiny_lfw, first, ("test",))[0]
+    with TestClient(create_app(model)) as client:
+        assert "is removed; 2 people" in client.delete(f"/people/{first}").json()["message"]
+        assert client.get("/people").json()["people"] == rest
+        faces = client.post("/predict", files={"file": (photo.name, photo.read_bytes())}
+                            ).json()["faces"]
+        assert faces and all(f["name"] != first and f["nearest"] != first for f in faces)
+        gone = client.delete(f"/people/{first}")
+        assert gone.status_code == 400 and first in gone.json()["detail"]
+        assert client.delete("/people/unknown").status_code == 400
+    assert FaceClassifier.load(model).people == rest
 
 
 def test_unknown_faces_queue_to_be_named(tiny_lfw, tmp_path_factory, tmp_path):

@@ -103,6 +103,21 @@ class Community:
             del self.unknown[queue_id]
             return f"{name} has one more face; {_people(self.clf)} enrolled."
 
+    def remove_person(self, name: str) -> str:
+        """Forget an enrolled person; not one an album group is named after, whom naming
+        the next group would enrol again."""
+        with self.lock:
+            if self.clf is None:
+                raise FacesslError("nobody is enrolled yet, so there is no one to remove.")
+            if self.groups_dir is not None:
+                named = {g.name: g.id for g in self._groups().groups.values() if g.name}
+                if name in named:
+                    raise FacesslError(f"{name} is the name of group {named[name]} of the album, "
+                                       "whose faces would enrol them again; give the group "
+                                       "another name instead.")
+            self.clf.remove_person(name).save(self.model)
+            return f"{name} is removed; {_people(self.clf)} enrolled."
+
     # ------------------------------------------------------------ the album's groups
     def album(self) -> dict:
         """Every group (unnamed ones first, largest first) with its typical face."""

@@ -1,6 +1,7 @@
 """The web app's community half: the album's groups to name and merge (`serve --groups`),
-the unknown faces of uploads as a queue to name, and face thumbnails. Each route is one
-`Community` call; its refusals come back as a 400 with the sentence that says why."""
+the unknown faces of uploads as a queue to name, removing a person, and face thumbnails.
+Each route is one `Community` call; its refusals come back as a 400 with the sentence that
+says why."""
 
 from __future__ import annotations
 
@@ -66,6 +67,10 @@ def community_routes(community: Community) -> APIRouter:
     @router.post("/groups/merge", response_model=DoneOut)
     def merge(body: MergeIn) -> dict:
         return {"message": community.merge(body.into, body.other)}
+
+    @router.delete("/people/{name}", response_model=DoneOut)
+    def remove_person(name: str) -> dict:
+        return {"message": community.remove_person(name)}
 
     @router.get("/faces/{face_id}.png", response_class=Response, responses=PNG)
     def face(face_id: int) -> Response:
