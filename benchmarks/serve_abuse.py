@@ -6,10 +6,11 @@ good LFW test photo (its answer's name is checked against the person), a text fi
 .jpg, an empty file, a truncated JPEG, a CMYK JPEG, a PNG header alone claiming 100,000 x
 100,000 pixels, an 11 MB body (over the cap), an upload without Content-Length (chunked),
 and a slow upload (its bytes trickled over 2 s). Meanwhile one thread polls GET /health
-every 0.2 s, and another names a queued unknown face as a new person every 10 s (the
-model changes under load). Reported: answers per kind and status, 5xx count, /health
-latency, the server's resident memory before and after, and how many good photos got
-another top-1 name during the load than the same photo got before it. The loop stops by itself.
+every 0.2 s, and another names a queued unknown face as a new person and, 5 s later,
+removes that person again (the model changes under load both ways). Reported: answers
+per kind and status, 5xx count, /health latency, the server's resident memory before and
+after, and how many good photos got another top-1 name during the load than the same
+photo got before it. The loop stops by itself.
 
     python benchmarks/serve_abuse.py [--clients 16] [--seconds 60]
 """
@@ -97,15 +98,23 @@ def _health(url, stop_at, latencies, pid, rss):
             time.sleep(0.2)
 
 
-def _newcomers(url, stop_at, added):
+def _newcomers(url, stop_at, added, removed):
+    """Every 5 s, in turn: name a queued unknown face as a new person, or remove the
+    person added last (the model changes under load both ways)."""
     with httpx.Client(timeout=60) as client:
-        while time.monotonic() < stop_at - 10:
-            time.sleep(10)
-            queued = client.get(f"{url}/unknown").json()["faces"]
-            if queued:
-                answer = client.post(f"{url}/unknown/{queued[0]['id']}/name",
-                                     json={"name": f"Newcomer_{len(added) + 1}"})
-                added.append(answer.status_code)
+        tick = 0
+        while time.monotonic() < stop_at - 5:
+            time.sleep(5)
+            tick += 1
+            if tick % 2:
+                queued = client.get(f"{url}/unknown").json()["faces"]
+                if queued:
+                    name = f"Newcomer_{len(added) + 1}"
+                    answer = client.post(f"{url}/unknown/{queued[0]['id']}/name",
+                                         json={"name": name})
+                    added.append((name, answer.status_code))
+            elif added and added[-1][1] == 200:
+                removed.append(client.delete(f"{url}/people/{added[-1][0]}").status_code)
 
 
 def _rss_mb(pid: int) -> float:
@@ -132,14 +141,14 @@ def main() -> None:
         before = [_top1(httpx.post(f"{url}/predict", files={"file": ("p.jpg", data)},
                                    timeout=60)) for _, data in goods]  # before any load
         rss_before = _rss_mb(server.pid)
-        tally, named, health, added, rss = Counter(), [], [], [], []
+        tally, named, health, added, removed, rss = Counter(), [], [], [], [], []
         stop_at = time.monotonic() + args.seconds
         threads = [threading.Thread(target=_client, args=(url, goods, bads, 7 * c, stop_at,
                                                           tally, named))
                    for c in range(args.clients)]
         threads += [threading.Thread(target=_health, args=(url, stop_at, health, server.pid,
                                                             rss)),
-                    threading.Thread(target=_newcomers, args=(url, stop_at, added))]
+                    threading.Thread(target=_newcomers, args=(url, stop_at, added, removed))]
         for t in threads:
             t.start()
         for t in threads:
@@ -162,8 +171,9 @@ def main() -> None:
     same = np.mean([before[i] == goods[i][0] for i, _ in named])
     print(f"good photos: top-1 right for {100 * right:.1f}% of all {len(goods)} before the "
           f"load; during it {100 * during:.1f}% of {len(named)} answers (the same photos before: "
-          f"{100 * same:.1f}%), {changed} naming another person than before; people added "
-          f"under load: {added.count(200)} of {len(added)}")
+          f"{100 * same:.1f}%), {changed} naming another person than before; under load, "
+          f"people added: {[s for _, s in added].count(200)} of {len(added)}, removed: "
+          f"{removed.count(200)} of {len(removed)}")
 
 
 if __name__ == "__main__":
