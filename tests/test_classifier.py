@@ -22,7 +22,7 @@ from facessl.config import Preprocessing, PretrainConfig
 from facessl.data.faces import faces_in_photo
 from facessl.data.photos import labelled_faces, load_photo, person_faces
 from facessl.errors import FacesslError
-from facessl.product.bundle import META, WEIGHTS
+from facessl.product.bundle import META, weights_path
 from facessl.product.classifier import UNKNOWN, FaceClassifier
 from facessl.product.enroll import enroll
 from facessl.space.neighbours import l2_normalise
@@ -257,9 +257,10 @@ def test_tampered_or_foreign_bundles_are_refused(fitted, tmp_path):
     with pytest.raises(FacesslError, match="format-99 bundle .* upgrade facessl"):
         FaceClassifier.load(folder)
     (folder / META).write_text(json.dumps(document))
-    data = bytearray((folder / WEIGHTS).read_bytes())
+    weights = weights_path(folder)
+    data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (folder / WEIGHTS).write_bytes(bytes(data))
+    weights.write_bytes(bytes(data))
     with pytest.raises(FacesslError, match="does not match the SHA-256"):
         FaceClassifier.load(folder)
     foreign = tmp_path / "foreign"

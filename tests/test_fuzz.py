@@ -23,7 +23,7 @@ from facessl.data.photos import load_photo
 from facessl.data.splits import load_manifest
 from facessl.errors import FacesslError
 from facessl.product import groups as groups_file
-from facessl.product.bundle import META, BundleMeta, load_bundle, save_bundle
+from facessl.product.bundle import META, BundleMeta, load_bundle, save_bundle, weights_path
 from facessl.product.groups import Face, Groups
 
 EXAMPLES = int(os.environ.get("FACESSL_FUZZ_EXAMPLES", "150"))
@@ -93,7 +93,8 @@ def test_bundle_descriptions_mutated_give_a_bundle_or_one_clear_error(data, bund
     folder = tmp_path / "model"
     folder.mkdir(exist_ok=True)
     document = json.loads((bundle / META).read_text())
-    (folder / "weights.safetensors").write_bytes((bundle / "weights.safetensors").read_bytes())
+    weights = weights_path(bundle)
+    (folder / weights.name).write_bytes(weights.read_bytes())
     (folder / META).write_text(json.dumps(_mutated(document, data)))
     _only_clear_errors(load_bundle, folder)
 

@@ -15,6 +15,7 @@ from test_classifier import NEWCOMER, people_folder, photos, shared_model
 from test_experiment import facessl
 
 from facessl.cli import main
+from facessl.product.bundle import weights_path
 from facessl.product.classifier import UNKNOWN, FaceClassifier
 from facessl.product.predict import NO_FACE, annotate, predict_files, write_results
 
@@ -125,7 +126,7 @@ def test_enroll_command_reports_what_it_did_and_what_it_left_out(cli_model):
     assert stderr.count("facessl: warning:") == 1
     assert "broken.jpg is not an image" in stderr and "(left out)" in stderr
     assert "unknown-person threshold" in stdout and f"wrote {out}" in stdout
-    assert (out / "bundle.json").is_file() and (out / "weights.safetensors").is_file()
+    assert (out / "bundle.json").is_file() and weights_path(out).is_file()
 
 
 def test_predict_command_json_and_annotate(cli_model, group_photo, landscape, tiny_lfw, tmp_path):
