@@ -3,7 +3,12 @@ import json
 import pytest
 from conftest import LFW10
 
-from facessl.data.splits import generate_manifest, load_manifest, resolve_split_path
+from facessl.data.splits import (
+    generate_manifest,
+    load_manifest,
+    resolve_split_path,
+    shot_ladder,
+)
 from facessl.errors import FacesslError
 
 
@@ -35,6 +40,13 @@ def test_too_many_shots_names_the_person(tiny_lfw):
     split = load_manifest(tiny_lfw["split"])
     with pytest.raises(FacesslError, match=rf"--shots 7 is more than {split.people[0]} has"):
         split.labelled("train", shots=7)
+
+
+def test_the_default_shots_stop_at_what_everyone_has(tiny_lfw):
+    """A club with 6 train photos a person is scored at 1, 2, 5 and all, not refused at 10;
+    lfw62-v1 (10 at least) keeps 10."""
+    assert shot_ladder(load_manifest(tiny_lfw["split"])) == [1, 2, 5, None]
+    assert shot_ladder(load_manifest(resolve_split_path("lfw62-v1"))) == [1, 2, 5, 10, None]
 
 
 def test_unknown_split_name_lists_the_builtins():

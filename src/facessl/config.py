@@ -62,7 +62,7 @@ class ExperimentConfig:
     width: float = 1.0
     clusters: int = 10
     methods: list[str] = field(default_factory=lambda: ["kmeans"])  # one ssl arm each
-    method_epochs: int = 10  # pretraining epochs of methods other than kmeans (`pretrain`'s optimiser)
+    method_epochs: int = 10  # epochs of methods other than kmeans (`pretrain`'s optimiser)
     pretext_images: int | None = 3000  # pool images the pretext trains on; None = all
     pretext: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=3, batch_size=64, lr=0.03, augment="none", schedule="cosine"))
@@ -108,7 +108,7 @@ class EvaluateConfig:
 
     checkpoint: str = DEFAULT_BACKBONE
     split: str = "lfw62-v1"
-    shots: list[int | None] = field(default_factory=lambda: [1, 2, 5, 10, None])
+    shots: list[int | None] | None = None  # None = `splits.shot_ladder` of the split
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     track: str = "inductive"
     block: int | None = None  # EfficientNet-Lite0: describe faces by this block's map

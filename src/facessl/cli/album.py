@@ -58,7 +58,7 @@ def _split(args: argparse.Namespace) -> int:
     from facessl.product.naming import split_faces
 
     group = split_faces(args.groups, args.faces)
-    print(f"moved {len(group.faces)} faces into the new group {group.id}; name it: "
+    print(f"moved {_faces(len(group.faces))} into the new group {group.id}; name it: "
           f"facessl name {args.groups} {group.id} NAME")
     return 0
 
@@ -67,8 +67,12 @@ def _remove_face(args: argparse.Namespace) -> int:
     from facessl.product.naming import remove_faces
 
     faces = remove_faces(args.groups, args.faces)
-    print(f"removed {len(faces)} faces: they stay out of groups, enrolment and the album")
+    print(f"removed {_faces(len(faces))}: they stay out of groups, enrolment and the album")
     return 0
+
+
+def _faces(count: int) -> str:
+    return f"{count} face" if count == 1 else f"{count} faces"
 
 
 def add_album_commands(sub: argparse._SubParsersAction) -> None:

@@ -67,7 +67,8 @@ def _experiment(args: argparse.Namespace) -> int:
 
     config = preset(args.preset)
     check_arms(args.arms, args.methods)
-    config.split, config.shots, config.seeds, config.arms = args.split, args.shots, args.seeds, args.arms
+    config.split, config.shots, config.seeds = args.split, args.shots, args.seeds
+    config.arms = args.arms
     config.methods, config.data = args.methods, args.data
     if args.epochs is not None:
         for stage in (config.finetune, config.scratch, config.transfer):
@@ -232,7 +233,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                                         "(ImageNet weights) or random:<backbone>")
     eva.add_argument("--split", default=d.split)
     eva.add_argument("--shots", type=shots, nargs="+", default=d.shots,
-                     help="labelled images per person to test (numbers or 'all')")
+                     help="labelled images per person to test (numbers or 'all'; default 1 2 5 10 "
+                          "all, up to what everyone has)")
     eva.add_argument("--seeds", type=int, nargs="+", default=d.seeds)
     eva.add_argument("--track", default=d.track, choices=TRACKS)
     eva.add_argument("--protocols", nargs="+", default=d.protocols,

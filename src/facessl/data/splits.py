@@ -56,6 +56,12 @@ def min_train(split: Split) -> int:
     return min(len(roles["train"]) for roles in split.community.values())
 
 
+def shot_ladder(split: Split) -> list[int | None]:
+    """The k evaluated when none is asked for: 1, 2, 5, 10 and all, up to the fewest train
+    photos anyone has (a club with 6 photos a person gets 1, 2, 5 and all, not an error)."""
+    return [k for k in (1, 2, 5, 10) if k <= min_train(split)] + [None]
+
+
 def resolve_split_path(name_or_path: str) -> Path:
     """A manifest path, or a built-in split name looked up in ../shared/benchmarks."""
     path = Path(name_or_path).expanduser()
@@ -88,7 +94,8 @@ def load_manifest(path: Path, available: Iterable[str] | None = None) -> Split:
         raise _fail(path, "the top level must be an object")
     for key, kind in (("community", dict), ("unlabelled", list), ("unknown", list)):
         if not isinstance(raw.get(key), kind):
-            raise _fail(path, f"'{key}' must be a {kind.__name__}, got {type(raw.get(key)).__name__}")
+            got = type(raw.get(key)).__name__
+            raise _fail(path, f"'{key}' must be a {kind.__name__}, got {got}")
     for person, roles in raw["community"].items():
         if not isinstance(roles, dict) or any(not isinstance(roles.get(r), list) for r in ROLES):
             raise _fail(path, f"community[{person!r}] must have lists 'train', 'val' and 'test'")

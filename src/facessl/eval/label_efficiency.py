@@ -31,6 +31,7 @@ from facessl.data.splits import (
     load_manifest,
     min_train,
     resolve_split_path,
+    shot_ladder,
     subsample,
 )
 from facessl.errors import FacesslError
@@ -105,6 +106,8 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
         pairs_file(config.pairs, source)  # a missing pairs.txt is said before any work
     built = image_cache.load_or_build(source, encoder.preprocessing, quiet=quiet)
     community = _describe_community(config, encoder, built)
+    if config.shots is None:
+        config = dataclasses.replace(config, shots=shot_ladder(community.split))
     train_config = _finetune_settings(config, meta)
     started = time.perf_counter()
     pool_x, whitening = (_choose_whitening(config, encoder, community)
@@ -159,7 +162,7 @@ def _describe_community(config: EvaluateConfig, encoder: FaceEncoder,
     """The split, checked against the data and the --shots asked for, and every community
     face described once."""
     split = load_manifest(resolve_split_path(config.split), available=built.paths)
-    for shots in config.shots:
+    for shots in config.shots or []:
         if shots is not None and shots > min_train(split):
             split.labelled("train", shots)  # names the person who has too few
     if "ncm-whitened" in config.protocols and not split.unlabelled:

@@ -1,0 +1,227 @@
+"""Every example in the README runs: each bash block's commands and each Python snippet, on
+a few real LFW people laid out as a user's folders (people/, album/, ~/photos/club, ...).
+
+A command keeps every option the README gives it; the test only adds options that shrink
+the budget (one seed, one epoch) and, where a command names no data of its own, points it
+at a small LFW subset. A command of a kind this file does not know fails the test, so a new
+example cannot slip in untried.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import ARCHIVE, ROOT
+from test_browser import _free_port
+
+README = ROOT / "README.md"
+PEOPLE = ("Colin_Powell", "Hugo_Chavez", "Tony_Blair")  # people/ and album/: 6 photos each
+CLUB = ("Ariel_Sharon", "Donald_Rumsfeld", "Gerhard_Schroeder", "Jean_Chretien")  # 10 each
+NEWCOMER = "George_W_Bush"  # photos/ada/
+SKIPPED = {("bash", "scripts/setup.sh"): ".ci/run runs it before the suite",
+           (".venv/bin/python", "-m"): "the suite itself"}
+
+
+def _blocks(language: str) -> list[tuple[int, str]]:
+    """(README line, text) of each ```language fence."""
+    text = README.read_text()
+    return [(text[:m.start()].count("\n") + 1, m.group(1))
+            for m in re.finditer(rf"```{language}\n(.*?)```", text, re.S)]
+
+
+def _params(language: str) -> list:
+    return [pytest.param(line, text, id=f"line{line}") for line, text in _blocks(language)]
+
+
+def _commands(block: str) -> list[list[str]]:
+    """A bash block as argument lists: continuations joined, comments dropped, && split."""
+    commands = []
+    for line in block.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        while words:
+            cut = words.index("&&") if "&&" in words else len(words)
+            commands.append(words[:cut])
+            words = words[cut + 1:]
+    return commands
+
+
+def _copy_from_archive(wanted: dict[str, list[Path]]) -> None:
+    """Write each LFW image `<Person>/<file>` of `wanted` to every destination it lists."""
+    with tarfile.open(ARCHIVE, "r:gz") as tar:
+        for member in tar:
+            rel = "/".join(Path(member.name).parts[-2:])
+            if member.isfile() and rel in wanted:
+                data = tar.extractfile(member).read()
+                for dest in wanted[rel]:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest.write_bytes(data)
+
+
+@pytest.fixture(scope="module")
+def layout(pool_lfw, tmp_path_factory) -> Path:
+    """A user's folders, as the README's examples name them."""
+    root = tmp_path_factory.mktemp("readme") / "user"
+    wanted: dict[str, list[Path]] = {}
+
+    def put(rel: str, *dests: Path) -> None:
+        wanted.setdefault(rel, []).extend(dests)
+
+    for person in PEOPLE:
+        for i in range(1, 7):
+            name = f"{person}_{i:04d}.jpg"
+            put(f"{person}/{name}", root / "people" / person / name, root / "album" / name)
+        put(f"{person}/{person}_0010.jpg", root / "holiday" / f"{person}_0010.jpg")
+    put("Tony_Blair/Tony_Blair_0010.jpg", root / "Tony_Blair_0010.jpg")
+    put("Colin_Powell/Colin_Powell_0011.jpg", root / "party.jpg")
+    for i in range(1, 4):
+        put(f"{NEWCOMER}/{NEWCOMER}_{i:04d}.jpg", root / "photos" / "ada" / f"{i}.jpg")
+    club = root / "home" / "photos" / "club"
+    for person in CLUB:
+        for i in range(1, 11):
+            put(f"{person}/{person}_{i:04d}.jpg", club / person / f"{person}_{i:04d}.jpg")
+    for rel in pool_lfw["manifest"]["unlabelled"][:120]:  # the club's pool: fewer than 8 each
+        put(rel, club / rel)
+    for rel in pool_lfw["manifest"]["unlabelled"][120:160]:
+        put(rel, root / "home" / "photos" / "unsorted" / Path(rel).name)
+    _copy_from_archive(wanted)
+    return root
+
+
+@pytest.fixture(scope="module")
+def readme_env(pool_lfw, tmp_path_factory) -> dict:
+    """One cache for the module (each block decodes the small LFW once) and the default
+    face space's recipe (`product.default_space`) on the small pool instead of lfw62-v1's
+    9,198 faces, which take minutes: the album's groups need a face space, not the bare
+    backbone the other tests enrol with."""
+    folder = tmp_path_factory.mktemp("readme")
+    env = dict(os.environ, FACESSL_CACHE=str(folder / "cache"), MPLBACKEND="Agg")
+    space = folder / "face-space"
+    done = subprocess.run([sys.executable, "-m", "facessl", "pretrain", "--backbone",
+                           "efficientnet_lite0", "--size", "96", "--epochs", "0",
+                           "--split", str(pool_lfw["split"]), "--data",
+                           str(pool_lfw["folder"]), "--out", str(space), "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return env | {"FACESSL_FACE_SPACE": str(space)}
+
+
+def _shrunk(argv: list[str], home: Path, pool_lfw: dict) -> list[str]:
+    """The README's command as run here: ~ is the layout's home, budgets are one seed and one
+    epoch, and a command that names no data of its own reads the small LFW subset."""
+    argv = [str(home) + word[1:] if word.startswith("~/") else word for word in argv]
+    program, command = argv[0], argv[1:3]
+    tiny = ["--split", str(pool_lfw["split"]), "--data", str(pool_lfw["folder"])]
+    own_data = "--data" in argv or "--images" in argv
+    if program == "python" and argv[1].startswith("benchmarks/"):
+        return [sys.executable, str(ROOT / argv[1]), *argv[2:], "--split",
+                str(pool_lfw["split"]), "--draws", "1"]
+    assert program in ("facessl", ".venv/bin/facessl"), (
+        f"the README runs {shlex.join(argv)!r}: teach tests/test_readme.py how to run it")
+    args = [sys.executable, "-m", "facessl", *argv[1:]]
+    extra = {
+        "experiment": ["--seeds", "0", "--epochs", "1", "--pretext-epochs", "1"],
+        "pretrain": ["--epochs", "1"],
+        "evaluate": ["--seeds", "0", "--finetune-epochs", "1", "--no-verification"],
+        "data": ["--data", str(pool_lfw["folder"])] if command == ["data", "prepare"] else [],
+        "serve": ["--port", str(_free_port())],
+    }
+    if command[0] not in extra and command[0] not in (
+            "enroll", "predict", "add-person", "remove-person", "group", "name", "merge",
+            "split", "remove-face"):
+        pytest.fail(f"the README runs `facessl {command[0]}`: teach tests/test_readme.py "
+                    "which options shrink its budget")
+    data = tiny if command[0] in ("experiment", "pretrain", "evaluate") and not own_data else []
+    return args + extra.get(command[0], []) + data
+
+
+def _serve(args: list[str], cwd: Path, env: dict) -> None:
+    """Start the server, check its health and its page, stop it."""
+    port = args[-1]  # the free port _shrunk puts last
+    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(300):
+            assert process.poll() is None, process.stderr.read()
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health.status_code == 200, health.text
+        assert "<html" in httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text.lower()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("line,block", _params("bash"))
+def test_bash_example_runs(line, block, layout, readme_env, pool_lfw, tmp_path):
+    cwd = tmp_path / "user"
+    shutil.copytree(layout, cwd, symlinks=True)
+    env = dict(readme_env, HOME=str(cwd / "home"))
+    for argv in _commands(block):
+        if tuple(argv[:2]) in SKIPPED:
+            continue
+        args = _shrunk(argv, cwd / "home", pool_lfw)
+        if args[3:4] == ["serve"]:
+            _serve(args, cwd, env)
+            continue
+        done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (
+            f"README line {line}: {shlex.join(argv)}\n{done.stderr[-3000:]}")
+
+
+def _shape(line: str) -> str:
+    """A printed line with its words and numbers blanked and repeats folded: what stays the
+    same when the data (how many groups, which names, what accuracy) is different."""
+    return re.sub(r"(\W*w)\1+", r"\1", re.sub(r"\w+", "w", line.strip()))
+
+
+@pytest.mark.parametrize("line,code", _params("python"))
+def test_python_example_runs(line, code, layout, readme_env, tmp_path):
+    """Each snippet runs as written, in a user's folder, and prints the kinds of line the
+    README shows beneath it (this small face space makes fewer, rougher groups)."""
+    cwd = tmp_path / "user"
+    shutil.copytree(layout, cwd, symlinks=True)
+    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=readme_env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"README line {line}:\n{done.stderr[-3000:]}"
+    shown = [text for start, text in _blocks("text") if start > line]
+    if shown:
+        printed = {_shape(text) for text in done.stdout.strip().splitlines()}
+        assert printed == {_shape(text) for text in shown[0].strip().splitlines()}, done.stdout
+
+
+def test_every_option_in_the_synopsis_exists(readme_env):
+    """The README's command synopsis names only subcommands and options the CLI has."""
+    synopsis = next(text for _, text in _blocks("text") if text.startswith("facessl "))
+    entries = re.split(r"\n(?=facessl )", synopsis.strip())
+    assert len(entries) >= 15
+    for entry in entries:
+        words = entry.split()
+        command = words[1:3] if words[1] == "data" else words[1:2]
+        done = subprocess.run([sys.executable, "-m", "facessl", *command, "--help"],
+                              env=readme_env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        for option in set(re.findall(r"--[a-z][a-z-]*", entry)):
+            assert option in done.stdout, f"`facessl {' '.join(command)}` has no {option}"
+
+
+def test_the_layout_is_what_the_examples_expect(layout):
+    assert len(list((layout / "album").glob("*.jpg"))) == 18
+    assert sorted(p.name for p in (layout / "people").iterdir()) == list(PEOPLE)
+    club = layout / "home" / "photos" / "club"
+    assert sum(len(list(p.glob("*.jpg"))) >= 8 for p in club.iterdir()) >= len(CLUB)
+    assert sorted(p.name for p in (layout / "photos" / "ada").iterdir()) == \
+        ["1.jpg", "2.jpg", "3.jpg"]
