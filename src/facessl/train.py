@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from facessl import distributed
 from facessl.augment import BatchPipeline, to_tensor
 from facessl.config import TrainConfig
 from facessl.errors import FacesslError
@@ -43,10 +44,6 @@ class TensorSet:
         return cls(to_tensor(cache.take(paths)), torch.tensor(labels))
 
 
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 class Classification(nn.Module):
     """Cross-entropy of `model(pipeline(images))` against the labels; counts hits."""
 
@@ -56,7 +53,8 @@ class Classification(nn.Module):
 
     def forward(self, images, labels, index) -> tuple[torch.Tensor, int]:
         logits = self.model(self.pipeline(images, train=True))
-        return nn.functional.cross_entropy(logits, labels), (logits.argmax(1) == labels).sum().item()
+        hits = (logits.argmax(1) == labels).sum().item()
+        return nn.functional.cross_entropy(logits, labels), hits
 
 
 class Pretext(nn.Module):
@@ -109,13 +107,46 @@ def _optimizer(parameters: list[nn.Parameter], config: TrainConfig) -> torch.opt
 
 def _batches(n: int, batch_size: int, weights: torch.Tensor | None,
              generator: torch.Generator) -> list[torch.Tensor]:
-    """Row indices per batch; a last batch of one row is dropped (batch norm needs two)."""
+    """This rank's row indices per global batch (every rank draws the same global order);
+    a batch too small for batch norm (fewer than two rows) is dropped."""
     if weights is None:
         order = torch.randperm(n, generator=generator)
     else:
         order = torch.multinomial(weights, n, replacement=True, generator=generator)
-    batches = list(order.split(batch_size))
-    return batches[:-1] if len(batches) > 1 and len(batches[-1]) == 1 else batches
+    batches = [distributed.local_part(batch) for batch in order.split(batch_size)]
+    return [batch for batch in batches if len(batch) * distributed.world_size() > 1]
+
+
+@dataclass
+class _Run:
+    """What one training run holds between epochs."""
+
+    objective: nn.Module
+    model: nn.Module  # the objective, or its DistributedDataParallel wrapper under torchrun
+    optimizer: torch.optim.Optimizer
+    schedule: Callable[[int], float]
+    generator: torch.Generator
+    device: torch.device
+    step: int = 0
+
+
+def _prepare(objective: nn.Module, config: TrainConfig, seed: int, n: int) -> _Run:
+    """The objective on its device (BatchNorm over the global batch, DDP under torchrun),
+    its optimiser and learning-rate schedule."""
+    device = distributed.pick_device()
+    if distributed.world_size() > 1:
+        objective = distributed.global_batchnorm(objective)
+    objective.to(device, memory_format=torch.channels_last)
+    torch.manual_seed(seed + distributed.rank())  # each rank augments its rows its own way
+    model = objective
+    if distributed.world_size() > 1 and any(p.requires_grad for p in objective.parameters()):
+        model = nn.parallel.DistributedDataParallel(  # a backbone's class head may sit idle
+            objective, broadcast_buffers=False, find_unused_parameters=True)
+    optimizer = _optimizer([p for p in objective.parameters() if p.requires_grad], config)
+    steps_per_epoch = n // config.batch_size + (1 if n % config.batch_size > 1 else 0)
+    schedule = _lr_schedule(config, max(1, steps_per_epoch) * config.epochs)
+    return _Run(objective, model, optimizer, schedule, torch.Generator().manual_seed(seed),
+                device)
 
 
 def run_training(
@@ -129,89 +160,106 @@ def run_training(
     epoch_metrics: Callable[[], dict] | None = None,
     checkpoint: Path | None = None,
 ) -> list[dict]:
-    """Train `objective` in place; return one metrics dict per epoch (also appended to log_path)."""
-    device = pick_device()
-    objective.to(device, memory_format=torch.channels_last)
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    optimizer = _optimizer([p for p in objective.parameters() if p.requires_grad], config)
-    n = len(train_set)
-    steps_per_epoch = n // config.batch_size + (1 if n % config.batch_size > 1 else 0)
-    schedule = _lr_schedule(config, max(1, steps_per_epoch) * config.epochs)
-    history, step = [], 0
+    """Train `objective` in place; return one metrics dict per epoch (also appended to
+    log_path). Under torchrun every rank trains and rank 0 alone logs and saves."""
+    run = _prepare(objective, config, seed, len(train_set))
+    history: list[dict] = []
     if checkpoint is not None and checkpoint.is_file():
-        history, step = _resume(checkpoint, objective, optimizer, generator, device)
-        _log_resumed(log_path, history)
+        history, run.step = _resume(checkpoint, run, seed)
+        if distributed.is_main():
+            _log_resumed(log_path, history)
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
-        weights = _start_epoch(objective, train_set, config, optimizer)
-        loss_sum, correct, seen, hits = 0.0, 0, 0, None
-        for idx in _batches(len(train_set), config.batch_size, weights, generator):
-            images = train_set.images[idx].to(device)
-            labels = train_set.labels[idx].to(device)
-            loss, hits = objective(images, labels, idx)
-            if not torch.isfinite(loss):
-                raise FacesslError(
-                    f"{stage}: the loss became {loss.item()} at epoch {epoch}; training "
-                    f"diverged. Lower the learning rate (it was {config.lr}).")
-            for group in optimizer.param_groups:
-                group["lr"] = schedule(step)
-            step += 1
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * len(idx)
-            correct += hits or 0
-            seen += len(idx)
+        weights = _start_epoch(run, train_set, config)
+        loss_sum, correct, seen, hits = _epoch(run, train_set, config, weights, stage, epoch)
         record = {"stage": stage, "epoch": epoch, "train_loss": loss_sum / seen}
         if hits is not None:
             record["train_acc"] = correct / seen
         record.update(epoch_metrics() if epoch_metrics is not None else {})
         record["seconds"] = time.perf_counter() - started
         history.append(record)
-        _keep(record, history, step, log_path, checkpoint, objective, optimizer, generator)
-        if on_epoch is not None:
-            on_epoch(record)
+        if distributed.is_main():
+            _keep(record, history, run, log_path, checkpoint)
+            if on_epoch is not None:
+                on_epoch(record)
+    distributed.barrier()  # no rank reads the result before rank 0 has saved it
     return history
 
 
-def _start_epoch(objective: nn.Module, train_set: TensorSet, config: TrainConfig,
-                 optimizer: torch.optim.Optimizer) -> torch.Tensor | None:
+def _epoch(run: _Run, train_set: TensorSet, config: TrainConfig,
+           weights: torch.Tensor | None, stage: str, epoch: int
+           ) -> tuple[float, float, float, int | None]:
+    """One pass over the batches: (loss sum, hits, rows seen) over every rank, and the
+    last batch's hits (None for an objective without accuracy)."""
+    loss_sum, correct, seen, hits = 0.0, 0, 0, None
+    autocast = torch.autocast(run.device.type, dtype=torch.bfloat16,
+                              enabled=run.device.type == "cuda")  # fp32 on the CPU
+    for idx in _batches(len(train_set), config.batch_size, weights, run.generator):
+        images = train_set.images[idx].to(run.device, non_blocking=True)
+        labels = train_set.labels[idx].to(run.device, non_blocking=True)
+        with autocast:
+            loss, hits = run.model(images, labels, idx)
+        value = loss.item()
+        if distributed.total(float(math.isfinite(value)))[0] < distributed.world_size():
+            raise FacesslError(
+                f"{stage}: the loss became {value} at epoch {epoch}; training diverged. "
+                f"Lower the learning rate (it was {config.lr}).")
+        for group in run.optimizer.param_groups:
+            group["lr"] = run.schedule(run.step)
+        run.step += 1
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        loss_sum += value * len(idx)
+        correct += hits or 0
+        seen += len(idx)
+    loss_sum, correct, seen = distributed.total(loss_sum, correct, seen)
+    return loss_sum, correct, seen, hits
+
+
+def _start_epoch(run: _Run, train_set: TensorSet, config: TrainConfig) -> torch.Tensor | None:
     """Train mode (pretrained BatchNorm statistics kept if asked), and the objective's own
-    epoch start (DeepCluster re-clusters): its sampling weights, if any."""
+    epoch start (DeepCluster re-clusters; on rank 0, handed to the others): its sampling
+    weights, if any."""
     weights = None
-    if hasattr(objective, "start_epoch"):
-        weights = objective.start_epoch(train_set.images, config.batch_size)
-        optimizer.state.clear()  # a re-initialised head must not inherit old momentum
-    objective.train()
+    if hasattr(run.objective, "start_epoch"):
+        if distributed.is_main():
+            weights = run.objective.start_epoch(train_set.images, config.batch_size)
+        weights = distributed.broadcast(weights)
+        distributed.sync_from_main(run.objective)
+        run.optimizer.state.clear()  # a re-initialised head must not inherit old momentum
+    run.objective.train()
     if config.freeze_batchnorm:
-        for module in objective.modules():
+        for module in run.objective.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eval()
     return weights
 
 
-def _resume(checkpoint: Path, objective: nn.Module, optimizer: torch.optim.Optimizer,
-            generator: torch.Generator, device: torch.device) -> tuple[list[dict], int]:
-    """Restore the state `_keep` saved; returns (history so far, global step)."""
-    state = torch.load(checkpoint, map_location=device, weights_only=True)
-    objective.load_state_dict(state["objective"])
-    optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["generator"])
+def _resume(checkpoint: Path, run: _Run, seed: int) -> tuple[list[dict], int]:
+    """Restore the state `_keep` saved (by a run of any world size); returns (history so
+    far, global step)."""
+    state = torch.load(checkpoint, map_location=run.device, weights_only=True)
+    run.objective.load_state_dict(state["objective"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
+    if distributed.rank():  # rank 0's saved stream; the others draw their own
+        torch.manual_seed(seed + distributed.rank() + state["step"])
     return state["history"], state["step"]
 
 
-def _keep(record: dict, history: list[dict], step: int, log_path: Path | None,
-          checkpoint: Path | None, objective: nn.Module, optimizer: torch.optim.Optimizer,
-          generator: torch.Generator) -> None:
+def _keep(record: dict, history: list[dict], run: _Run, log_path: Path | None,
+          checkpoint: Path | None) -> None:
     """Save the resumable state atomically, then append the epoch's JSON line to the log: a
     kill in between leaves the line to `_log_resumed`, never an epoch logged twice."""
     if checkpoint is not None:
         with atomic_path(checkpoint, suffix=".pt") as tmp:
-            torch.save({"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                        "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                        "history": history, "step": step}, tmp)
+            torch.save({"objective": run.objective.state_dict(),
+                        "optimizer": run.optimizer.state_dict(),
+                        "generator": run.generator.get_state(),
+                        "torch_rng": torch.get_rng_state(), "history": history,
+                        "step": run.step, "world_size": distributed.world_size()}, tmp)
     if log_path is not None:
         with open(log_path, "a") as log:
             log.write(json.dumps(record) + "\n")
@@ -239,7 +287,7 @@ def fit(
     stage: str = "train",
 ) -> list[dict]:
     """Train a classifier in place; per epoch also loss and accuracy on each eval set."""
-    device = pick_device()
+    device = distributed.pick_device()
 
     def eval_metrics() -> dict:
         record = {}

@@ -10,6 +10,7 @@ was already written has been kept.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from facessl.cli.album import add_album_commands
@@ -29,9 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DISTRIBUTED_COMMANDS = ("pretrain",)  # the commands `torchrun -m facessl` can run
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            _start_distributed(args.command)
         return args.func(args)
     except FacesslError as exc:
         print(f"facessl: error: {exc}", file=sys.stderr)
@@ -40,3 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         print("facessl: interrupted; files already written are complete and kept.",
               file=sys.stderr)
         return 130
+
+
+def _start_distributed(command: str) -> None:
+    """Join torchrun's processes, for a command that shares its work among them."""
+    if command not in DISTRIBUTED_COMMANDS:
+        raise FacesslError(f"`facessl {command}` runs in one process; under torchrun only "
+                           f"{', '.join(DISTRIBUTED_COMMANDS)} shares its work. Run it "
+                           "without torchrun.")
+    from facessl import distributed
+
+    distributed.start()

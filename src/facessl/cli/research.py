@@ -8,7 +8,9 @@ inside the handlers, so `facessl --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import time
 from pathlib import Path
 
@@ -89,6 +91,7 @@ def _experiment(args: argparse.Namespace) -> int:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
+    from facessl import distributed
     from facessl.ssl.pretrain import run_pretrain
 
     size = args.size or backbone(args.backbone).input_size  # refuses an unknown backbone
@@ -104,7 +107,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     track = "images" if args.images else args.track
     out = Path(args.out or f"runs/pretrain-{args.method}-{args.backbone}-{track}")
     run_pretrain(config, out, quiet=args.quiet)
-    if not args.quiet:
+    if not args.quiet and distributed.is_main():
         print(f"checkpoint: {out}  (evaluate it with: facessl evaluate {out})")
     return 0
 
@@ -254,7 +257,15 @@ def _data_out_quiet(parser: argparse.ArgumentParser, out_help: str, handler) -> 
     parser.add_argument("--data", help=DATA_HELP)
     parser.add_argument("--out", help=out_help)
     parser.add_argument("--quiet", action="store_true", help="no progress output")
-    parser.set_defaults(func=handler)
+    parser.add_argument("--device", help="where training runs: cpu, cuda or cuda:N (default: "
+                                         "the GPU where there is one; bf16 on CUDA)")
+    parser.set_defaults(func=functools.partial(_on_device, handler))
+
+
+def _on_device(handler, args: argparse.Namespace) -> int:
+    if args.device:
+        os.environ["FACESSL_DEVICE"] = args.device  # read by `distributed.pick_device`
+    return handler(args)
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:

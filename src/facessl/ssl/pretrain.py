@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facessl import distributed
 from facessl.augment import to_tensor
 from facessl.config import TRACKS, Preprocessing, PretrainConfig
 from facessl.data import cache as image_cache
@@ -103,9 +104,11 @@ def _photo_pool(config: PretrainConfig, quiet: bool) -> Pool:
 
 def _method_options(config: PretrainConfig, pool: Pool) -> dict:
     options = dict(config.options)
-    if config.method == "kmeans":
-        labels, _ = kmeans.cluster_pixels(pool.images, options.pop("clusters", 10), config.seed,
-                                          cache_key=pool.cache_key)
+    if config.method == "kmeans":  # clustered once, on rank 0 under torchrun
+        clusters = options.pop("clusters", 10)
+        labels = distributed.broadcast(kmeans.cluster_pixels(
+            pool.images, clusters, config.seed, cache_key=pool.cache_key)[0]
+            if distributed.is_main() else None)
         options["labels"] = torch.from_numpy(labels)
     if config.method == "masked":
         options.setdefault("input_size", config.prep.size)
@@ -193,7 +196,9 @@ def _check_frozen(config: PretrainConfig) -> None:
 
 
 def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict:
-    """Pretrain (or resume) and write the checkpoint folder `out`; returns its metadata."""
+    """Pretrain (or resume) and write the checkpoint folder `out`; returns its metadata.
+    Under torchrun every rank trains its share of each batch; rank 0 alone writes `out`."""
+    quiet = quiet or not distributed.is_main()
     progress = Progress(quiet)
     out = ensure_writable_dir(Path(out))
     config = dataclasses.replace(config, detector=config.detector or default_detector())
@@ -207,7 +212,8 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
         raise FacesslError(f"--epochs 0 keeps the backbone's weights, but {config.backbone} has "
                            "none (it would describe faces with random filters); train it for "
                            "some epochs, or use a backbone with pretrained weights.")
-    pool = load_pool(config, quiet)
+    with distributed.main_first():  # rank 0 decodes the cache; the others read it
+        pool = load_pool(config, quiet)
     torch.manual_seed(config.seed)
     backbone = create_model(config.backbone, 1, config.prep.size, config.prep.channels,
                             config.width)  # from its pretrained weights, where it has them
@@ -224,6 +230,8 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
         history = []
         progress(f"keeping {config.backbone}'s {BACKBONES[config.backbone].weights}; fitting "
                  f"its face space on {len(pool.images)} unlabelled faces ({pool.origin})")
+    if not distributed.is_main():
+        return {}
     meta = {
         "backbone": config.backbone, "width": config.width,
         "preprocessing": dataclasses.asdict(config.prep), "detector": config.detector,
@@ -233,6 +241,7 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
         "track": config.track if pool.split else "images",
         "seen_images": f"{len(pool.images)} faces from {pool.origin} (no labels)",
         "history": history, "wall_seconds_this_run": time.perf_counter() - started,
+        "world_size": distributed.world_size(), "global_batch": config.train.batch_size,
         "train_seconds": sum(h["seconds"] for h in history),
     }
     if identity is not None:

@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from facessl import distributed
+
 
 def _check_probability(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
@@ -83,7 +85,8 @@ class NTXentLoss(nn.Module):
     z_a, z_b: N x D, row i of each from the same image. Each of the 2N views is classified
     against the other 2N - 1 by cosine similarity / temperature, its partner being the
     right answer; returns the mean cross-entropy (a scalar). A lower temperature weighs
-    the hardest negatives more.
+    the hardest negatives more. Under torchrun the views of every rank's rows are
+    gathered (with gradients), so the candidates are the global batch's 2N - 1.
     """
 
     def __init__(self, temperature: float = 0.5):
@@ -96,13 +99,17 @@ class NTXentLoss(nn.Module):
         if z_a.ndim != 2 or z_a.shape != z_b.shape or len(z_a) < 2:
             raise ValueError(f"NT-Xent needs two N x D batches of the same shape with N >= 2; "
                              f"got {tuple(z_a.shape)} and {tuple(z_b.shape)}")
-        n = len(z_a)
-        z = F.normalize(torch.cat([z_a, z_b]), dim=1)
-        logits = z @ z.T / self.temperature
-        self_pairs = torch.eye(2 * n, dtype=torch.bool, device=z.device)
-        logits = logits.masked_fill(self_pairs, float("-inf"))
-        partners = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
-        return F.cross_entropy(logits, partners)
+        n, mine = len(z_a), distributed.rank() * len(z_a)
+        z_a, z_b = F.normalize(z_a, dim=1), F.normalize(z_b, dim=1)
+        every_a, every_b = distributed.gather(z_a), distributed.gather(z_b)
+        total = len(every_a)
+        logits = torch.cat([z_a, z_b]) @ torch.cat([every_a, every_b]).T / self.temperature
+        rows = torch.arange(n, device=z_a.device) + mine  # this rank's rows in the global batch
+        selves = torch.cat([rows, rows + total])
+        partners = torch.cat([rows + total, rows])
+        self_pairs = torch.zeros_like(logits, dtype=torch.bool)
+        self_pairs[torch.arange(2 * n, device=z_a.device), selves] = True
+        return F.cross_entropy(logits.masked_fill(self_pairs, float("-inf")), partners)
 
 
 class SimCLR(nn.Module):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from facessl import distributed
 from facessl.ssl.simclr import ViewAugmentation
 
 
@@ -97,4 +98,6 @@ class VICReg(nn.Module):
         """uint8 N x C x H x W on the device -> scalar loss (`index` is not used)."""
         views = torch.cat([self.augment(images), self.augment(images)])
         z_a, z_b = self.expander(self.backbone.embed(views)).chunk(2)
-        return self.loss(z_a, z_b)
+        # Variance and covariance are statistics of the batch: under torchrun, the global
+        # one's (every rank scores the gathered rows; the gradients reach their owners).
+        return self.loss(distributed.gather(z_a), distributed.gather(z_b))
