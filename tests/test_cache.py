@@ -85,3 +85,33 @@ def test_take_returns_the_photo_layout_in_the_order_asked(tiny_lfw):
     assert np.array_equal(taken[0], built.images[3])
     assert to_tensor(taken).shape == (2, 3, 32, 32)
     assert np.array_equal(to_tensor(taken)[1].numpy(), built.images[0].transpose(2, 0, 1))
+
+
+def test_a_streamed_build_holds_each_photo_as_decoded_alone(tiny_lfw):
+    """Rows go to disk as they are decoded (no stacking in memory): each must still be its
+    own photo's, in the index's order."""
+    source = lfw.locate(tiny_lfw["folder"])
+    prep = Preprocessing(crop=128, size=24)
+    built = cache.load_or_build(source, prep, quiet=True)
+    for i in (0, len(built.paths) // 2, len(built.paths) - 1):
+        data = (tiny_lfw["folder"] / built.paths[i]).read_bytes()
+        assert np.array_equal(built.images[i], cache.decode_face(data, prep)[0])
+    assert sorted(p.name for p in built.folder.iterdir()) == ["images.npy", "index.json"]
+
+
+def test_rows_read_the_memory_mapped_cache_only_when_asked(tiny_lfw):
+    import torch
+
+    from facessl.augment import TorchFaces
+    built = cache.load_or_build(lfw.locate(tiny_lfw["folder"]), Preprocessing(128, 32),
+                                quiet=True)
+    paths = [built.paths[i] for i in (7, 2, 9, 2, 0)]
+    rows, taken = built.rows(paths), built.take(paths)
+    assert isinstance(rows.images, np.memmap) and len(rows) == 5 and rows.shape == taken.shape
+    mask = np.array([True, False, True, True, False])
+    for key in (slice(None), slice(1, 4), np.array([4, 0, 3]), mask):
+        assert np.array_equal(rows[key], taken[key])
+    assert np.array_equal(rows[1], taken[1])
+    assert np.array_equal(rows.part(slice(2, 5))[:], taken[2:5])
+    batch = TorchFaces(rows)[torch.tensor([3, 1])]
+    assert torch.equal(batch, to_tensor(taken)[[3, 1]])

@@ -115,3 +115,47 @@ def test_a_killed_two_process_pretraining_resumes_in_one_process(pool_lfw, tmp_p
     assert (meta["world_size"], meta["global_batch"]) == (1, meta["config"]["train"]["batch_size"])
     logged = [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
     assert logged == list(range(1, 13))
+
+
+def test_an_experiment_under_torchrun_trains_what_one_process_trains(tiny_lfw, tmp_path):
+    """The fine-tunes and the pretext of `facessl experiment` shared by 2 processes: the
+    same epochs and losses as 1 process (within float noise), one results.json, and the
+    summary printed once."""
+    args = ["-m", "facessl", "experiment", "--split", str(tiny_lfw["split"]), "--data",
+            str(tiny_lfw["folder"]), "--arms", "ssl", "scratch", "--seeds", "0",
+            "--epochs", "2", "--pretext-epochs", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    runs = {}
+    for name, launcher in (("one", [sys.executable]), ("two", _torchrun(2))):
+        out = tmp_path / name
+        done = subprocess.run([*launcher, *args, "--out", str(out)], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert done.stdout.count("final test accuracy") == 2, done.stdout
+        runs[name] = json.loads((out / "results.json").read_text())["runs"]
+        assert (out / "report.md").is_file()
+    assert set(runs["one"]) == set(runs["two"]) == {"ssl/0", "scratch/0"}
+    for key, run in runs["one"].items():
+        alone = [h["train_loss"] for h in run["history"] + run.get("pretext_history", [])]
+        shared = [h["train_loss"] for h in runs["two"][key]["history"]
+                  + runs["two"][key].get("pretext_history", [])]
+        assert shared == pytest.approx(alone, rel=0.02), key
+
+
+def test_evaluate_under_torchrun_writes_one_result_like_one_process(tiny_lfw, tmp_path):
+    """`facessl evaluate`'s fine-tunes shared by 2 processes: one results.json holding the
+    same frozen scores as 1 process, a fine-tune score, and one closing line."""
+    args = ["-m", "facessl", "evaluate", "random:tinyvgg", "--split", str(tiny_lfw["split"]),
+            "--data", str(tiny_lfw["folder"]), "--protocols", "knn", "finetune",
+            "--shots", "2", "--seeds", "0", "--finetune-epochs", "2", "--no-verification"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    scores = {}
+    for name, launcher in (("one", [sys.executable]), ("two", _torchrun(2))):
+        out = tmp_path / name
+        done = subprocess.run([*launcher, *args, "--out", str(out)], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert done.stdout.count("wrote ") == 1, done.stdout
+        scores[name] = json.loads((out / "results.json").read_text())["accuracy"]["2"]
+    assert scores["two"]["knn"] == scores["one"]["knn"]
+    assert 0 <= scores["two"]["finetune"]["mean"] <= 1

@@ -125,6 +125,10 @@ def _shrunk(argv: list[str], home: Path, pool_lfw: dict) -> list[str]:
     if program == "python" and argv[1].startswith("benchmarks/"):
         return [sys.executable, str(ROOT / argv[1]), *argv[2:], "--split",
                 str(pool_lfw["split"]), "--draws", "1"]
+    if program == "torchrun":  # its own options, then the facessl command it starts
+        cut = argv.index("-m")
+        return [sys.executable, "-m", "torch.distributed.run", *argv[1:cut],
+                *_shrunk(["facessl", *argv[cut + 2:]], home, pool_lfw)[1:]]
     assert program in ("facessl", ".venv/bin/facessl"), (
         f"the README runs {shlex.join(argv)!r}: teach tests/test_readme.py how to run it")
     args = [sys.executable, "-m", "facessl", *argv[1:]]
@@ -136,7 +140,7 @@ def _shrunk(argv: list[str], home: Path, pool_lfw: dict) -> list[str]:
         "serve": ["--port", str(_free_port())],
     }
     if command[0] not in extra and command[0] not in (
-            "enroll", "predict", "add-person", "remove-person", "group", "name", "merge",
+            "enroll", "predict", "add-person", "remove-person", "group", "name", "merge", "embed",
             "split", "remove-face"):
         pytest.fail(f"the README runs `facessl {command[0]}`: teach tests/test_readme.py "
                     "which options shrink its budget")

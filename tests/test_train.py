@@ -48,3 +48,19 @@ def test_diverging_loss_stops_with_advice():
     _, objective, data = _setup()
     with pytest.raises(FacesslError, match="Lower the learning rate"):
         run_training(objective, data, TrainConfig(epochs=2, batch_size=8, lr=1e12))
+
+
+def test_batches_read_from_the_cache_train_as_a_tensor_in_memory_does():
+    """A pool streamed batch by batch (`TorchFaces`) must train exactly like the same faces
+    held as one tensor."""
+    from facessl.augment import TorchFaces
+    config = TrainConfig(epochs=2, batch_size=8, lr=0.05)
+    _, objective, data = _setup()
+    in_memory = run_training(objective, data, config)
+    held = {k: v.clone() for k, v in objective.state_dict().items()}
+    _, objective, data = _setup()
+    faces = TorchFaces(data.images.permute(0, 2, 3, 1).numpy())  # N x H x W x C, like the cache
+    streamed = run_training(objective, TensorSet(faces, data.labels), config)
+    assert [r["train_loss"] for r in streamed] == [r["train_loss"] for r in in_memory]
+    for key, value in objective.state_dict().items():
+        assert torch.equal(value, held[key]), key

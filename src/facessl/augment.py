@@ -21,6 +21,23 @@ def to_tensor(faces: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.asarray(faces).transpose(0, 3, 1, 2)))
 
 
+class TorchFaces:
+    """N x H x W x C uint8 faces (an array, or a cache's lazy `FaceRows`) seen in torch's
+    layout one batch at a time: `faces[indices]` is a C x H x W uint8 batch, and the whole
+    set is never copied, so a training pool costs memory by the batch, not by its size."""
+
+    def __init__(self, faces):
+        self.faces = faces
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitem__(self, key) -> torch.Tensor:
+        if isinstance(key, torch.Tensor):
+            key = key.numpy()
+        return to_tensor(self.faces[key])
+
+
 def build_augmentation(name: str) -> nn.Module:
     """A batch augmentation for labelled faces; refuses unknown names with the valid list."""
     if name == "none":

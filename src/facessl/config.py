@@ -17,6 +17,7 @@ PROTOCOLS = ("knn", "ncm", "ncm-whitened", "linear", "finetune")
 DETECTORS = ("mtcnn", "haar")  # data.faces: MTCNN (landmarks, aligned) or OpenCV's cascade
 DEFAULT_BACKBONE = "efficientnet_lite0"  # ImageNet weights: the descriptor that measured best
 DEFAULT_FACE_SPACE = "default"  # the product's: DEFAULT_BACKBONE + a pool face space
+BATCH_PHOTOS = 32  # photos whose faces are found and described together (predict, embed)
 
 
 @dataclass(frozen=True)

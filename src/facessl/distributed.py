@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -92,6 +93,19 @@ def local_part(batch: torch.Tensor) -> torch.Tensor:
         return batch
     batch = batch[:len(batch) - len(batch) % world]
     return batch.chunk(world)[rank()]
+
+
+def shared_rows(count: int, compute: Callable[[slice], np.ndarray]) -> np.ndarray:
+    """`compute(rows)` of all `count` rows, each rank computing a contiguous share (such as
+    describing the pool's faces), joined in order on every rank."""
+    world = world_size()
+    if world == 1:
+        return compute(slice(0, count))
+    bounds = np.linspace(0, count, world + 1).astype(int)
+    mine = compute(slice(bounds[rank()], bounds[rank() + 1]))
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, mine)
+    return np.concatenate([part for part in parts if len(part)])
 
 
 def sync_from_main(module: nn.Module) -> None:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from facessl import distributed
-from facessl.augment import BatchPipeline, to_tensor
+from facessl.augment import BatchPipeline, TorchFaces
 from facessl.config import TrainConfig
 from facessl.errors import FacesslError
 from facessl.files import atomic_path
@@ -28,9 +28,10 @@ from facessl.files import atomic_path
 
 @dataclass
 class TensorSet:
-    """Images (uint8, N x C x H x W) and integer labels."""
+    """Images (uint8, N x C x H x W: a tensor, or `TorchFaces` reading each batch from the
+    image cache) and integer labels."""
 
-    images: torch.Tensor
+    images: torch.Tensor | TorchFaces
     labels: torch.Tensor
 
     def __len__(self) -> int:
@@ -41,7 +42,7 @@ class TensorSet:
         """A split role's labelled faces (train: the first `shots` per person) from an
         image cache, in torch's layout."""
         paths, labels = split.labelled(role, shots)
-        return cls(to_tensor(cache.take(paths)), torch.tensor(labels))
+        return cls(TorchFaces(cache.rows(paths)), torch.tensor(labels))
 
 
 class Classification(nn.Module):

@@ -64,6 +64,7 @@ def options(pairs: list[str] | None) -> dict:
 
 
 def _experiment(args: argparse.Namespace) -> int:
+    from facessl import distributed
     from facessl.config import preset
     from facessl.eval.experiment import check_arms, run_experiment
 
@@ -80,7 +81,7 @@ def _experiment(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/experiment-{time.strftime('%Y%m%d-%H%M%S')}")
     started = time.perf_counter()
     results = run_experiment(config, out, quiet=args.quiet)
-    if not args.quiet:
+    if not args.quiet and distributed.is_main():
         for arm, s in results["summary"].items():
             mean, std = s["final_test_acc"]
             print(f"{arm:>9}: final test accuracy {100 * mean:.1f} ± {100 * std:.1f} %")
@@ -113,6 +114,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from facessl import distributed
     from facessl.eval.label_efficiency import run_evaluate
 
     config = EvaluateConfig(checkpoint=args.checkpoint, split=args.split, shots=args.shots,
@@ -123,7 +125,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     name = Path(args.checkpoint).name.replace(":", "-")
     out = Path(args.out or f"runs/evaluate-{name}-{args.split}-{args.track}")
     results = run_evaluate(config, out, quiet=args.quiet)
-    if not args.quiet:
+    if not args.quiet and distributed.is_main():
         print(f"wrote {out}/results.json, label_efficiency.png, embedding.png"
               + (", verification_roc.png" if "verification" in results else ""))
     return 0

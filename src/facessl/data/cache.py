@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
+import tempfile
 import warnings
 from dataclasses import asdict
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -45,14 +48,50 @@ class ImageCache:
     def take(self, paths: list[str]) -> np.ndarray:
         """Images for `paths` as an N x H x W x C uint8 array (the photo layout that
         `FaceClassifier` takes; `augment.to_tensor` makes torch's of it)."""
+        return np.ascontiguousarray(self.images[self._rows(paths)])
+
+    def rows(self, paths: list[str]) -> FaceRows:
+        """The same images as `take`, read from the memory-mapped file only when a batch of
+        them is asked for: a pool of any size costs no memory until it is used."""
+        return FaceRows(self.images, self._rows(paths))
+
+    def _rows(self, paths: list[str]) -> np.ndarray:
         missing = [p for p in paths if p not in self._row]
         if missing:
             raise FacesslError(
                 f"{len(missing)} image(s) are not in the dataset, e.g. {missing[0]!r}. "
                 "Check that the split manifest was made for this dataset."
             )
-        rows = np.array([self._row[p] for p in paths], dtype=np.int64)
-        return np.ascontiguousarray(self.images[rows])
+        return np.array([self._row[p] for p in paths], dtype=np.int64)
+
+
+class FaceRows:
+    """Chosen rows of an N x H x W x C uint8 array (a memory-mapped cache), indexed like the
+    array they stand for: `faces[i:j]` or `faces[indices]` reads those rows alone."""
+
+    def __init__(self, images: np.ndarray, rows: np.ndarray):
+        self.images = images
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *self.images.shape[1:])
+
+    def part(self, rows: slice) -> FaceRows:
+        """Some of these rows, still unread."""
+        return FaceRows(self.images, self.rows[rows])
+
+    def __getitem__(self, key) -> np.ndarray:
+        if np.ndim(key) == 0 and not isinstance(key, slice):
+            return np.array(self.images[self.rows[key]])  # one face
+        wanted = self.rows[np.asarray(key) if not isinstance(key, slice) else key]
+        order = np.argsort(wanted, kind="stable")  # read the file front to back
+        out = np.empty((len(wanted), *self.images.shape[1:]), dtype=self.images.dtype)
+        out[order] = self.images[wanted[order]]
+        return out
 
 
 def open_image(data: bytes, name: str = "") -> tuple[Image.Image, bool]:
@@ -96,12 +135,41 @@ def cache_folder(source: ImageSource, prep: Preprocessing) -> Path:
 
 
 def load_or_build(source: ImageSource, prep: Preprocessing, quiet: bool = False) -> ImageCache:
-    """Return the cache for `source` at `prep`, decoding every image first if needed."""
+    """Return the cache for `source` at `prep`, decoding every image first if needed.
+
+    Decoded rows go straight to an unnamed temporary file (gone if the process dies) and
+    are then copied under the array's header, so building costs a few rows of memory
+    whatever the number of images."""
     folder = cache_folder(source, prep)
     if (folder / "index.json").is_file() and (folder / "images.npy").is_file():
         return ImageCache(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths, arrays, truncated, unreadable = [], [], [], []
+    with tempfile.TemporaryFile(dir=folder) as rows:
+        paths, truncated, unreadable, shape = _decode_into(rows, source, prep, quiet)
+        for rel in truncated:
+            warnings.warn(f"{rel} is a truncated JPEG: decoded as far as it goes (rest grey)")
+        for rel in unreadable:
+            warnings.warn(f"{rel} is not a readable image: skipped")
+        if not paths:
+            raise FacesslError(f"no readable images in {source.path}; pass a folder of photos.")
+        with atomic_path(folder / "images.npy", suffix=".npy") as tmp, tmp.open("wb") as out:
+            np.lib.format.write_array_header_1_0(out, {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                "fortran_order": False, "shape": (len(paths), *shape)})
+            rows.seek(0)
+            shutil.copyfileobj(rows, out, 1 << 24)
+    write_json(folder / "index.json", {
+        "source": source.fingerprint(), "preprocessing": asdict(prep),
+        "paths": paths, "truncated": truncated, "unreadable": unreadable,
+    })
+    return ImageCache(folder)
+
+
+def _decode_into(rows: BinaryIO, source: ImageSource, prep: Preprocessing, quiet: bool
+                 ) -> tuple[list[str], list[str], list[str], tuple[int, ...]]:
+    """Decode every image of `source`, appending its bytes to `rows`; returns (paths,
+    truncated, unreadable, the shape of one image)."""
+    paths, truncated, unreadable, shape = [], [], [], ()
     bar = tqdm(source.iter_images(), total=source.count(), unit="img", disable=quiet,
                desc=f"decoding {source.name} once ({prep.size}px)")
     for rel, data in bar:
@@ -112,20 +180,9 @@ def load_or_build(source: ImageSource, prep: Preprocessing, quiet: bool = False)
         except (OSError, ValueError, Image.DecompressionBombError):
             unreadable.append(rel)
             continue
+        rows.write(array.tobytes())
         paths.append(rel)
-        arrays.append(array)
+        shape = array.shape
         if was_truncated:
             truncated.append(rel)
-    for rel in truncated:
-        warnings.warn(f"{rel} is a truncated JPEG: decoded as far as it goes (rest grey)")
-    for rel in unreadable:
-        warnings.warn(f"{rel} is not a readable image: skipped")
-    if not paths:
-        raise FacesslError(f"no readable images in {source.path}; pass a folder of photos.")
-    with atomic_path(folder / "images.npy", suffix=".npy") as tmp:
-        np.save(tmp, np.stack(arrays))
-    write_json(folder / "index.json", {
-        "source": source.fingerprint(), "preprocessing": asdict(prep),
-        "paths": paths, "truncated": truncated, "unreadable": unreadable,
-    })
-    return ImageCache(folder)
+    return paths, truncated, unreadable, shape

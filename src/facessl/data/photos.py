@@ -6,9 +6,10 @@ that person); an album is a folder of unlabelled photos, every face of which cou
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -67,17 +68,40 @@ def _decode(data: bytes, name: str) -> Image.Image:
 def photo_files(path: str | Path) -> list[Path]:
     """A file as itself; a folder as every photo under it, sorted (hidden files skipped)."""
     path = Path(path).expanduser()
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise FacesslError(f"{path} does not exist; pass photo files or folders of photos.")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and
-                   p.suffix.lower() in IMAGE_SUFFIXES and
-                   not any(part.startswith(".") for part in p.relative_to(path).parts))
-    if not files:
-        raise FacesslError(f"no photos in {path} (looked for {', '.join(IMAGE_SUFFIXES)} "
+    return [path] if path.is_file() else list(walk_photos(path))
+
+
+def walk_photos(folder: str | Path) -> Iterator[Path]:
+    """Every photo under `folder`, sorted as paths sort (hidden files and folders skipped,
+    symlinked folders not entered), one at a time: a folder of a million photos is walked,
+    never held as a list. A missing folder, or one that turns out to hold no photo, is
+    refused."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise FacesslError(f"{folder} does not exist; pass photo files or folders of photos.")
+    empty = True
+    for photo in _walk(folder):
+        empty = False
+        yield photo
+    if empty:
+        raise FacesslError(f"no photos in {folder} (looked for {', '.join(IMAGE_SUFFIXES)} "
                            "files); pass a folder that holds photos.")
-    return files
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """`walk_photos` below an existing folder: depth first, each folder's names sorted."""
+    try:
+        names = sorted(os.listdir(folder))  # names alone, not DirEntry objects
+    except PermissionError:
+        return  # as rglob did: a folder this user may not read holds no photo of theirs
+    for name in names:
+        path = folder / name
+        if name.startswith("."):
+            continue
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            yield path
+        elif path.is_dir() and not path.is_symlink():
+            yield from _walk(path)
 
 
 class Unused(NamedTuple):

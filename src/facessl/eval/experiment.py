@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facessl import __version__
+from facessl import __version__, distributed
 from facessl.augment import BatchPipeline
 from facessl.config import ARMS, ExperimentConfig, PretrainConfig, transfer_prep
 from facessl.data import cache as image_cache
@@ -68,13 +68,15 @@ def _community(split: Split, cache: image_cache.ImageCache, shots: int | None) -
 
 def run_experiment(config: ExperimentConfig, out: Path, quiet: bool = False) -> dict:
     """Run every arm for every seed; write results.json, curves.png, clusters.png, report.md."""
-    progress = Progress(quiet)
+    main = distributed.is_main()  # under torchrun every rank trains; rank 0 alone writes
+    progress = Progress(quiet or not main)
     check_arms(config.arms, config.methods)
     out = ensure_writable_dir(Path(out))
     split_path = resolve_split_path(config.split)
     source = lfw.locate(config.data)
     load_manifest(split_path).labelled("train", config.shots)  # too many shots: before any work
-    tiny_cache = image_cache.load_or_build(source, config.prep, quiet=quiet)
+    with distributed.main_first():
+        tiny_cache = image_cache.load_or_build(source, config.prep, quiet=progress.quiet)
     split = load_manifest(split_path, available=tiny_cache.paths)
     if "ssl" in config.arms and not split.unlabelled:
         raise FacesslError(f"the split {split.name} has no unlabelled images for the ssl arm "
@@ -83,7 +85,9 @@ def run_experiment(config: ExperimentConfig, out: Path, quiet: bool = False) -> 
                            "--min-images puts people with fewer photos there).")
     communities = {"tinyvgg": _community(split, tiny_cache, config.shots)}
     if "transfer" in config.arms:
-        transfer_cache = image_cache.load_or_build(source, transfer_prep(config), quiet=quiet)
+        with distributed.main_first():
+            transfer_cache = image_cache.load_or_build(source, transfer_prep(config),
+                                                       quiet=progress.quiet)
         communities["transfer"] = _community(split, transfer_cache, config.shots)
     tiny = communities["tinyvgg"]
     progress(f"split {split.name}: {len(split.people)} people, {len(tiny.train)} train / "
@@ -95,7 +99,8 @@ def run_experiment(config: ExperimentConfig, out: Path, quiet: bool = False) -> 
         "runs": {}, "kmeans": {},
     }
     log_path = out / "log.jsonl"
-    log_path.unlink(missing_ok=True)
+    if main:
+        log_path.unlink(missing_ok=True)
     arms = [a for arm in config.arms
             for a in ([ssl_arm(m) for m in config.methods] if arm == "ssl" else [arm])]
     for seed in config.seeds:
@@ -106,9 +111,12 @@ def run_experiment(config: ExperimentConfig, out: Path, quiet: bool = False) -> 
             run["wall_seconds"] = time.perf_counter() - started
             results["runs"][f"{arm}/{seed}"] = run
             results["summary"] = summarise(results)
-            write_json(out / "results.json", results)
-    plot_curves(results, out / "curves.png")
-    write_report(results, out / "report.md")
+            if main:
+                write_json(out / "results.json", results)
+    if main:
+        plot_curves(results, out / "curves.png")
+        write_report(results, out / "report.md")
+    distributed.barrier()
     return results
 
 
@@ -175,7 +183,7 @@ def _record_clusters(config: ExperimentConfig, split: Split, seed: int, results:
     """What the k-means pseudo labels captured: agreement with identity (on the pool, and
     on the community's train faces placed into the clusters), and clusters.png."""
     pool = load_pool(_pretrain_config(config, "kmeans", seed))
-    labels, centres = kmeans.cluster_pixels(pool.images, config.clusters, seed,
+    labels, centres = kmeans.cluster_pixels(pool.images[:], config.clusters, seed,
                                             cache_key=pool.cache_key)  # pretrain's, cached
     community_paths, _ = split.labelled("train")
     community = kmeans.assign(pool.cache.take(community_paths), centres)
@@ -189,5 +197,5 @@ def _record_clusters(config: ExperimentConfig, split: Split, seed: int, results:
         "nmi_community_identity": community_agreement["nmi"],
         "ami_community_identity": community_agreement["ami"],
     }
-    if seed == config.seeds[0]:
+    if seed == config.seeds[0] and distributed.is_main():
         plot_clusters(pool.images, labels, out / "clusters.png", info)

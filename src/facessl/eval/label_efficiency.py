@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facessl import distributed
 from facessl.augment import BatchPipeline
 from facessl.config import PROTOCOLS, EvaluateConfig, TrainConfig, finetune_config
 from facessl.data import cache as image_cache
@@ -35,7 +36,7 @@ from facessl.data.splits import (
     subsample,
 )
 from facessl.errors import FacesslError
-from facessl.eval import metrics
+from facessl.eval import album_track, metrics
 from facessl.eval.plots import plot_embedding, plot_label_efficiency
 from facessl.eval.verification import pairs_file, score_verification
 from facessl.files import ensure_writable_dir, write_json
@@ -47,12 +48,10 @@ from facessl.provenance import git_sha
 from facessl.space.face_space import load_space
 from facessl.space.identity_head import load_identity_head
 from facessl.space.neighbours import l2_normalise
-from facessl.space.propagation import confident_pseudo_labels, label_propagation
 from facessl.space.whitening import Whitening
 from facessl.train import TensorSet, fit
 
 SHRINKS = (0.01, 0.1, 1.0)  # whitening strengths tried on val: 0 whitens fully
-CONFIDENCES = (0.1, 0.2, 0.3, 0.5)  # label-propagation shares tried on val (album track)
 
 
 def shot_label(shots: int | None) -> str:
@@ -95,8 +94,10 @@ def _stack(raw: dict[str, np.ndarray], paths: list[str]) -> np.ndarray:
 
 
 def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict:
-    """Score the backbone `config.checkpoint`; writes results.json and the plots in `out`."""
-    progress = Progress(quiet)
+    """Score the backbone `config.checkpoint`; writes results.json and the plots in `out`.
+    Under torchrun the fine-tunes share their batches; rank 0 alone writes and verifies."""
+    main = distributed.is_main()
+    progress = Progress(quiet or not main)
     _check_protocols(config.protocols)
     out = ensure_writable_dir(Path(out))
     model, meta = load_backbone(config.checkpoint)
@@ -104,7 +105,8 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     source = lfw.locate(config.data)
     if config.verification:
         pairs_file(config.pairs, source)  # a missing pairs.txt is said before any work
-    built = image_cache.load_or_build(source, encoder.preprocessing, quiet=quiet)
+    with distributed.main_first():
+        built = image_cache.load_or_build(source, encoder.preprocessing, quiet=progress.quiet)
     community = _describe_community(config, encoder, built)
     if config.shots is None:
         config = dataclasses.replace(config, shots=shot_ladder(community.split))
@@ -126,7 +128,7 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
         album = community.album(shots) if config.track == "album" else None
         if album is not None:
             for name, space in spaces.items():
-                propagated.setdefault(name, {})[label] = _propagated_ncm(
+                propagated.setdefault(name, {})[label] = album_track.propagated_ncm(
                     community, shots, space, album)
         if "finetune" in config.protocols:
             row["finetune"] = _finetune_runs(config, model, meta, community, shots,
@@ -136,18 +138,28 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
             for name, v in row.items()}
         progress(f"k={label}: " + ", ".join(f"{n} {100 * s['mean']:.1f}%"
                                            for n, s in results["accuracy"][label].items()))
+        if main:
+            write_json(out / "results.json", results)
+    album_track.add_propagation(results, propagated)
+    if main:
+        _plot(results, community, meta, out)
+        if config.verification:
+            _verify(results, encoder, built, source, config, meta, out, progress)
+        results["wall_seconds"] = time.perf_counter() - started
         write_json(out / "results.json", results)
-    _add_propagation(results, propagated)
-    _plot(results, community, meta, out)
-    if config.verification:
-        results["verification"] = score_verification(
-            encoder, built, source, config, out, f"{meta['method']} / {meta['backbone']}",
-            load_space(config.checkpoint))
-        progress(f"LFW verification: {100 * results['verification']['accuracy']:.1f}% "
-                 f"± {100 * results['verification']['std']:.1f}")
-    results["wall_seconds"] = time.perf_counter() - started
-    write_json(out / "results.json", results)
+    distributed.barrier()  # no rank returns before rank 0 has written
     return results
+
+
+def _verify(results: dict, encoder: FaceEncoder, built: image_cache.ImageCache,
+            source: lfw.ImageSource, config: EvaluateConfig, meta: dict, out: Path,
+            progress: Progress) -> None:
+    """LFW verification in the checkpoint's face space, into `results`."""
+    results["verification"] = score_verification(
+        encoder, built, source, config, out, f"{meta['method']} / {meta['backbone']}",
+        load_space(config.checkpoint))
+    progress(f"LFW verification: {100 * results['verification']['accuracy']:.1f}% "
+             f"± {100 * results['verification']['std']:.1f}")
 
 
 def _check_protocols(protocols: list[str]) -> None:
@@ -231,45 +243,6 @@ def _frozen_row(config: EvaluateConfig, community: DescribedCommunity, shots: in
         row["ncm-whitened"] = [metrics.nearest_class_mean_accuracy(
             whiten(raw_train), train_y, whiten(raw_test), test_y)]
     return row, spaces
-
-
-def _propagated_ncm(community: DescribedCommunity, shots: int | None, space, album: np.ndarray
-                    ) -> dict[float, dict]:
-    """Label propagation from the k labelled photos over the album's other photos; for each
-    confidence in `CONFIDENCES`, the album photos at least that sure join their person's
-    class mean: {confidence: {"added": n, "val": NCM accuracy, "test": NCM accuracy}}."""
-    raw_train, train_y = community.train(shots)
-    train_x, album_x = space(raw_train), space(album)
-    queries = {name: (space(x), y) for name, (x, y) in
-               (("val", community.val), ("test", community.test))}
-    pseudo, confidence = label_propagation(train_x, train_y, album_x)
-    scores = {}
-    for threshold in CONFIDENCES:
-        keep, labels = confident_pseudo_labels(pseudo, confidence, threshold)
-        x = np.concatenate([train_x, album_x[keep]])
-        y = np.concatenate([train_y, labels])
-        scores[threshold] = {"added": int(len(keep))} | {
-            name: metrics.nearest_class_mean_accuracy(x, y, qx, qy)
-            for name, (qx, qy) in queries.items()}
-    return scores
-
-
-def _add_propagation(results: dict, propagated: dict[str, dict]) -> None:
-    """Per space, the propagation confidence with the best mean val accuracy over the k's;
-    its test accuracy joins the table as `<space>+propagation`."""
-    for name, by_shots in propagated.items():
-        best = max(CONFIDENCES,
-                   key=lambda t: np.mean([s[t]["val"] for s in by_shots.values()]))
-        results.setdefault("propagation", {})[name] = {
-            "confidence": best,
-            "val_accuracy_by_confidence": {
-                t: float(np.mean([s[t]["val"] for s in by_shots.values()])) for t in CONFIDENCES},
-            "test": {label: s[best]["test"] for label, s in by_shots.items()},
-            "added": {label: s[best]["added"] for label, s in by_shots.items()}}
-        for label, s in by_shots.items():
-            accuracy = s[best]["test"]
-            results["accuracy"][label][f"{name}+propagation"] = {
-                "mean": accuracy, "std": 0.0, "runs": [accuracy]}
 
 
 def finetune(model, meta, train: TensorSet, eval_sets: dict[str, TensorSet], classes: int,

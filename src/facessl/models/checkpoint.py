@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import safetensors.torch
+import torch
 from torch import nn
 
 from facessl import __version__
@@ -49,7 +50,10 @@ def _named(spec: str) -> tuple[nn.Module, dict]:
             "seen_images": "ImageNet-1k (labelled, no faces selected)"}
     if kind == "random" and name in BACKBONES:
         entry = BACKBONES[name]
-        return create_model(name, 1, pretrained=False), {
+        with torch.random.fork_rng():  # the same untrained network in every run and process
+            torch.manual_seed(0)
+            model = create_model(name, 1, pretrained=False)
+        return model, {
             "backbone": name, "width": 1.0, "preprocessing": asdict(entry.preprocessing),
             "method": "random-init", "source": "untrained (random weights)",
             "seen_images": "none"}

@@ -18,6 +18,7 @@ from typing import Iterable, Iterator, TextIO
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from facessl.config import BATCH_PHOTOS
 from facessl.data.faces import faces_in_photo
 from facessl.data.photos import load_photo, photo_files
 from facessl.errors import FacesslError
@@ -26,7 +27,6 @@ from facessl.product.classifier import UNKNOWN, FaceClassifier
 
 NO_FACE = "no face found"
 FORMATS = ("text", "json", "csv")
-_BATCH_PHOTOS = 32  # photos whose faces are embedded together
 _WRITABLE = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}
 
 
@@ -107,7 +107,7 @@ def predict_files(clf: FaceClassifier, files: Iterable[Path]) -> Iterator[PhotoR
     batch: list[tuple[Image.Image | None, PhotoResult]] = []
     for file in files:
         batch.append(read_photo(file, str(file)))
-        if len(batch) == _BATCH_PHOTOS:
+        if len(batch) == BATCH_PHOTOS:
             yield from name_faces(clf, batch)
             batch = []
     if batch:

@@ -96,8 +96,9 @@ class DeepCluster(nn.Module):
         """Embeddings (N x D) of un-augmented images, with BatchNorm in inference mode."""
         device, was_training = self.head.weight.device, self.backbone.training
         self.backbone.eval()
-        features = [self.backbone.embed(self.pipeline(chunk.to(device), train=False)).float().cpu()
-                    for chunk in images.split(batch_size)]
+        features = [self.backbone.embed(self.pipeline(
+            images[start:start + batch_size].to(device), train=False)).float().cpu()
+            for start in range(0, len(images), batch_size)]  # batch by batch from the cache
         self.backbone.train(was_training)
         return torch.cat(features).numpy()
 

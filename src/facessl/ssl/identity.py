@@ -24,7 +24,9 @@ from scipy.sparse.csgraph import connected_components
 from torch import nn
 from torch.nn import functional as F
 
+from facessl import distributed
 from facessl.config import TrainConfig
+from facessl.data.cache import FaceRows
 from facessl.models.encoders import FaceEncoder
 from facessl.space.face_space import COMPONENTS, SHRINK
 from facessl.space.identity_head import IdentityHead
@@ -179,6 +181,11 @@ def fit_linear_head(head: IdentityHead, views: torch.Tensor, labels: np.ndarray,
     head.up.weight[:, :rank] = -(directions[:, -rank:] * kept[-rank:]).float()
 
 
+def _part(faces: np.ndarray | FaceRows, rows: slice) -> np.ndarray | FaceRows:
+    """A share of the faces, not copied (a cache's rows are read as they are described)."""
+    return faces.part(rows) if isinstance(faces, FaceRows) else faces[rows]
+
+
 def learn_identity(encoder: FaceEncoder, faces: np.ndarray, train: TrainConfig, seed: int,
                    options: dict, names: np.ndarray | None = None, log_path: Path | None = None,
                    checkpoint: Path | None = None, on_epoch=None, progress: bool = False,
@@ -195,9 +202,12 @@ def learn_identity(encoder: FaceEncoder, faces: np.ndarray, train: TrainConfig, 
     no training loop; "mlp": trained with `PseudoIdentities` for the run's epochs, which
     collapsed on lfw62-v1 val, see BENCHMARKS.md), hidden and rank (the head's sizes), and
     `PseudoIdentities`'s own."""
-    raw = encoder.describe(faces, progress="describing the pool" if progress else None)
-    mirrored = encoder.describe(faces, mirrored=True,
-                                progress="describing its mirror images" if progress else None)
+    show = progress and distributed.is_main()
+    raw = distributed.shared_rows(len(faces), lambda rows: encoder.describe(
+        _part(faces, rows), progress="describing the pool" if show else None))
+    mirrored = distributed.shared_rows(len(faces), lambda rows: encoder.describe(
+        _part(faces, rows), mirrored=True,
+        progress="describing its mirror images" if show else None))
     whitening = Whitening.fit(raw if whiten_on is None else raw[whiten_on], SHRINK, COMPONENTS)
     views = torch.stack([whitening.on_tensor(torch.from_numpy(raw)),
                          whitening.on_tensor(torch.from_numpy(mirrored))], dim=1).half()

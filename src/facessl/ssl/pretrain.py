@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from facessl import distributed
-from facessl.augment import to_tensor
+from facessl.augment import TorchFaces
 from facessl.config import TRACKS, Preprocessing, PretrainConfig
 from facessl.data import cache as image_cache
 from facessl.data import lfw
@@ -39,6 +39,8 @@ from facessl.ssl import create_method, kmeans
 from facessl.ssl.identity import learn_identity
 from facessl.train import Pretext, TensorSet, run_training
 
+SPACE_FACES = 20_000  # faces a face space is fitted on at most (COMPONENTS is 1,024)
+
 
 @dataclass
 class Pool:
@@ -50,7 +52,7 @@ class Pool:
     source: lfw.ImageSource | None  # where the split's photos are read from
     split: Split | None
     paths: list[str]  # the images' dataset paths, or the photo files the faces came from
-    images: np.ndarray  # N x H x W x C uint8
+    images: np.ndarray | image_cache.FaceRows  # N x H x W x C uint8; a split's read lazily
     cache_key: str
     origin: str  # in words, for the checkpoint: "the inductive track of lfw62-v1"
 
@@ -80,7 +82,7 @@ def load_pool(config: PretrainConfig, quiet: bool = True) -> Pool:
     split = load_manifest(resolve_split_path(config.split), available=built.paths)
     paths = subsample(unlabelled_paths(split, config.track), config.pool_images, config.seed)
     key = f"{built.folder.name}|{split.name}|{config.track}|{len(paths)}"
-    return Pool(built, source, split, paths, built.take(paths), key,
+    return Pool(built, source, split, paths, built.rows(paths), key,
                 f"the {config.track} track of {split.name}")
 
 
@@ -107,7 +109,7 @@ def _method_options(config: PretrainConfig, pool: Pool) -> dict:
     if config.method == "kmeans":  # clustered once, on rank 0 under torchrun
         clusters = options.pop("clusters", 10)
         labels = distributed.broadcast(kmeans.cluster_pixels(
-            pool.images, clusters, config.seed, cache_key=pool.cache_key)[0]
+            pool.images[:], clusters, config.seed, cache_key=pool.cache_key)[0]
             if distributed.is_main() else None)
         options["labels"] = torch.from_numpy(labels)
     if config.method == "masked":
@@ -142,9 +144,12 @@ def fit_face_space(backbone: torch.nn.Module, meta: dict, pool: Pool, quiet: boo
     flip: the product's defaults) of the pool's faces found and cut as `facessl predict`
     does (on lfw62-v1 val, strangers cut from LFW's own crops scored lower than detected
     ones, so the threshold let in 12.3% of them instead of 5%), whitened; strangers are held
-    out only from the inductive pool, since an album holds the community itself."""
+    out only from the inductive pool, since an album holds the community itself. A pool
+    larger than SPACE_FACES lends a random SPACE_FACES of its faces: enough for the
+    whitening, and memory that does not grow with the pool."""
     faces = pool.images if pool.split is None else dataset_faces(
-        pool.source, pool.paths, Preprocessing(**meta["preprocessing"]), quiet, meta["detector"])
+        pool.source, subsample(pool.paths, SPACE_FACES, meta["config"]["seed"]),
+        Preprocessing(**meta["preprocessing"]), quiet, meta["detector"])
     encoder = _encoder(backbone, meta, identity)
     raw = encoder.describe(faces, flip=False,
                            progress=None if quiet else "describing the pool for its face space")
@@ -178,9 +183,9 @@ def _train(config: PretrainConfig, backbone: torch.nn.Module, pool: Pool, out: P
                                **_method_options(config, pool))
     except (TypeError, ValueError) as exc:
         raise FacesslError(f"bad option for --method {config.method}: {exc}") from None
-    images = to_tensor(pool.images)
     return run_training(
-        Pretext(method), TensorSet(images, torch.zeros(len(images), dtype=torch.long)),
+        Pretext(method),
+        TensorSet(TorchFaces(pool.images), torch.zeros(len(pool.images), dtype=torch.long)),
         config.train, seed=config.seed, stage=f"pretrain {config.method}",
         log_path=out / "log.jsonl", checkpoint=out / "resume.pt",
         on_epoch=progress.epoch_printer(f"{config.method}/{config.backbone}", config.train.epochs))
@@ -197,8 +202,12 @@ def _check_frozen(config: PretrainConfig) -> None:
 
 def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict:
     """Pretrain (or resume) and write the checkpoint folder `out`; returns its metadata.
-    Under torchrun every rank trains its share of each batch; rank 0 alone writes `out`."""
-    quiet = quiet or not distributed.is_main()
+    Under torchrun every rank trains its share of each batch; rank 0 alone writes `out`,
+    and every rank returns its metadata once it is written."""
+    return distributed.broadcast(_pretrain(config, out, quiet or not distributed.is_main()))
+
+
+def _pretrain(config: PretrainConfig, out: Path, quiet: bool) -> dict | None:
     progress = Progress(quiet)
     out = ensure_writable_dir(Path(out))
     config = dataclasses.replace(config, detector=config.detector or default_detector())
@@ -231,7 +240,7 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
         progress(f"keeping {config.backbone}'s {BACKBONES[config.backbone].weights}; fitting "
                  f"its face space on {len(pool.images)} unlabelled faces ({pool.origin})")
     if not distributed.is_main():
-        return {}
+        return None
     meta = {
         "backbone": config.backbone, "width": config.width,
         "preprocessing": dataclasses.asdict(config.prep), "detector": config.detector,
