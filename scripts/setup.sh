@@ -13,7 +13,8 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
 fi
-.venv/bin/python -m pip install --quiet -e ".[test]"
+# [scale] adds faiss-cpu, so the tests exercise the faiss path of facessl.space.search too.
+.venv/bin/python -m pip install --quiet -e ".[test,scale]"
 # The MTCNN face detector's weights ship in the facenet-pytorch wheel, which pins torch<2.3
 # and torchvision: its files without its dependencies (facessl reads the weights and never
 # imports the package; without it, faces are found by OpenCV's Haar cascade).

@@ -3,8 +3,9 @@
 Every function works on plain numpy arrays, so the same code scores a backbone's embeddings
 (N x D float), flattened pixels, or anything else. Labels are integer arrays of length N.
 Accuracy is top-1 on the test rows; on a balanced test set (lfw62-v1) it equals the mean
-per-person recall. The checks and neighbour search they share live in
-`facessl.space.neighbours`; the album track's label propagation in `facessl.space.propagation`.
+per-person recall. The checks they share live in `facessl.space.neighbours`, the neighbour
+search in `facessl.space.search`; the album track's label propagation in
+`facessl.space.propagation`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from facessl.space.neighbours import (
     check_k,
     check_train_test,
     l2_normalise,
-    top_k,
 )
+from facessl.space.search import top_k
 
 
 def _accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:

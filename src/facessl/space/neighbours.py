@@ -1,7 +1,8 @@
-"""Rows of a face space: checks on feature arrays, unit length, nearest neighbours.
+"""Rows of a face space: checks on feature arrays and labels, unit length.
 
-The lowest layer under the metrics (`facessl.eval.metrics`), the whitening and label
-propagation: every function works on plain numpy arrays (N x D float rows, integer labels).
+The lowest layer under the metrics (`facessl.eval.metrics`), the whitening, the neighbour
+search (`facessl.space.search`) and label propagation: every function works on plain numpy
+arrays (N x D float rows, integer labels).
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from facessl.errors import FacesslError
-
-_CHUNK = 1024  # rows of similarities computed at once: bounds memory for large pools
 
 
 def as_features(x: np.ndarray, name: str) -> np.ndarray:
@@ -44,24 +43,6 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (an all-zero row stays zero), so dot products are cosines."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norms, 1e-12)
-
-
-def top_k(queries: np.ndarray, keys: np.ndarray, k: int, exclude_self: bool = False):
-    """For unit rows: indices (M x k, most similar first) and cosine similarities of the
-    k nearest keys of each query, computed in chunks so memory stays O(chunk x N)."""
-    indices = np.empty((len(queries), k), dtype=np.int64)
-    sims = np.empty((len(queries), k), dtype=np.float32)
-    for start in range(0, len(queries), _CHUNK):
-        block = queries[start:start + _CHUNK] @ keys.T
-        if exclude_self:
-            rows = np.arange(len(block))
-            block[rows, rows + start] = -np.inf
-        part = np.argpartition(-block, k - 1, axis=1)[:, :k]
-        part_sims = np.take_along_axis(block, part, axis=1)
-        order = np.argsort(-part_sims, axis=1, kind="stable")
-        indices[start:start + len(block)] = np.take_along_axis(part, order, axis=1)
-        sims[start:start + len(block)] = np.take_along_axis(part_sims, order, axis=1)
-    return indices, sims
 
 
 def check_k(k: int, available: int, what: str) -> None:

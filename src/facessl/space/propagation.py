@@ -10,7 +10,8 @@ import numpy as np
 from scipy import sparse
 
 from facessl.errors import FacesslError
-from facessl.space.neighbours import check_k, check_train_test, l2_normalise, top_k
+from facessl.space.neighbours import check_k, check_train_test, l2_normalise
+from facessl.space.search import top_k
 
 
 def _knn_graph(x: np.ndarray, k: int, power: float) -> sparse.csr_matrix:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from torch import nn
 from torch.nn import functional as F
 
 from facessl.augment import BatchPipeline
+from facessl.space import search
 
 
 def fill_empty_clusters(points: np.ndarray, labels: np.ndarray, centroids: np.ndarray,
@@ -61,9 +61,8 @@ def cluster_features(features: np.ndarray, clusters: int, pca_dim: int, seed: in
     keep = pca.explained_variance_ >= 1e-6 * pca.explained_variance_[0]
     reduced = pca.transform(features)[:, keep]
     reduced /= np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)
-    kmeans = KMeans(n_clusters=clusters, n_init=1, random_state=seed).fit(reduced)
-    return fill_empty_clusters(reduced, kmeans.labels_.astype(np.int64),
-                               kmeans.cluster_centers_, np.random.default_rng(seed))
+    labels, centres = search.kmeans(reduced, clusters, seed, n_init=1)
+    return fill_empty_clusters(reduced, labels, centres, np.random.default_rng(seed))
 
 
 class DeepCluster(nn.Module):

@@ -13,13 +13,13 @@ import hashlib
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 from torch import nn
 from torch.nn import functional as F
 
 from facessl.augment import BatchPipeline
 from facessl.files import atomic_path, cache_root
+from facessl.space import search
 
 
 def _flatten(images: np.ndarray) -> np.ndarray:
@@ -30,17 +30,21 @@ def cluster_pixels(images: np.ndarray, clusters: int = 10, seed: int = 0,
                    cache_key: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cluster uint8 images (N x ...) into `clusters` groups; returns (labels, centres).
 
-    Deterministic for a seed. With `cache_key`, results are stored in the user cache.
+    Deterministic for a seed. With `cache_key`, results are stored in the user cache; faiss's
+    clusters (`facessl.space.search`) are stored apart from scikit-learn's, which keep the
+    file names they had before faiss was supported.
     """
     cache_file = None
     if cache_key is not None:
-        digest = hashlib.sha1(f"{cache_key}|{clusters}|{seed}|{images.shape}".encode()).hexdigest()
+        key = f"{cache_key}|{clusters}|{seed}|{images.shape}"
+        key += "|faiss" if search.backend() == "faiss" else ""
+        digest = hashlib.sha1(key.encode()).hexdigest()
         cache_file = cache_root() / "pseudo-labels" / f"kmeans-{digest[:16]}.npz"
         if cache_file.is_file():
             stored = np.load(cache_file)
             return stored["labels"], stored["centres"]
-    model = KMeans(n_clusters=clusters, n_init=3, random_state=seed).fit(_flatten(images))
-    labels, centres = model.labels_.astype(np.int64), model.cluster_centers_.astype(np.float32)
+    labels, centres = search.kmeans(_flatten(images), clusters, seed, n_init=3)
+    centres = centres.astype(np.float32)
     if cache_file is not None:
         with atomic_path(cache_file, suffix=".npz") as tmp:
             np.savez(tmp, labels=labels, centres=centres)
