@@ -34,7 +34,9 @@ def run(name: str, launcher: list[str], threads: int, args, out: Path) -> dict:
                           "--pool-images", str(args.pool_images), "--batch-size",
                           str(args.batch_size), "--quiet", "--out", str(folder)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    subprocess.run(command, env=env, check=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
     meta = json.loads((folder / "checkpoint.json").read_text())
     seconds = meta["train_seconds"]
     images = args.pool_images * args.epochs

@@ -60,3 +60,20 @@ def test_identity_agreement_is_one_for_identity_and_near_zero_for_noise():
         "nmi": 1.0, "ami": 1.0}
     noise = kmeans.identity_agreement(np.array([0, 1] * 10), names)
     assert noise["nmi"] < 0.1 and abs(noise["ami"]) < 0.1
+
+
+def test_a_pool_larger_than_the_fit_is_clustered_on_a_sample_and_every_image_placed(
+        tiny_lfw, monkeypatch):
+    """Memory by the sample: a pool over FIT_IMAGES (here 20 of 48, read lazily from the
+    cache) is fitted on 20 images, and every image gets its nearest centre."""
+    built = cache.load_or_build(lfw.locate(tiny_lfw["folder"]), Preprocessing(128, 32),
+                                quiet=True)
+    paths = tiny_lfw["manifest"]["unlabelled"]
+    monkeypatch.setattr(kmeans, "FIT_IMAGES", 20)
+    labels, centres = kmeans.cluster_pixels(built.rows(paths), clusters=4, seed=0)
+    images = built.take(paths)
+    assert labels.shape == (len(paths),) and len(set(labels)) > 1
+    assert np.array_equal(labels, kmeans.assign(images, centres))
+    monkeypatch.setattr(kmeans, "FIT_IMAGES", 48)
+    whole = kmeans.cluster_pixels(images, clusters=4, seed=0)[1]
+    assert not np.allclose(np.sort(centres, axis=0), np.sort(whole, axis=0))  # the sample's

@@ -183,7 +183,7 @@ def _record_clusters(config: ExperimentConfig, split: Split, seed: int, results:
     """What the k-means pseudo labels captured: agreement with identity (on the pool, and
     on the community's train faces placed into the clusters), and clusters.png."""
     pool = load_pool(_pretrain_config(config, "kmeans", seed))
-    labels, centres = kmeans.cluster_pixels(pool.images[:], config.clusters, seed,
+    labels, centres = kmeans.cluster_pixels(pool.images, config.clusters, seed,
                                             cache_key=pool.cache_key)  # pretrain's, cached
     community_paths, _ = split.labelled("train")
     community = kmeans.assign(pool.cache.take(community_paths), centres)

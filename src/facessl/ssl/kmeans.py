@@ -21,14 +21,18 @@ from facessl.augment import BatchPipeline
 from facessl.files import atomic_path, cache_root
 from facessl.space import search
 
+FIT_IMAGES = 20_000  # images k-means is fitted on at most (pools here: up to 9,199)
+
 
 def _flatten(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
 
-def cluster_pixels(images: np.ndarray, clusters: int = 10, seed: int = 0,
+def cluster_pixels(images, clusters: int = 10, seed: int = 0,
                    cache_key: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster uint8 images (N x ...) into `clusters` groups; returns (labels, centres).
+    """Cluster uint8 images (N x ..., an array or a cache's lazy `FaceRows`) into `clusters`
+    groups; returns (labels, centres). A pool larger than FIT_IMAGES is clustered on a
+    random FIT_IMAGES of its images, and every image is then given its nearest centre.
 
     Deterministic for a seed. With `cache_key`, results are stored in the user cache; faiss's
     clusters (`facessl.space.search`) are stored apart from scikit-learn's, which keep the
@@ -43,7 +47,13 @@ def cluster_pixels(images: np.ndarray, clusters: int = 10, seed: int = 0,
         if cache_file.is_file():
             stored = np.load(cache_file)
             return stored["labels"], stored["centres"]
-    labels, centres = search.kmeans(_flatten(images), clusters, seed, n_init=3)
+    if len(images) <= FIT_IMAGES:
+        labels, centres = search.kmeans(_flatten(images[:]), clusters, seed, n_init=3)
+    else:  # fitted on a sample, every image then placed: memory by the sample, not the pool
+        sample = np.sort(np.random.default_rng(seed).choice(len(images), FIT_IMAGES, False))
+        centres = search.kmeans(_flatten(images[sample]), clusters, seed, n_init=3)[1]
+        labels = np.concatenate([assign(images[start:start + FIT_IMAGES], centres)
+                                 for start in range(0, len(images), FIT_IMAGES)])
     centres = centres.astype(np.float32)
     if cache_file is not None:
         with atomic_path(cache_file, suffix=".npz") as tmp:
@@ -55,7 +65,7 @@ def assign(images: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Nearest centre for each image (to place labelled faces into the pretext clusters)."""
     x = _flatten(images)
     d = (x ** 2).sum(1, keepdims=True) - 2 * x @ centres.T + (centres ** 2).sum(1)
-    return d.argmin(1)
+    return d.argmin(1).astype(np.int64)
 
 
 def identity_agreement(clusters: np.ndarray, identities: list[str]) -> dict[str, float]:

@@ -109,7 +109,7 @@ def _method_options(config: PretrainConfig, pool: Pool) -> dict:
     if config.method == "kmeans":  # clustered once, on rank 0 under torchrun
         clusters = options.pop("clusters", 10)
         labels = distributed.broadcast(kmeans.cluster_pixels(
-            pool.images[:], clusters, config.seed, cache_key=pool.cache_key)[0]
+            pool.images, clusters, config.seed, cache_key=pool.cache_key)[0]
             if distributed.is_main() else None)
         options["labels"] = torch.from_numpy(labels)
     if config.method == "masked":
