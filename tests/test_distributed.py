@@ -117,13 +117,9 @@ def test_a_killed_two_process_pretraining_resumes_in_one_process(pool_lfw, tmp_p
     assert logged == list(range(1, 13))
 
 
-def test_an_experiment_under_torchrun_trains_what_one_process_trains(tiny_lfw, tmp_path):
-    """The fine-tunes and the pretext of `facessl experiment` shared by 2 processes: the
-    same epochs and losses as 1 process (within float noise), one results.json, and the
-    summary printed once."""
-    args = ["-m", "facessl", "experiment", "--split", str(tiny_lfw["split"]), "--data",
-            str(tiny_lfw["folder"]), "--arms", "ssl", "scratch", "--seeds", "0",
-            "--epochs", "2", "--pretext-epochs", "1"]
+def _alone_and_shared(args: list[str], tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """A facessl command run by 1 process ("one") and by torchrun's 2 ("two"), each into its
+    own --out: {name: (out, stdout)}, after checking each ended well."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     runs = {}
     for name, launcher in (("one", [sys.executable]), ("two", _torchrun(2))):
@@ -131,7 +127,20 @@ def test_an_experiment_under_torchrun_trains_what_one_process_trains(tiny_lfw, t
         done = subprocess.run([*launcher, *args, "--out", str(out)], env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
-        assert done.stdout.count("final test accuracy") == 2, done.stdout
+        runs[name] = out, done.stdout
+    return runs
+
+
+def test_an_experiment_under_torchrun_trains_what_one_process_trains(tiny_lfw, tmp_path):
+    """The fine-tunes and the pretext of `facessl experiment` shared by 2 processes: the
+    same epochs and losses as 1 process (within float noise), one results.json, and the
+    summary printed once."""
+    args = ["-m", "facessl", "experiment", "--split", str(tiny_lfw["split"]), "--data",
+            str(tiny_lfw["folder"]), "--arms", "ssl", "scratch", "--seeds", "0",
+            "--epochs", "2", "--pretext-epochs", "1"]
+    runs = {}
+    for name, (out, stdout) in _alone_and_shared(args, tmp_path).items():
+        assert stdout.count("final test accuracy") == 2, stdout
         runs[name] = json.loads((out / "results.json").read_text())["runs"]
         assert (out / "report.md").is_file()
     assert set(runs["one"]) == set(runs["two"]) == {"ssl/0", "scratch/0"}
@@ -148,14 +157,9 @@ def test_evaluate_under_torchrun_writes_one_result_like_one_process(tiny_lfw, tm
     args = ["-m", "facessl", "evaluate", "random:tinyvgg", "--split", str(tiny_lfw["split"]),
             "--data", str(tiny_lfw["folder"]), "--protocols", "knn", "finetune",
             "--shots", "2", "--seeds", "0", "--finetune-epochs", "2", "--no-verification"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     scores = {}
-    for name, launcher in (("one", [sys.executable]), ("two", _torchrun(2))):
-        out = tmp_path / name
-        done = subprocess.run([*launcher, *args, "--out", str(out)], env=env,
-                              capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
-        assert done.stdout.count("wrote ") == 1, done.stdout
+    for name, (out, stdout) in _alone_and_shared(args, tmp_path).items():
+        assert stdout.count("wrote ") == 1, stdout
         scores[name] = json.loads((out / "results.json").read_text())["accuracy"]["2"]
     assert scores["two"]["knn"] == scores["one"]["knn"]
     assert 0 <= scores["two"]["finetune"]["mean"] <= 1

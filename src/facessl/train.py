@@ -28,8 +28,7 @@ from facessl.files import atomic_path
 
 @dataclass
 class TensorSet:
-    """Images (uint8, N x C x H x W: a tensor, or `TorchFaces` reading each batch from the
-    image cache) and integer labels."""
+    """Images (uint8 N x C x H x W: a tensor, or `TorchFaces` over the cache) and labels."""
 
     images: torch.Tensor | TorchFaces
     labels: torch.Tensor
@@ -39,8 +38,7 @@ class TensorSet:
 
     @classmethod
     def of(cls, split, cache, role: str, shots: int | None = None) -> TensorSet:
-        """A split role's labelled faces (train: the first `shots` per person) from an
-        image cache, in torch's layout."""
+        """A split role's labelled faces (train: the first `shots` per person), from a cache."""
         paths, labels = split.labelled(role, shots)
         return cls(TorchFaces(cache.rows(paths)), torch.tensor(labels))
 

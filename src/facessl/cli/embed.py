@@ -11,6 +11,7 @@ import json
 import sys
 from dataclasses import asdict
 
+from facessl.cli.research import positive
 from facessl.config import BATCH_PHOTOS, DEFAULT_FACE_SPACE
 
 
@@ -42,14 +43,8 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(value: str) -> int:
-    try:
-        count = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of photos, got {value!r}") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {count}")
-    return count
+def _photos(value: str) -> int:
+    return positive(value, "a number of photos")
 
 
 def add_embed_command(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +63,7 @@ def add_embed_command(sub: argparse._SubParsersAction) -> None:
     embed.add_argument("--backbone", default=DEFAULT_FACE_SPACE, metavar="NAME_OR_CHECKPOINT",
                        help="the face space (as for enroll; default: $FACESSL_FACE_SPACE, else "
                             "the product's default face space)")
-    embed.add_argument("--batch-size", type=_positive, default=BATCH_PHOTOS, metavar="PHOTOS",
+    embed.add_argument("--batch-size", type=_photos, default=BATCH_PHOTOS, metavar="PHOTOS",
                        help="photos described and recorded together: a kill loses at most one "
                             f"batch per process (default {BATCH_PHOTOS})")
     embed.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -33,17 +33,20 @@ from facessl.ssl import HEAD_METHODS, METHODS
 DATA_HELP = "LFW archive or folder (default: $FACESSL_DATA, ../shared/data, then download)"
 
 
-def shots(value: str) -> int | None:
-    """--shots: a positive number, or 'all' (None)."""
-    if value == "all":
-        return None
+def positive(value: str, expected: str = "a number") -> int:
+    """An option's count: a whole number of at least 1."""
     try:
         count = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}") from None
     if count < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1, got {count}")
     return count
+
+
+def shots(value: str) -> int | None:
+    """--shots: a positive number, or 'all' (None)."""
+    return None if value == "all" else positive(value, "a number or 'all'")
 
 
 def options(pairs: list[str] | None) -> dict:
