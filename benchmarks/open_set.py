@@ -342,7 +342,6 @@ def main() -> None:
     elif args.select:
         variants = [
             ("block 4, whitened (shrink 0.01), no flip: the default", {}, False),
-            ("block 4, photo + mirror image", dict(flip=True), False),
             ("block 4, shrink 0.1", dict(shrink=0.1), False),
             ("block 4, shrink 1", dict(shrink=1.0), False),
             ("block 6", dict(layer=6), False),
@@ -353,7 +352,9 @@ def main() -> None:
         variants = [("product default (no album)", {}, False),
                     ("product default + album", {}, True)]
     for label, params, use_album in variants:
-        clf = FaceClassifier(**{**vars(default), **params})
+        settings = {k: getattr(default, k) for k in ("backbone", "layer", "shrink",
+                                                     "album_confidence", "strangers_accepted")}
+        clf = FaceClassifier(**settings, **{"detector": detector, **params})
         prep = clf.preprocessing
         enrolled = faces(prep, enrolled_paths)
         crops, found = enrolled.largest()

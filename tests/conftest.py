@@ -65,7 +65,7 @@ def pool_lfw(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session", autouse=True)
 def bare_backbone_by_default():
     """Tests enrol with the bare ImageNet backbone unless they say otherwise: the default
-    face space (`product.default_space`) takes minutes to build from the full pool. Session
+    face space (`space.default_space`) takes minutes to build from the full pool. Session
     scoped, so it also holds for the module fixtures that run before any test's own."""
     patch = pytest.MonkeyPatch()
     patch.setenv("FACESSL_FACE_SPACE", "efficientnet_lite0")

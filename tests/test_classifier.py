@@ -188,12 +188,12 @@ def test_album_faces_join_only_confident_prototypes(community):
 def test_add_and_remove_a_person_without_touching_the_backbone(community):
     two = [i for i, n in enumerate(community["y"]) if n != "Gerhard_Schroeder"]
     clf = FaceClassifier().fit(community["X"][two], [community["y"][i] for i in two])
-    before = {k: v.clone() for k, v in clf.encoder_.state_dict().items()}
+    before = {k: v.clone() for k, v in clf.model_.encoder.state_dict().items()}
     protos, threshold = clf.prototypes_.copy(), clf.threshold_
     newcomer = community["newcomer"]
     clf.add_person(NEWCOMER, newcomer[:5])
     assert clf.people == ["Ariel_Sharon", "Donald_Rumsfeld", NEWCOMER]
-    assert all(torch.equal(before[k], v) for k, v in clf.encoder_.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in clf.model_.encoder.state_dict().items())
     assert clf.prototypes_.shape[0] == 3 and clf.calibration_.held_out == 17
     assert np.mean(clf.predict(newcomer[5:]) == NEWCOMER) >= 0.6
     clf.remove_person(NEWCOMER)
@@ -243,11 +243,31 @@ def test_the_bundle_cuts_faces_with_the_detector_it_was_enrolled_with(fitted, tm
     assert fitted.detector == "mtcnn"  # a bare backbone: the default detector
     folder = fitted.save(tmp_path / "model")
     document = json.loads((folder / META).read_text())
-    assert document["extra"]["detector"] == "mtcnn"
+    assert document["extra"]["face_model"]["detector"] == "mtcnn"
     assert FaceClassifier.load(folder).detector == "mtcnn"
-    del document["extra"]["detector"]  # a bundle from before the choice: Haar cut its faces
+
+
+def test_a_bundle_from_before_the_face_model_loads_as_it_was_with_a_note(
+        fitted, community, tmp_path, capsys):
+    folder = fitted.save(tmp_path / "model")
+    document = json.loads((folder / META).read_text())
+    extra = document["extra"]
+    record = extra.pop("face_model")
+    extra.update(layer=4, flip=False, width=1.0, space=None,  # as bundles before it were
+                 backbone_source=record["source"])  # written; no detector: Haar cut its faces
+    del extra["backbone_spec"]
     (folder / META).write_text(json.dumps(document))
-    assert FaceClassifier.load(folder).detector == "haar"
+    old = FaceClassifier.load(folder)
+    assert "was saved before the face model; its faces are read as they were described " \
+           "then" in capsys.readouterr().err
+    assert old.detector == "haar" and old.model_.views == ("face",)
+    assert np.allclose(old.predict_proba(community["held_X"]),
+                       fitted.predict_proba(community["held_X"]), atol=1e-5)
+    extra["flip"] = True  # the old flip-sum descriptor, which nothing computes any more
+    (folder / META).write_text(json.dumps(document))
+    with pytest.raises(FacesslError, match="the old flip-sum, which this facessl no longer "
+                                           "computes; enroll again"):
+        FaceClassifier.load(folder)
 
 
 def test_tampered_or_foreign_bundles_are_refused(fitted, tmp_path):
@@ -356,15 +376,15 @@ def test_a_self_supervised_checkpoint_can_be_enrolled_with(tiny_lfw, community, 
     assert clf.preprocessing == Preprocessing(128, 32) and summary["faces"] == 18
     document = json.loads((tmp_path / "model" / META).read_text())
     assert document["backbone"] == "tinyvgg"
-    assert document["extra"]["backbone_source"].startswith("rotation checkpoint ckpt")
+    assert document["extra"]["face_model"]["source"].startswith("rotation checkpoint ckpt")
     held = crops([f for p in clf.people for f in photos(tiny_lfw, p, ("val", "test"))],
                  clf.preprocessing)
-    assert clf.transform(held).shape == (len(held), clf.encoder_.features.embedding_dim)
+    assert clf.model_.space is not None  # pretrain fitted one on its pool, views and all
+    assert clf.transform(held).shape == (len(held), clf.model_.dimension)
     loaded = FaceClassifier.load(tmp_path / "model")
     assert np.allclose(loaded.predict_proba(held), clf.predict_proba(held), atol=1e-5)
-    with pytest.raises(FacesslError, match="trained on faces cut as .*size=32.* not .*size=96"):
-        FaceClassifier(backbone=str(tmp_path / "ckpt"),
-                       preprocessing=Preprocessing(128, 96)).fit(community["X"], community["y"])
+    with pytest.raises(FacesslError, match="X must be face crops as an N x 32 x 32 x 3"):
+        FaceClassifier(backbone=str(tmp_path / "ckpt")).fit(community["X"], community["y"])
 
 
 # ---------------------------------------------------------------- folders of photos

@@ -12,7 +12,7 @@ from test_face_space import space_checkpoint  # noqa: F401 (a fixture)
 
 from facessl.data import lfw
 from facessl.errors import FacesslError
-from facessl.product import default_space
+from facessl.space import default_space
 from facessl.space.face_space import FILE
 
 SPACE_LINE = "face space: 448 unlabelled faces from the inductive track of tiny-pool"
@@ -46,7 +46,7 @@ def test_without_lfw_a_half_built_default_is_not_trusted_and_the_fallback_says_w
     folder.mkdir(parents=True)
     shutil.copy(space_checkpoint / FILE, folder / FILE)  # killed before checkpoint.json
 
-    def no_lfw_here(**kwargs):  # a machine with no LFW copy: `locate` finds nothing
+    def no_lfw_here(*args, **kwargs):  # a machine with no LFW copy: `locate` finds nothing
         raise FacesslError("LFW was not found and could not be downloaded (not downloaded "
                            "here)")
 
@@ -62,3 +62,24 @@ def test_locate_without_download_says_it_did_not_try(tmp_path, monkeypatch):
     monkeypatch.setattr(lfw, "shared_folders", lambda name: [])
     with pytest.raises(FacesslError, match=r"could not be downloaded \(not downloaded here\)"):
         lfw.locate(download=False)
+
+
+def test_prepare_says_what_the_default_space_is_and_builds_nothing_it_has(
+        space_checkpoint, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("FACESSL_FACE_SPACE", str(space_checkpoint))
+    named = facessl("prepare")
+    assert named.returncode == 0, named.stderr
+    assert f"FACESSL_FACE_SPACE names the default face space ({space_checkpoint})" in named.stdout
+    monkeypatch.delenv("FACESSL_FACE_SPACE")
+    shutil.copytree(space_checkpoint, default_space.default_folder())
+    ready = facessl("prepare")
+    assert ready.returncode == 0, ready.stderr
+    assert f"the default face space is ready in {default_space.default_folder()}" in ready.stdout
+    assert "format2" in default_space.default_folder().name  # a space of mirror views
+
+
+def test_prepare_without_lfw_says_what_to_pass(monkeypatch, tmp_path):
+    monkeypatch.delenv("FACESSL_FACE_SPACE")
+    done = facessl("prepare", "--data", str(tmp_path / "nowhere"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "the data path" in done.stderr and "does not exist" in done.stderr

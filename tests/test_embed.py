@@ -1,4 +1,4 @@
-"""`facessl embed` on real LFW photos: the rows are the describer's, a SIGKILLed run continues
+"""`facessl embed` on real LFW photos: the rows are the face model's, a SIGKILLed run continues
 to the same files, two torchrun processes write what one does, and bad input is refused
 with one message."""
 
@@ -25,9 +25,9 @@ from facessl.cli import main
 from facessl.data.faces import faces_in_photo
 from facessl.data.photos import load_photo, photo_files
 from facessl.errors import FacesslError
-from facessl.product.describer import FaceDescriber
 from facessl.product.embed import embed_folder
 from facessl.product.embed_parts import Part
+from facessl.space.face_model import FaceModel
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 BATCH = "4"  # photos per batch: the 21 photos below make 6 batches
@@ -102,13 +102,13 @@ def same_output(out: Path, expected: Path, exact: bool) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:.*truncated file")  # LFW's truncated JPEG, read here too
-def test_every_face_is_one_row_as_the_describer_describes_it(album, space, reference):
+def test_every_face_is_one_row_as_the_face_model_describes_it(album, space, reference):
     out, done = reference
     assert "21 photos: 25 faces, 1 without a face, 1 unreadable (skipped)" in done.stdout
     skipped = [line for line in done.stderr.splitlines() if "photo skipped" in line]
     assert skipped == ["facessl: warning: photo skipped: photo broken.jpg is not an image "
                        "(11 bytes starting b'not a ph'); pass a JPEG, PNG or WebP photo."]
-    describer = FaceDescriber(str(space))
+    describer = FaceModel.load(str(space))
     assert describer.space is not None
     crops, boxes, statuses = [], [], {}
     for file in photo_files(album):
@@ -124,7 +124,7 @@ def test_every_face_is_one_row_as_the_describer_describes_it(album, space, refer
         boxes += [[rel, str(b.x), str(b.y), str(b.w), str(b.h)] for b, _ in found]
     rows = np.load(out / "embeddings.npy", mmap_mode="r")
     assert rows.dtype == np.float32 and rows.shape[0] == len(crops) == 25
-    np.testing.assert_allclose(rows, describer.unit_rows(np.stack(crops)), atol=1e-5)
+    np.testing.assert_allclose(rows, describer.describe(np.stack(crops)), atol=1e-5)
     faces = table(out / "faces.csv")
     assert [[f["photo"], f["x"], f["y"], f["w"], f["h"]] for f in faces] == boxes
     assert [int(f["row"]) for f in faces] == list(range(25))

@@ -12,6 +12,7 @@ from facessl.errors import FacesslError
 from facessl.models.checkpoint import load_backbone
 from facessl.models.encoders import FaceEncoder
 from facessl.product.classifier import FaceClassifier
+from facessl.space.neighbours import l2_normalise
 
 PEOPLE = ("Ariel_Sharon", "Donald_Rumsfeld")
 
@@ -35,11 +36,11 @@ def test_evaluate_and_the_product_give_the_same_descriptors(tiny_lfw, lite0):
     model, meta = lite0
     evaluated = FaceEncoder(model, meta, block=4).describe(faces)  # `facessl evaluate --block 4`
     assert evaluated.shape == (6, 40 * 12 * 12) and evaluated.dtype == np.float32
-    product = FaceClassifier().fit(faces, names)
+    product = FaceClassifier().fit(faces, names)  # a bare backbone: the face, unit length
     described = product.transform(faces)
     assert described.shape == evaluated.shape
-    assert np.allclose(described, evaluated, atol=1e-5, rtol=1e-5)
-    assert np.allclose(product.support_, evaluated, atol=1e-5, rtol=1e-5)  # what it enrolled
+    assert np.allclose(described, l2_normalise(evaluated), atol=1e-5, rtol=1e-5)
+    assert np.allclose(product.support_, described, atol=1e-6)  # what it enrolled
     # and the descriptors tell faces apart: not a constant map
     assert np.abs(evaluated[0] - evaluated[3]).max() > 1e-2
 
@@ -70,35 +71,33 @@ def test_a_block_needs_an_efficientnet(tiny_lfw):
         FaceEncoder(model, meta, block=0)
 
 
-def test_flip_adds_the_mirror_images_map_mirrored_back(tiny_lfw, lite0):
+def test_the_mirror_view_is_the_mirror_images_own_map(tiny_lfw, lite0):
     model, meta = lite0
     faces, _ = _faces(tiny_lfw, Preprocessing(size=96), per_person=2)
     mirrored = np.ascontiguousarray(faces[:, :, ::-1])  # N x H x W x C: W is axis 2
     encoder = FaceEncoder(model, meta, block=4)
     plain, plain_mirrored = encoder.describe(faces), encoder.describe(mirrored)
-    flipped = encoder.describe(faces, flip=True)
-    assert not np.allclose(flipped, plain, atol=1e-2)
+    mirror_view = encoder.describe(faces, view="mirror")
+    assert np.allclose(mirror_view, plain_mirrored, atol=1e-4)  # as the network sees it
+    assert not np.allclose(mirror_view, plain, atol=1e-2)  # a face is not its mirror image
 
-    def maps(d):  # N x (C x H x W) -> N x C x H x W, the block-4 map's layout
-        return d.reshape(len(d), 40, 12, 12)
+    def mirror(d):  # N x (C x H x W), the block-4 map's layout, mirrored along W
+        return d.reshape(len(d), 40, 12, 12)[..., ::-1].reshape(len(d), -1)
 
-    def mirror(d):
-        return maps(d)[..., ::-1].reshape(len(d), -1)
-
-    # flip = map(face) + map(mirror image) mirrored back, so positions line up
-    assert np.allclose(flipped, plain + mirror(plain_mirrored), atol=1e-4)
-    # so mirroring the face mirrors the flipped map (and nothing else changes)
-    assert np.allclose(encoder.describe(mirrored, flip=True), mirror(flipped), atol=1e-4)
-    assert not np.allclose(encoder.describe(mirrored, flip=True), flipped, atol=1e-2)
+    # aligned (what ssl.identity pairs): mirrored back, so positions line up with the face's
+    assert np.allclose(encoder.describe(faces, view="mirror", aligned=True),
+                       mirror(plain_mirrored), atol=1e-4)
+    with pytest.raises(FacesslError, match="unknown view 'upside-down'; expected one of: "
+                                           "face, mirror"):
+        encoder.describe(faces, view="upside-down")
 
 
-def test_flip_makes_the_pooled_embedding_mirror_invariant(tiny_lfw, lite0):
+def test_the_pooled_embeddings_mirror_view_is_the_mirror_images(tiny_lfw, lite0):
     model, meta = lite0
     faces, _ = _faces(tiny_lfw, Preprocessing(size=96), per_person=1)
     mirrored = np.ascontiguousarray(faces[:, :, ::-1])
     encoder = FaceEncoder(model, meta)  # no block: the 1280-d pooled embedding
     plain = encoder.describe(faces)
     assert not np.allclose(plain, encoder.describe(mirrored), atol=1e-3)
-    flipped = encoder.describe(faces, flip=True)
-    assert np.allclose(flipped, plain + encoder.describe(mirrored), atol=1e-4)
-    assert np.allclose(encoder.describe(mirrored, flip=True), flipped, atol=1e-4)
+    assert np.allclose(encoder.describe(faces, view="mirror"), encoder.describe(mirrored),
+                       atol=1e-4)

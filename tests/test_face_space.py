@@ -8,12 +8,21 @@ import shutil
 
 import numpy as np
 import pytest
+import safetensors.torch
+import torch
 from test_classifier import crops, people_folder, photos
 from test_cli_errors import _fails_cleanly
 from test_experiment import facessl
 
+from facessl.data.faces import faces_in_photo
+from facessl.data.photos import load_photo
 from facessl.errors import FacesslError
+from facessl.eval.metrics import nearest_class_mean_accuracy
 from facessl.product.classifier import UNKNOWN, FaceClassifier
+from facessl.product.embed import embed_folder
+from facessl.product.face_store import load_faces
+from facessl.product.group import group_album
+from facessl.space.face_model import FaceModel
 from facessl.space.face_space import FILE, load_space
 
 
@@ -40,12 +49,16 @@ def test_pretrain_with_no_epochs_writes_the_face_space(space_checkpoint):
     meta = json.loads((space_checkpoint / "checkpoint.json").read_text())
     assert meta["method"] == "none (pretrained weights kept)" and meta["history"] == []
     # MTCNN finds a face in all 448 pool photos (the Haar cascade: 445), as `predict` would
-    assert meta["space"] == {"source": "448 unlabelled faces from the inductive track of tiny-pool",
-                             "block": 4, "flip": False, "components": 335, "strangers": 112}
+    # 336 faces fitted, each as itself and as its mirror image: 672 rows span 671 directions
+    assert meta["space"] == {"format": 2,
+                             "source": "448 unlabelled faces from the inductive track of tiny-pool",
+                             "block": 4, "views": ["face", "mirror"], "components": 671,
+                             "dimension": 671, "strangers": 112}
     assert meta["detector"] == "mtcnn"
     space = load_space(space_checkpoint)
-    assert space.strangers.shape == (112, 40 * 12 * 12)  # a quarter held out of the fit
-    assert space.whitening.components.shape == (335, 40 * 12 * 12)  # 336 faces span 335
+    assert space.strangers.shape == (112, 671)  # a quarter held out, described in the space
+    assert np.allclose(np.linalg.norm(space.strangers, axis=1), 1, atol=1e-2)  # float16
+    assert space.whitening.components.shape == (671, 40 * 12 * 12)
 
 
 def test_one_photo_per_person_enrols_and_names_its_own_photos(space_checkpoint, faces):
@@ -71,7 +84,7 @@ def test_every_enrolled_photo_is_named_and_the_space_survives_the_bundle(
     assert list(clf.predict(X)) == list(y)  # enrolled on the enrolled faces alone: 0 of 15
     clf.save(tmp_path / "m")
     again = FaceClassifier.load(tmp_path / "m")
-    assert again.space_.source == clf.space_.source
+    assert again.model_.space.source == clf.model_.space.source
     assert np.allclose(again.predict_proba(X), clf.predict_proba(X), atol=1e-3)
     again.remove_person(people[0]).remove_person(people[1])  # one person: strangers calibrate
     assert again.people == [people[2]] and again.threshold_ == again.calibration_.threshold
@@ -84,9 +97,9 @@ def test_every_enrolled_photo_is_named_and_the_space_survives_the_bundle(
 def test_a_classifier_must_describe_faces_as_the_space_was_fitted(space_checkpoint, faces):
     people = sorted(faces)
     X, y = np.concatenate([faces[p][:2] for p in people]), np.repeat(people, 2)
-    with pytest.raises(FacesslError, match="fitted on descriptors read at block 4 with flip "
-                                           "False; this classifier reads block 4 with flip True"):
-        FaceClassifier(backbone=str(space_checkpoint), flip=True).fit(X, y)
+    with pytest.raises(FacesslError, match="fitted on descriptors read at block 4; this model "
+                                           "reads block 3"):
+        FaceClassifier(backbone=str(space_checkpoint), layer=3).fit(X, y)
 
 
 def test_enroll_says_where_its_face_space_came_from(space_checkpoint, pool_lfw, tmp_path):
@@ -162,3 +175,87 @@ def test_pretrain_on_a_folder_without_faces_says_so(tmp_path):
     Image.new("RGB", (200, 200), (90, 120, 160)).save(album / "sky.jpg")
     _fails_cleanly(facessl("pretrain", "--images", str(album), "--out", str(tmp_path / "o")),
                    "found 0 faces in the 1 photos under", "pass a folder with more photos")
+
+
+def test_enroll_predict_group_and_embed_describe_a_photo_identically(
+        space_checkpoint, pool_lfw, tmp_path):
+    """One face model behind every command: the same photo gets the same row."""
+    people = sorted(pool_lfw["manifest"]["community"])
+    model = FaceModel.load(str(space_checkpoint))
+    files = [f for p in people for f in photos(pool_lfw, p, ("val", "test"))
+             if len(faces_in_photo(load_photo(f), model.preprocessing)) == 1]
+    assert len(files) >= 8  # of 12: photos with one face, so every command finds the same
+    album = tmp_path / "album"
+    album.mkdir()
+    for file in files:
+        shutil.copy(file, album / file.name)
+    assert model.views == ("face", "mirror") and model.dimension == 671
+    expected = model.describe(crops(sorted(album.iterdir()), model.preprocessing))
+    assert np.allclose(np.linalg.norm(expected, axis=1), 1, atol=1e-5)
+
+    clf = FaceClassifier(backbone=str(space_checkpoint)).fit(
+        np.concatenate([faces_of(pool_lfw, p, model) for p in people]),
+        np.repeat(people, 6))
+    enrolled = clf.transform(crops(sorted(album.iterdir()), clf.preprocessing))
+    np.testing.assert_allclose(enrolled, expected, atol=1e-5)
+
+    group_album(album, tmp_path / "groups", backbone=str(space_checkpoint))
+    _, _, grouped = load_faces(tmp_path / "groups")
+    np.testing.assert_allclose(grouped, expected, atol=2e-3)  # stored as float16
+
+    embed_folder(album, tmp_path / "embedded", backbone=str(space_checkpoint))
+    embedded = np.load(tmp_path / "embedded" / "embeddings.npy")
+    np.testing.assert_allclose(embedded, expected, atol=1e-5)
+
+
+def faces_of(pool_lfw, person, model):
+    return crops(photos(pool_lfw, person)[:6], model.preprocessing)
+
+
+def test_a_face_space_from_before_mirror_views_loads_as_it_was_with_a_note(
+        space_checkpoint, tmp_path, capsys):
+    new = load_space(space_checkpoint)
+    old = tmp_path / "old"
+    old.mkdir()
+    raw = np.random.default_rng(0).normal(size=(3, 40 * 12 * 12)).astype(np.float32)
+    info = {"source": "an old space", "block": 4, "flip": False, "components": 671,
+            "strangers": 3}
+    state = {**new.whitening.tensors(""), "strangers": torch.from_numpy(raw).half()}
+    safetensors.torch.save_file(state, str(old / FILE), metadata={"info": json.dumps(info)})
+    space = load_space(old, quiet=False)
+    assert "was fitted before mirror views; it describes each face alone" in (
+        capsys.readouterr().err)
+    assert space.views == ("face",)
+    assert np.allclose(space.strangers, new.whitening(raw.astype(np.float16).astype(np.float32)),
+                       atol=1e-5)  # its raw strangers, described as they were then
+    info["flip"] = True
+    safetensors.torch.save_file(state, str(old / FILE), metadata={"info": json.dumps(info)})
+    with pytest.raises(FacesslError, match="the old flip-sum, which this facessl no longer "
+                                           "computes; fit it again"):
+        load_space(old)
+
+
+def test_evaluate_scores_the_checkpoints_own_face_model(space_checkpoint, pool_lfw, tmp_path):
+    out = tmp_path / "evaluated"
+    done = facessl("evaluate", str(space_checkpoint), "--block", "4", "--split",
+                   str(pool_lfw["split"]), "--data", str(pool_lfw["folder"]), "--shots", "1",
+                   "2", "--protocols", "ncm", "face-model", "--no-verification", "--out",
+                   str(out))
+    assert done.returncode == 0, done.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["accuracy"]["2"]) == {"ncm", "face-model"}
+    # the same number as the product's face model gives on the same photos, cut as it cuts
+    model = FaceModel.load(str(space_checkpoint))
+    people = sorted(pool_lfw["manifest"]["community"])
+    train = model.describe(np.concatenate([faces_of(pool_lfw, p, model)[:2] for p in people]))
+    test = [f for p in people for f in photos(pool_lfw, p, ("test",))]
+    expected = nearest_class_mean_accuracy(
+        train, np.repeat(np.arange(3), 2), model.describe(crops(test, model.preprocessing)),
+        np.array([people.index(f.parent.name) for f in test]))
+    assert results["accuracy"]["2"]["face-model"]["mean"] == pytest.approx(expected)
+    _fails_cleanly(facessl("evaluate", "efficientnet_lite0", "--block", "4", "--split",
+                           str(pool_lfw["split"]), "--data", str(pool_lfw["folder"]),
+                           "--protocols", "face-model", "--no-verification", "--out",
+                           str(tmp_path / "bare")),
+                   "the face-model protocol scores the checkpoint's own face space",
+                   "efficientnet_lite0 has none for block 4")

@@ -111,14 +111,14 @@ def test_enrol_with_an_identity_checkpoint_and_keep_its_head_in_the_bundle(
     faces = {p: crops(photos(pool_lfw, p, ("train", "val", "test")), prep) for p in people}
     X, y = np.concatenate([faces[p][:5] for p in people]), np.repeat(people, 5)
     clf = FaceClassifier(backbone=str(identity_checkpoint)).fit(X, y)
-    assert clf.encoder_.identity is not None
+    assert clf.model_.encoder.identity is not None
     assert list(clf.predict(X)) == list(y)
     model, meta = load_backbone(identity_checkpoint)
     head = load_identity_head(identity_checkpoint)
     assert FaceEncoder(model, meta, 3, head).identity is None  # learnt on block 4's map
     clf.save(tmp_path / "m")
     again = FaceClassifier.load(tmp_path / "m")
-    assert again.encoder_.identity is not None
+    assert again.model_.encoder.identity is not None
     assert np.allclose(again.predict_proba(X), clf.predict_proba(X), atol=1e-3)
 
 

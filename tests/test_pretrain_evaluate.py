@@ -98,7 +98,7 @@ def test_evaluate_verification_on_the_official_pairs(tmp_path):
     out = tmp_path / "verify"
     done = facessl("evaluate", "random:tinyvgg", "--split", "lfw10-seed-v1", "--data",
                    str(ARCHIVE), "--shots", "1", "--protocols", "ncm", "--seeds", "0",
-                   "--out", str(out))
+                   "--lfw-crops", "--out", str(out))  # LFW's crops: no detection over 13k
     assert done.returncode == 0, done.stderr
     result = json.loads((out / "results.json").read_text())["verification"]
     assert result["pairs"] == 6000 and len(result["fold_accuracies"]) == 10
@@ -107,7 +107,7 @@ def test_evaluate_verification_on_the_official_pairs(tmp_path):
     assert (out / "verification_roc.png").is_file()
 
 
-def test_evaluate_scores_a_block_feature_map(tiny_lfw, tmp_path):
+def test_evaluate_scores_a_block_feature_map(tiny_lfw, tmp_path, private_cache):
     """The product's descriptor (EfficientNet-Lite0 block 4) through the same protocols."""
     out = tmp_path / "block"
     done = facessl("evaluate", "efficientnet_lite0", "--block", "4", "--split",
@@ -118,6 +118,18 @@ def test_evaluate_scores_a_block_feature_map(tiny_lfw, tmp_path):
     assert results["config"]["block"] == 4
     assert set(results["accuracy"]["2"]) == {"ncm", "ncm-whitened"}
     assert results["whitening"]["fitted_on"] == "48 unlabelled pool faces"
+    # the faces the product cuts (MTCNN, aligned) by default; LFW's own crops on request
+    assert results["faces"].startswith("found by mtcnn and aligned, as the product cuts them (")
+    assert results["faces"].endswith("photos without a face found kept LFW's crop)")
+    crops = tmp_path / "crops"
+    done = facessl("evaluate", "efficientnet_lite0", "--block", "4", "--split",
+                   str(tiny_lfw["split"]), "--data", str(tiny_lfw["folder"]), "--shots", "2",
+                   "--protocols", "ncm", "--no-verification", "--lfw-crops", "--out", str(crops))
+    assert done.returncode == 0, done.stderr
+    lfw_crops = json.loads((crops / "results.json").read_text())
+    assert lfw_crops["faces"] == "LFW's own central crops (--lfw-crops)"
+    cut = sorted(f.name.split("-")[2:-1] for f in (private_cache / "images").iterdir())
+    assert cut == [["96px"], ["96px", "mtcnn"]]  # two image caches: the faces, the crops
 
 
 @pytest.mark.parametrize("args, fragments", [

@@ -100,7 +100,7 @@ def layout(pool_lfw, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def readme_env(pool_lfw, tmp_path_factory) -> dict:
     """One cache for the module (each block decodes the small LFW once) and the default
-    face space's recipe (`product.default_space`) on the small pool instead of lfw62-v1's
+    face space's recipe (`space.default_space`) on the small pool instead of lfw62-v1's
     9,198 faces, which take minutes: the album's groups need a face space, not the bare
     backbone the other tests enrol with."""
     folder = tmp_path_factory.mktemp("readme")
@@ -138,6 +138,7 @@ def _shrunk(argv: list[str], home: Path, pool_lfw: dict) -> list[str]:
         "evaluate": ["--seeds", "0", "--finetune-epochs", "1", "--no-verification"],
         "data": ["--data", str(pool_lfw["folder"])] if command == ["data", "prepare"] else [],
         "serve": ["--port", str(_free_port())],
+        "prepare": [],  # FACESSL_FACE_SPACE names the small space: nothing to build
     }
     if command[0] not in extra and command[0] not in (
             "enroll", "predict", "add-person", "remove-person", "group", "name", "merge", "embed",

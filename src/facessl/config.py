@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 ARMS = ("ssl", "scratch", "transfer")
 TRACKS = ("inductive", "album")  # album: the community's train photos are unlabelled data too
-PROTOCOLS = ("knn", "ncm", "ncm-whitened", "linear", "finetune")
+PROTOCOLS = ("knn", "ncm", "ncm-whitened", "face-model", "linear", "finetune")
 DETECTORS = ("mtcnn", "haar")  # data.faces: MTCNN (landmarks, aligned) or OpenCV's cascade
 DEFAULT_BACKBONE = "efficientnet_lite0"  # ImageNet weights: the descriptor that measured best
 DEFAULT_FACE_SPACE = "default"  # the product's: DEFAULT_BACKBONE + a pool face space
@@ -121,15 +121,16 @@ class EvaluateConfig:
     finetune_epochs: int | None = None  # overrides the fine-tune's epochs
     finetune_frozen_blocks: int = 6  # EfficientNet-Lite0 blocks kept at their weights
     whitening_pool: int = 3000  # unlabelled faces the whitening is fitted on (plus the album)
+    lfw_crops: bool = False  # LFW's central crops; default: faces found and aligned as the
+    # product cuts them (data.cache with the checkpoint's detector)
 
 
 @dataclass
 class ClassifierConfig:
     """The product's `FaceClassifier` (see its docstring for what each setting does)."""
 
-    backbone: str = DEFAULT_FACE_SPACE  # product.default_space.resolve_backbone
+    backbone: str = DEFAULT_FACE_SPACE  # space.default_space.resolve_backbone
     layer: int | None = None  # None: the backbone's own descriptor (models.BACKBONES)
-    flip: bool = False
     shrink: float = 0.01
     album_confidence: float = 0.3
     strangers_accepted: float = 0.05  # the threshold's share of a face space's strangers let in
@@ -139,7 +140,8 @@ class ClassifierConfig:
 class GroupConfig:
     """`facessl group`: clustering an album's faces (space.clustering)."""
 
-    threshold: float = 0.02  # mean cosine two groups need to join (chosen on pool people)
+    threshold: float = 0.03  # mean cosine two groups need to join: the best BCubed F on pool
+    # people with 6+ photos for the face model's rows (benchmarks/group_threshold_select.py)
     min_group: int = 2  # a smaller cluster leaves its face ungrouped
 
 

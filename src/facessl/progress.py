@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
+
+from tqdm import tqdm
 
 
 class Progress:
@@ -21,3 +24,8 @@ class Progress:
             self(f"[{label}] epoch {r['epoch']:>3}/{total}  loss {r['train_loss']:.3f}  "
                  + (f"acc: {evals}  " if evals else "") + f"({r['seconds']:.1f}s)")
         return show
+
+
+def bar(items: Iterable, label: str | None, **options) -> Iterable:
+    """`items`, with a progress bar on stderr labelled `label` (none when `label` is None)."""
+    return tqdm(items, desc=label, disable=label is None, **options)

@@ -1,4 +1,5 @@
-"""`facessl enroll / add-person / remove-person / predict / serve`: the product's commands.
+"""The product's commands: `facessl prepare / enroll / add-person / remove-person / predict /
+serve`.
 
 Parsing only; each handler calls one typed function and prints what it did. Heavy modules
 (torch, the web server) are imported inside the handlers so `facessl --help` stays fast.
@@ -36,7 +37,7 @@ def _enroll(args: argparse.Namespace) -> int:
           f"{'faces' if args.groups else 'photos'}" + _left_out(summary["unused"])
           + (f"; album: {clf.album_['added']} of {clf.album_['faces']} faces added to their "
              f"person" if clf.album_["faces"] else ""))
-    if clf.space_ is None:
+    if clf.model_.space is None:
         print("facessl: note: no face space came with the backbone, so it was fitted on the "
               f"{summary['faces']} enrolled faces alone; pass --backbone a `facessl pretrain` "
               "checkpoint (even --epochs 0) for one fitted on thousands of unlabelled faces: "
@@ -59,7 +60,7 @@ def _left_out(unused: list) -> str:
 
 def _threshold_report(clf) -> str:
     """Where the face space came from and what the unknown-person threshold lets in."""
-    calibration, space = clf.calibration_, clf.space_
+    calibration, space = clf.calibration_, clf.model_.space
     lines = [f"face space: {'enrolled faces' if space is None else space.source}",
              f"unknown-person threshold {clf.threshold_:.3f}"]
     if calibration.rule == "strangers":
@@ -115,8 +116,37 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare(args: argparse.Namespace) -> int:
+    from facessl.models.checkpoint import META
+    from facessl.space import default_space
+
+    chosen = os.environ.get("FACESSL_FACE_SPACE")
+    if chosen:
+        print(f"FACESSL_FACE_SPACE names the default face space ({chosen}); nothing to build")
+        return 0
+    folder = default_space.default_folder()
+    if (folder / META).is_file():
+        print(f"the default face space is ready in {folder}")
+        return 0
+    started = time.perf_counter()
+    folder = default_space.build(args.data, quiet=args.quiet)
+    print(f"built the default face space in {folder} in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
 def add_product_commands(sub: argparse._SubParsersAction) -> None:
     """Register the product's subcommands on the `facessl` parser."""
+    prepare = sub.add_parser(
+        "prepare", help="build the default face space now (once, into the cache)",
+        description="Fit the face space that enroll, predict, group, embed and serve use by "
+                    "default: ImageNet EfficientNet-Lite0 whitened on the faces of lfw62-v1's "
+                    "unlabelled pool. The first command that needs it builds it otherwise, "
+                    "saying so before it starts.")
+    prepare.add_argument("--data", metavar="PATH",
+                         help="LFW (lfw-deepfunneled.tgz or its folder); default: found as "
+                              "`facessl experiment` finds it, never downloaded here")
+    prepare.add_argument("--quiet", action="store_true", help="no progress bars")
+    prepare.set_defaults(func=_prepare)
     enroll = sub.add_parser(
         "enroll", help="build a classifier from folders of photos, one folder per person",
         description="Read PEOPLE_DIR/<name>/* (a few photos each; the largest face of each "

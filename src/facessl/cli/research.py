@@ -124,7 +124,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                             seeds=args.seeds, track=args.track, protocols=args.protocols,
                             verification=not args.no_verification, pairs=args.pairs,
                             data=args.data, finetune_epochs=args.finetune_epochs,
-                            block=args.block)
+                            block=args.block, lfw_crops=args.lfw_crops)
     name = Path(args.checkpoint).name.replace(":", "-")
     out = Path(args.out or f"runs/evaluate-{name}-{args.split}-{args.track}")
     results = run_evaluate(config, out, quiet=args.quiet)
@@ -252,6 +252,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                      help="EfficientNet-Lite0 only: score the feature map of this MBConv "
                           "block (flattened) instead of the pooled embedding; 4 is what "
                           "`facessl enroll` uses")
+    eva.add_argument("--lfw-crops", action="store_true",
+                     help="score LFW's own central crops instead of the faces the product "
+                          "cuts (found by the checkpoint's detector and aligned)")
     eva.add_argument("--no-verification", action="store_true", help="skip LFW pairs.txt")
     eva.add_argument("--pairs", help="LFW pairs.txt (default: lfw-protocol/ beside the data)")
     _data_out_quiet(eva, "output folder (default runs/evaluate-...)", _evaluate)

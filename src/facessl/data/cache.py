@@ -1,8 +1,12 @@
 """Decode every image once into a uint8 array; later runs memory-map it.
 
-The cache is keyed by the source's fingerprint and the preprocessing (crop, size, colour),
-so changing either builds a new cache and never reuses a stale one. Both files are written
-atomically, the index last: an index on disk means the array beside it is complete.
+Each image is cut as LFW's own crop (a central square), or, with a detector, as the product
+cuts a user's photo: its largest face found and aligned (`data.faces`), so `facessl
+evaluate` scores the faces the product will meet; an image where no face is found keeps
+LFW's crop and is listed in the index (`no_face`). The cache is keyed by the source's
+fingerprint, the preprocessing (crop, size, colour) and the detector, so changing any of
+them builds a new cache and never reuses a stale one. Both files are written atomically,
+the index last: an index on disk means the array beside it is complete.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class ImageCache:
         self.folder = folder
         self.paths: list[str] = meta["paths"]
         self.truncated: list[str] = meta["truncated"]
+        self.detector: str | None = meta.get("detector")
+        self.no_face: list[str] = meta.get("no_face", [])  # LFW's crop, no face detected
         self.preprocessing = Preprocessing(**meta["preprocessing"])
         self.images = np.load(folder / "images.npy", mmap_mode="r")
         self._row = {p: i for i, p in enumerate(self.paths)}
@@ -128,24 +134,33 @@ def decode_face(data: bytes, prep: Preprocessing, name: str = "") -> tuple[np.nd
     return (array[:, :, None] if prep.grayscale else array), truncated
 
 
-def cache_folder(source: ImageSource, prep: Preprocessing) -> Path:
-    key = json.dumps({"source": source.fingerprint(), "prep": asdict(prep)}, sort_keys=True)
-    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-    return cache_root() / "images" / f"{source.name}-{prep.size}px-{digest}"
+def cache_folder(source: ImageSource, prep: Preprocessing, detector: str | None = None) -> Path:
+    key = {"source": source.fingerprint(), "prep": asdict(prep)}
+    if detector is not None:
+        from facessl.data.faces import detector_tag
+
+        key["detector"] = detector_tag(detector)
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    cut = "" if detector is None else f"-{detector}"
+    return cache_root() / "images" / f"{source.name}-{prep.size}px{cut}-{digest}"
 
 
-def load_or_build(source: ImageSource, prep: Preprocessing, quiet: bool = False) -> ImageCache:
-    """Return the cache for `source` at `prep`, decoding every image first if needed.
+def load_or_build(source: ImageSource, prep: Preprocessing, quiet: bool = False,
+                  detector: str | None = None) -> ImageCache:
+    """Return the cache for `source` at `prep` (faces cut by `detector`, or LFW's crops
+    when None), decoding every image first if needed.
 
     Decoded rows go straight to an unnamed temporary file (gone if the process dies) and
     are then copied under the array's header, so building costs a few rows of memory
     whatever the number of images."""
-    folder = cache_folder(source, prep)
+    folder = cache_folder(source, prep, detector)
     if (folder / "index.json").is_file() and (folder / "images.npy").is_file():
         return ImageCache(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=folder) as rows:
-        paths, truncated, unreadable, shape = _decode_into(rows, source, prep, quiet)
+        cut = _cutter(prep, detector)
+        paths, truncated, unreadable, shape = _decode_into(rows, source, prep, quiet, cut,
+                                                           detector)
         for rel in truncated:
             warnings.warn(f"{rel} is a truncated JPEG: decoded as far as it goes (rest grey)")
         for rel in unreadable:
@@ -159,24 +174,46 @@ def load_or_build(source: ImageSource, prep: Preprocessing, quiet: bool = False)
             rows.seek(0)
             shutil.copyfileobj(rows, out, 1 << 24)
     write_json(folder / "index.json", {
-        "source": source.fingerprint(), "preprocessing": asdict(prep),
+        "source": source.fingerprint(), "preprocessing": asdict(prep), "detector": detector,
         "paths": paths, "truncated": truncated, "unreadable": unreadable,
+        "no_face": getattr(cut, "no_face", []),
     })
     return ImageCache(folder)
 
 
-def _decode_into(rows: BinaryIO, source: ImageSource, prep: Preprocessing, quiet: bool
+def _cutter(prep: Preprocessing, detector: str | None):
+    """image bytes -> (HxWxC uint8, was_truncated): LFW's crop, or the largest face found by
+    `detector` and aligned (LFW's crop where none is found: the cutter lists those)."""
+    if detector is None:
+        return lambda data, rel: decode_face(data, prep, rel)
+    from facessl.data.photos import faces_of_photos  # the product's loop, photo to faces
+
+    def cut(data: bytes, rel: str) -> tuple[np.ndarray, bool]:
+        array, truncated = decode_face(data, prep, rel)  # raises for an unreadable image
+        (found,) = faces_of_photos([(rel, data)], prep, detector, largest_only=True)
+        if found.faces:
+            return found.faces[0][1], truncated
+        cut.no_face.append(rel)
+        return array, truncated
+
+    cut.no_face = []
+    return cut
+
+
+def _decode_into(rows: BinaryIO, source: ImageSource, prep: Preprocessing, quiet: bool,
+                 cut, detector: str | None
                  ) -> tuple[list[str], list[str], list[str], tuple[int, ...]]:
-    """Decode every image of `source`, appending its bytes to `rows`; returns (paths,
-    truncated, unreadable, the shape of one image)."""
+    """Cut every image of `source` with `cut`, appending its bytes to `rows`; returns
+    (paths, truncated, unreadable, the shape of one image)."""
     paths, truncated, unreadable, shape = [], [], [], ()
+    how = f"{prep.size}px" + ("" if detector is None else f", faces found by {detector}")
     bar = tqdm(source.iter_images(), total=source.count(), unit="img", disable=quiet,
-               desc=f"decoding {source.name} once ({prep.size}px)")
+               desc=f"decoding {source.name} once ({how})")
     for rel, data in bar:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                array, was_truncated = decode_face(data, prep, rel)
+                array, was_truncated = cut(data, rel)
         except (OSError, ValueError, Image.DecompressionBombError):
             unreadable.append(rel)
             continue

@@ -1,4 +1,12 @@
-"""A user's photos: open any photo upright, and walk folders of them.
+"""A user's photos: open any photo upright, walk folders of them, and the one loop from
+photos to faces.
+
+`faces_of_photos` is how every command gets faces out of photos (enroll, predict, group,
+embed, pretrain --images, a dataset's faces for a face space or an evaluation): each photo
+is opened upright, its faces found and aligned by the detector, and a photo that cannot be
+read is never the end of the run: it comes back with `error` set (and one that shows no
+face with no faces) for the caller to skip, count and report. Decoder warnings (a truncated
+JPEG, decoded as far as it goes) come back with the photo too, so each is said once.
 
 `PEOPLE_DIR/<name>/*` holds a few labelled photos per person (the largest face of each is
 that person); an album is a folder of unlabelled photos, every face of which counts.
@@ -8,8 +16,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -17,7 +26,7 @@ from tqdm import tqdm
 
 from facessl.config import Preprocessing
 from facessl.data.cache import open_image
-from facessl.data.faces import faces_in_photo
+from facessl.data.faces import Box, faces_in_photo
 from facessl.data.lfw import IMAGE_SUFFIXES, ImageSource
 from facessl.errors import FacesslError
 
@@ -63,6 +72,57 @@ def _decode(data: bytes, name: str) -> Image.Image:
         raise FacesslError(f"photo {name} is damaged and cannot be decoded ({exc}); "
                            "export it again or pass another photo.") from None
     return image
+
+
+@dataclass
+class PhotoFaces:
+    """One photo's faces (box and crop, largest first), or why it has none: `error` says
+    why it could not be read; `warnings` what the decoder said of a photo it could read."""
+
+    name: str
+    faces: list[tuple[Box, np.ndarray]] = field(default_factory=list)
+    size: tuple[int, int] = (0, 0)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    image: Image.Image | None = None  # the opened photo, when the caller asked to keep it
+
+
+def open_photo(photo: str | Path | bytes, name: str) -> PhotoFaces:
+    """`load_photo` that never raises for a bad photo: the error (and any decoder warning)
+    goes into the result; `image` holds the photo when it could be read."""
+    result = PhotoFaces(name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result.image = load_photo(photo, name)
+        except FacesslError as exc:
+            result.error = str(exc)
+            return result
+    result.warnings = [str(w.message) for w in caught]
+    result.size = result.image.size
+    return result
+
+
+def find_faces(photo: PhotoFaces, prep: Preprocessing, detector: str | None,
+               largest_only: bool = False) -> PhotoFaces:
+    """The faces of an opened photo (`open_photo`), cut at `prep` by `detector`."""
+    if photo.image is not None:
+        photo.faces = faces_in_photo(photo.image, prep, largest_only, detector=detector)
+    return photo
+
+
+def faces_of_photos(photos: Iterable[tuple[str, str | Path | bytes]], prep: Preprocessing,
+                    detector: str | None = None, largest_only: bool = False,
+                    progress: str | None = None, total: int | None = None,
+                    keep_images: bool = False) -> Iterator[PhotoFaces]:
+    """The one loop from photos to faces: (name, path or bytes) pairs in, one `PhotoFaces`
+    per photo out, in order; see the module docstring for what a bad photo does."""
+    for name, photo in tqdm(photos, desc=progress, unit="photo", disable=progress is None,
+                            total=total):
+        found = find_faces(open_photo(photo, name), prep, detector, largest_only)
+        if not keep_images:
+            found.image = None
+        yield found
 
 
 def photo_files(path: str | Path) -> list[Path]:
@@ -141,15 +201,13 @@ def person_faces(folder: str | Path, prep: Preprocessing, quiet: bool = True,
     only a folder with no usable photo at all is refused."""
     crops, unused = [], []
     files = photo_files(folder)
-    for file in tqdm(files, desc=f"faces of {Path(folder).name}", unit="photo", disable=quiet,
-                     leave=False):
-        try:
-            found = faces_in_photo(load_photo(file), prep, largest_only=True, detector=detector)
-        except FacesslError as exc:
-            unused.append(Unused(file, str(exc), True))
-            continue
-        if found:
-            crops.append(found[0][1])
+    for file, found in zip(files, faces_of_photos(
+            ((str(f), f) for f in files), prep, detector, largest_only=True,
+            progress=None if quiet else f"faces of {Path(folder).name}", total=len(files))):
+        if found.error:
+            unused.append(Unused(file, found.error, True))
+        elif found.faces:
+            crops.append(found.faces[0][1])
         else:
             unused.append(Unused(file, f"no face found in {file}", False))
     if not crops:
@@ -169,14 +227,12 @@ def album_faces(files: list[Path], prep: Preprocessing, quiet: bool = True,
     An album is large and unlabelled: a file that is not a readable photo is skipped with
     a warning rather than ending the enrolment."""
     crops, unreadable = [], 0
-    for file in tqdm(files, desc="album faces", unit="photo", disable=quiet):
-        try:
-            photo = load_photo(file)
-        except FacesslError as exc:
-            warnings.warn(f"album photo skipped: {exc}")
+    for found in faces_of_photos(((str(f), f) for f in files), prep, detector,
+                                 progress=None if quiet else "album faces", total=len(files)):
+        if found.error:
+            warnings.warn(f"album photo skipped: {found.error}")
             unreadable += 1
-            continue
-        crops += [crop for _, crop in faces_in_photo(photo, prep, detector=detector)]
+        crops += [crop for _, crop in found.faces]
     shape = (0, prep.size, prep.size, prep.channels)
     return (np.stack(crops) if crops else np.zeros(shape, np.uint8)), unreadable
 
@@ -184,20 +240,14 @@ def album_faces(files: list[Path], prep: Preprocessing, quiet: bool = True,
 def dataset_faces(source: ImageSource, paths: list[str], prep: Preprocessing,
                   quiet: bool = True, detector: str | None = None) -> np.ndarray:
     """The largest face in each of a dataset's photos `paths`, found and cut as `facessl
-    predict` cuts a user's photo (photos without a face are left out): what a face space
-    must be fitted on for its strangers to score like the faces it will meet."""
-    wanted, crops = set(paths), {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a truncated dataset JPEG was reported by the cache
-        for rel, data in tqdm(source.iter_images(), desc="finding faces", unit="photo",
-                              total=source.count(), disable=quiet):
-            if rel in wanted:
-                try:
-                    photo = load_photo(data, rel)
-                except FacesslError:
-                    continue  # the dataset's cache decoded it, or reported it, already
-                crops[rel] = [crop for _, crop in faces_in_photo(photo, prep, True,
-                                                                 detector=detector)]
-    found = [crops[rel][0] for rel in paths if crops.get(rel)]
+    predict` cuts a user's photo (photos without a face, or unreadable, are left out: the
+    dataset's cache reported those already): what a face space must be fitted on for its
+    strangers to score like the faces it will meet."""
+    wanted = set(paths)
+    chosen = ((rel, data) for rel, data in source.iter_images() if rel in wanted)
+    crops = {found.name: found.faces[0][1] for found in faces_of_photos(
+        chosen, prep, detector, largest_only=True,
+        progress=None if quiet else "finding faces", total=len(wanted)) if found.faces}
+    found = [crops[rel] for rel in paths if rel in crops]
     shape = (0, prep.size, prep.size, prep.channels)
     return np.stack(found) if found else np.zeros(shape, np.uint8)

@@ -1,13 +1,16 @@
 """`facessl evaluate`: how few labels does a backbone need? And is it a face embedding?
 
-For each k (labelled images per person: the first k train entries) the frozen descriptor is
-scored by cosine kNN, nearest class mean (also after PCA whitening fitted on the track's
-unlabelled faces, its strength chosen on val) and a linear probe, and the whole network by
+Faces are found and aligned as the product cuts them (the checkpoint's detector; LFW's own
+central crops with --lfw-crops), so research numbers and product numbers are the same
+numbers. For each k (labelled images per person: the first k train entries) the frozen
+descriptor is scored by cosine kNN, nearest class mean (also in a face space fitted on the
+track's unlabelled faces as `space.face_model` fits one, its strength chosen on val) and a
+linear probe, and the whole network by
 a fine-tune with a new head (one run per seed; the frozen protocols are deterministic). The
 album track also spreads the k labels over the community's other, unlabelled train photos
 (label propagation on the descriptors' kNN graph) and adds the confident ones (how sure:
 chosen on val) to the class means. LFW verification (pairs.txt, 10 folds) compares faces
-in the checkpoint's face space, as the product does (`models.encoders.FaceEncoder`).
+in the checkpoint's face model, as the product does (`space.face_model.FaceModel`).
 """
 
 from __future__ import annotations
@@ -42,13 +45,13 @@ from facessl.eval.verification import pairs_file, score_verification
 from facessl.files import ensure_writable_dir, write_json
 from facessl.models import replace_head
 from facessl.models.checkpoint import load_backbone
-from facessl.models.encoders import FaceEncoder
+from facessl.models.encoders import VIEWS
 from facessl.progress import Progress
 from facessl.provenance import git_sha
-from facessl.space.face_space import load_space
+from facessl.space.face_model import FaceModel
+from facessl.space.face_space import FaceSpace, load_space
 from facessl.space.identity_head import load_identity_head
 from facessl.space.neighbours import l2_normalise
-from facessl.space.whitening import Whitening
 from facessl.train import TensorSet, fit
 
 SHRINKS = (0.01, 0.1, 1.0)  # whitening strengths tried on val: 0 whitens fully
@@ -101,12 +104,16 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     _check_protocols(config.protocols)
     out = ensure_writable_dir(Path(out))
     model, meta = load_backbone(config.checkpoint)
-    encoder = FaceEncoder(model, meta, config.block, load_identity_head(config.checkpoint))
+    encoder = FaceModel.of_network(model, meta, config.block,
+                                   load_identity_head(config.checkpoint),
+                                   load_space(config.checkpoint))
+    config = _with_face_model(config, encoder)
     source = lfw.locate(config.data)
     if config.verification:
         pairs_file(config.pairs, source)  # a missing pairs.txt is said before any work
     with distributed.main_first():
-        built = image_cache.load_or_build(source, encoder.preprocessing, quiet=progress.quiet)
+        built = image_cache.load_or_build(source, encoder.preprocessing, quiet=progress.quiet,
+                                          detector=None if config.lfw_crops else encoder.detector)
     community = _describe_community(config, encoder, built)
     if config.shots is None:
         config = dataclasses.replace(config, shots=shot_ladder(community.split))
@@ -120,11 +127,12 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
                      "config": json.loads(json.dumps(dataclasses.asdict(config))),
                      "seen_images": meta.get("seen_images"),
                      "finetune": dataclasses.asdict(train_config), "whitening": whitening,
+                     "faces": _faces_in_words(built),
                      "accuracy": {}}
     propagated: dict[str, dict] = {}  # album track: space -> k -> confidence -> scores
     for shots in config.shots:
         label = shot_label(shots)
-        row, spaces = _frozen_row(config, community, shots, pool_x, whitening)
+        row, spaces = _frozen_row(config, community, shots, pool_x, whitening, encoder)
         album = community.album(shots) if config.track == "album" else None
         if album is not None:
             for name, space in spaces.items():
@@ -151,15 +159,36 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     return results
 
 
-def _verify(results: dict, encoder: FaceEncoder, built: image_cache.ImageCache,
+def _faces_in_words(built: image_cache.ImageCache) -> str:
+    if built.detector is None:
+        return "LFW's own central crops (--lfw-crops)"
+    return (f"found by {built.detector} and aligned, as the product cuts them "
+            f"({len(built.no_face)} of {len(built.paths)} photos without a face found kept "
+            "LFW's crop)")
+
+
+def _verify(results: dict, encoder: FaceModel, built: image_cache.ImageCache,
             source: lfw.ImageSource, config: EvaluateConfig, meta: dict, out: Path,
             progress: Progress) -> None:
     """LFW verification in the checkpoint's face space, into `results`."""
     results["verification"] = score_verification(
-        encoder, built, source, config, out, f"{meta['method']} / {meta['backbone']}",
-        load_space(config.checkpoint))
+        encoder, built, source, config, out, f"{meta['method']} / {meta['backbone']}")
     progress(f"LFW verification: {100 * results['verification']['accuracy']:.1f}% "
              f"± {100 * results['verification']['std']:.1f}")
+
+
+def _with_face_model(config: EvaluateConfig, model: FaceModel) -> EvaluateConfig:
+    """`config`, without the face-model protocol when the checkpoint has no face space for
+    its block and the protocols were left at their default (asked for by name: refused)."""
+    if "face-model" not in config.protocols or model.space is not None:
+        return config
+    if config.protocols != list(PROTOCOLS):
+        raise FacesslError(f"the face-model protocol scores the checkpoint's own face space, "
+                           f"and {config.checkpoint} has none for block {config.block}; fit "
+                           "one with `facessl pretrain` (--epochs 0 keeps the weights), or "
+                           "leave face-model out of --protocols.")
+    return dataclasses.replace(config, protocols=[p for p in config.protocols
+                                                  if p != "face-model"])
 
 
 def _check_protocols(protocols: list[str]) -> None:
@@ -169,7 +198,7 @@ def _check_protocols(protocols: list[str]) -> None:
                            f"expected one or more of: {', '.join(PROTOCOLS)}")
 
 
-def _describe_community(config: EvaluateConfig, encoder: FaceEncoder,
+def _describe_community(config: EvaluateConfig, encoder: FaceModel,
                         built: image_cache.ImageCache) -> DescribedCommunity:
     """The split, checked against the data and the --shots asked for, and every community
     face described once."""
@@ -183,7 +212,7 @@ def _describe_community(config: EvaluateConfig, encoder: FaceEncoder,
                            "linear finetune, or a manifest with an unlabelled pool "
                            "(`facessl data manifest` with a higher --min-images).")
     paths = sorted({p for roles in split.community.values() for r in roles.values() for p in r})
-    raw = dict(zip(paths, encoder.describe(built.take(paths))))
+    raw = dict(zip(paths, encoder.view_features(built.take(paths))))
 
     def role(name: str) -> tuple[np.ndarray, np.ndarray]:
         role_paths, labels = split.labelled(name)
@@ -200,16 +229,16 @@ def _finetune_settings(config: EvaluateConfig, meta: dict) -> TrainConfig:
     return settings
 
 
-def _choose_whitening(config: EvaluateConfig, encoder: FaceEncoder,
+def _choose_whitening(config: EvaluateConfig, encoder: FaceModel,
                       community: DescribedCommunity) -> tuple[np.ndarray, dict]:
     """(pool descriptors, the whitening strength with the best mean val NCM accuracy over
     the k's evaluated, and what was tried)."""
     pool = subsample(community.split.unlabelled, config.whitening_pool, seed=0)
-    pool_x = encoder.describe(community.cache.take(pool))
+    pool_x = encoder.view_features(community.cache.take(pool))
     val_x, val_y = community.val
     tried = {}
     for shrink in SHRINKS:
-        whiten = Whitening.fit(pool_x, shrink)
+        whiten = _pool_space(pool_x, shrink).describe
         tried[shrink] = float(np.mean([
             metrics.nearest_class_mean_accuracy(whiten(x), y, whiten(val_x), val_y)
             for x, y in (community.train(s) for s in config.shots)]))
@@ -220,17 +249,22 @@ def _choose_whitening(config: EvaluateConfig, encoder: FaceEncoder,
 
 
 def _frozen_row(config: EvaluateConfig, community: DescribedCommunity, shots: int | None,
-                pool_x: np.ndarray | None, whitening: dict | None) -> tuple[dict, dict]:
+                pool_x: np.ndarray | None, whitening: dict | None,
+                model: FaceModel) -> tuple[dict, dict]:
     """({protocol: [accuracy]} of the frozen protocols at k = `shots`, and the spaces the
     class means compare in: each maps raw descriptors to unit rows)."""
     raw_train, train_y = community.train(shots)
     raw_test, test_y = community.test
-    spaces = {"ncm": l2_normalise}
+    spaces = {"ncm": _face_view}
     album = community.album(shots) if config.track == "album" else None
     if whitening is not None:
         fitted_on = [pool_x] if album is None else [pool_x, album]
-        spaces["ncm-whitened"] = Whitening.fit(np.concatenate(fitted_on), whitening["shrink"])
-    train_x, test_x = l2_normalise(raw_train), l2_normalise(raw_test)
+        spaces["ncm-whitened"] = _pool_space(np.concatenate(fitted_on),
+                                             whitening["shrink"]).describe
+    if "face-model" in config.protocols:  # the checkpoint's own face space, as the product
+        views = len(model.space.views)  # VIEWS begin with the space's views
+        spaces["face-model"] = lambda rows: model.space.describe(rows[:, :views])
+    train_x, test_x = _face_view(raw_train), _face_view(raw_test)
     row = {}
     if "knn" in config.protocols:
         row["knn"] = [metrics.knn_accuracy(train_x, train_y, test_x, test_y, k=1)]
@@ -238,11 +272,23 @@ def _frozen_row(config: EvaluateConfig, community: DescribedCommunity, shots: in
         row["ncm"] = [metrics.nearest_class_mean_accuracy(train_x, train_y, test_x, test_y)]
     if "linear" in config.protocols:
         row["linear"] = [metrics.linear_probe_accuracy(train_x, train_y, test_x, test_y)]
-    if "ncm-whitened" in spaces:
-        whiten = spaces["ncm-whitened"]
-        row["ncm-whitened"] = [metrics.nearest_class_mean_accuracy(
-            whiten(raw_train), train_y, whiten(raw_test), test_y)]
+    for name in ("ncm-whitened", "face-model"):
+        if name in spaces:
+            whiten = spaces[name]
+            row[name] = [metrics.nearest_class_mean_accuracy(
+                whiten(raw_train), train_y, whiten(raw_test), test_y)]
     return row, spaces
+
+
+def _face_view(rows: np.ndarray) -> np.ndarray:
+    """N x V x D raw rows -> the face's own (view 0), unit length: the plain protocols'."""
+    return l2_normalise(rows[:, 0])
+
+
+def _pool_space(rows: np.ndarray, shrink: float) -> FaceSpace:
+    """The ncm-whitened protocol's space: VIEWS whitened one by one, as the face model's."""
+    return FaceSpace.fit(rows, VIEWS, "the evaluation's pool", None, strangers=False,
+                         shrink=shrink)
 
 
 def finetune(model, meta, train: TensorSet, eval_sets: dict[str, TensorSet], classes: int,
@@ -271,6 +317,6 @@ def _finetune_runs(config: EvaluateConfig, model, meta: dict, community: Describ
 def _plot(results: dict, community: DescribedCommunity, meta: dict, out: Path) -> None:
     plot_label_efficiency(results, out / "label_efficiency.png")
     test_x, test_y = community.test
-    plot_embedding(l2_normalise(test_x), test_y, out / "embedding.png",
+    plot_embedding(_face_view(test_x), test_y, out / "embedding.png",
                    title=f"{meta['method']} / {meta['backbone']}: {community.split.name} "
                          "test faces (t-SNE)")

@@ -210,11 +210,10 @@ def pairs_file(explicit: str | None, source) -> Path:
                        f"PATH. {PAIRS_HELP}")
 
 
-def score_verification(encoder, built, source, config, out: Path, label: str,
-                       space=None) -> dict:
-    """LFW verification of `encoder`'s descriptors of the images in `built` (an image
-    cache of `source`), in the checkpoint's face space `space` when it has one for this
-    descriptor (what the product compares faces in): the `verify` result without the ROC
+def score_verification(model, built, source, config, out: Path, label: str) -> dict:
+    """LFW verification of the face model `model`'s rows of the images in `built` (an
+    image cache of `source`): in the checkpoint's face space when it has one for this
+    descriptor, as the product compares faces; the `verify` result without the ROC
     points, plus its AUC, and verification_roc.png in `out`. `config` is the evaluation's
     (pairs, checkpoint)."""
     pairs_path = pairs_file(config.pairs, source)
@@ -224,13 +223,9 @@ def score_verification(encoder, built, source, config, out: Path, label: str,
     if missing:
         raise FacesslError(f"{len(missing)} images of {pairs_path} are not in {source.path} "
                            f"(e.g. {missing[0]}); verification needs the full LFW.")
-    rows = encoder.describe(built.take(paths))
-    if space is not None and (space.block, space.flip) == (encoder.block, False):
-        rows = space.whitening(rows)
-    else:
-        space = None
+    rows = model.describe(built.take(paths))
     result = verify(dict(zip(paths, rows)), pairs)
-    result["space"] = space.source if space is not None else "the raw descriptor"
+    result["space"] = model.source if model.space is not None else "the raw descriptor"
     seen_file = Path(config.checkpoint) / SEEN
     if seen_file.is_file():
         seen = set(json.loads(seen_file.read_text()))

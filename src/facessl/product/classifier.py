@@ -1,27 +1,24 @@
 """FaceClassifier: name a face from a few photos per person, or say "unknown".
 
-A face is described by the backbone's descriptor (`models.encoders.FaceEncoder`) and
-whitened in the face space of a `facessl pretrain` checkpoint, fitted on thousands of
-unlabelled faces (by default `product.default_space`); only a bare backbone falls back to
-the enrolled faces' statistics (a small community then gets a poor space: BENCHMARKS.md).
-Each person is the mean of their unit-length whitened faces (a prototype, as scikit-learn's
-NearestCentroid); a face whose best cosine is under the calibrated threshold is "unknown".
+Faces are described by a `space.face_model.FaceModel`: the unit rows of the face space of a
+`facessl pretrain` checkpoint, fitted on thousands of unlabelled faces (by default
+`space.default_space`); only a bare backbone falls back to a whitening of the enrolled
+faces (a small community then gets a poor space: BENCHMARKS.md). Each person is the mean
+of their unit rows (a prototype, as scikit-learn's NearestCentroid); a face whose best
+cosine is under the calibrated threshold is "unknown".
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from facessl.config import ClassifierConfig, Preprocessing
+from facessl.config import ClassifierConfig
 from facessl.data.faces import default_detector
 from facessl.errors import FacesslError
-from facessl.models import BACKBONES, create_model, normalisation
 from facessl.models.checkpoint import detector_of
-from facessl.models.encoders import FaceEncoder, face_backbone, face_preprocessing
+from facessl.models.encoders import face_preprocessing
 from facessl.product import classifier_bundle
 from facessl.product.calibration import calibrate, prototypes
 from facessl.product.checks import (
@@ -32,9 +29,9 @@ from facessl.product.checks import (
     check_new_name,
     check_people,
 )
-from facessl.product.default_space import resolve_backbone
-from facessl.space.face_space import load_space
-from facessl.space.identity_head import load_identity_head
+from facessl.space.default_space import resolve_backbone
+from facessl.space.face_model import FaceModel
+from facessl.space.neighbours import l2_normalise
 from facessl.space.propagation import album_members
 from facessl.space.whitening import Whitening
 
@@ -42,39 +39,36 @@ DEFAULTS = ClassifierConfig()
 
 
 class FaceClassifier:
-    """Prototype classifier over a pretrained backbone's face descriptor, with "unknown".
+    """Prototype classifier over a face model's descriptors, with "unknown".
 
     Parameters (defaults in `config.ClassifierConfig`): `backbone` (a `facessl pretrain`
-    checkpoint, a backbone with pretrained weights, or "default": `product.default_space`,
-    resolved, and built if need be, on construction), `preprocessing` (how
-    faces are cut, and so the network's input; `fit` takes crops made with it; default:
-    what the backbone was trained on), `layer` (the EfficientNet-Lite0 block whose feature
-    map describes a face; default: the backbone's own), `flip` (add the mirror image's
-    descriptor), `shrink` (regularisation of a whitening fitted on enrolled faces),
+    checkpoint, a backbone with pretrained weights, or "default": `space.default_space`,
+    resolved, and built if need be, on construction), `layer` (the EfficientNet-Lite0 block
+    whose feature map describes a face; default: the backbone's own), `shrink`
+    (regularisation of a whitening fitted on enrolled faces, for a bare backbone),
     `album_confidence` (the label propagation share an album face needs to join a
     prototype), `strangers_accepted` (the face space's held-out strangers the threshold lets
     in), `detector` (which of `config.DETECTORS` cuts photos for `fit` and `predict`;
-    default: the one the face space's faces were cut with).
+    default: the one the face space's faces were cut with). `preprocessing` (how faces
+    must be cut: `fit` takes crops made so) follows from the backbone.
 
-    Fitted attributes: `classes_` (enrolled names, then "unknown"), `encoder_` (the
-    `FaceEncoder`), `support_` (N x D raw descriptors behind the prototypes),
-    `support_labels_` (N,), `support_labelled_` (N,: False for album faces), `whitening_`,
-    `prototypes_` (C x K), `calibration_`, `threshold_`, `threshold_set_by_hand_` (the
-    bundle's threshold is not the calibrated one: add/remove keep it), `album_`, `space_`
-    (the checkpoint's `FaceSpace`, None for a bare backbone).
+    Fitted attributes: `classes_` (enrolled names, then "unknown"), `model_` (the
+    `FaceModel`), `support_` (N x D descriptors behind the prototypes, the model's rows),
+    `support_labels_` (N,), `support_labelled_` (N,: False for album faces), `whitening_`
+    (rows -> unit rows the prototypes live in), `prototypes_` (C x K), `calibration_`,
+    `threshold_`, `threshold_set_by_hand_` (the bundle's threshold is not the calibrated
+    one: add/remove keep it), `album_`.
     """
 
-    def __init__(self, backbone: str = DEFAULTS.backbone,
-                 preprocessing: Preprocessing | None = None,
-                 layer: int | None = DEFAULTS.layer, flip: bool = DEFAULTS.flip,
+    def __init__(self, backbone: str = DEFAULTS.backbone, layer: int | None = DEFAULTS.layer,
                  shrink: float = DEFAULTS.shrink,
                  album_confidence: float = DEFAULTS.album_confidence,
                  strangers_accepted: float = DEFAULTS.strangers_accepted,
                  detector: str | None = None):
         self.backbone = backbone = resolve_backbone(backbone, quiet=False)
-        self.preprocessing = preprocessing or face_preprocessing(backbone)
+        self.preprocessing = face_preprocessing(backbone)
         self.detector = detector or detector_of(backbone) or default_detector()
-        self.layer, self.flip, self.shrink = layer, flip, shrink
+        self.layer, self.shrink = layer, shrink
         self.album_confidence, self.strangers_accepted = album_confidence, strangers_accepted
 
     def fit(self, X: np.ndarray, y, unlabelled: np.ndarray | None = None,
@@ -86,18 +80,8 @@ class FaceClassifier:
         """
         faces = check_faces(X, "X", self.preprocessing)
         people, labels = check_names(y, len(faces))
-        model, meta = face_backbone(self.backbone)
-        self.space_, self.identity_ = load_space(self.backbone), load_identity_head(self.backbone)
+        self.model_ = FaceModel.load(self.backbone, quiet, self.layer, self.detector)
         check_people(len(people), "enrolling", ", ".join(people), self._has_strangers)
-        if Preprocessing(**meta["preprocessing"]) != self.preprocessing:
-            raise FacesslError(f"the backbone {self.backbone} was trained on faces cut as "
-                               f"{Preprocessing(**meta['preprocessing'])}, not "
-                               f"{self.preprocessing}; leave preprocessing at its default.")
-        self.architecture_, self.width_ = meta["backbone"], meta["width"]
-        self.backbone_source_ = meta["source"]
-        self._build(model)
-        if self.space_ is not None:
-            self.space_.check_descriptor(self.encoder_.block, self.flip)
         self.classes_ = np.array([*people, UNKNOWN], dtype=object)
         self.support_ = self._describe(faces, None if quiet else "describing labelled faces")
         self.support_labels_ = labels.astype(np.int64)
@@ -111,14 +95,6 @@ class FaceClassifier:
             self._add_album(album)
         return self
 
-    def _build(self, model: torch.nn.Module) -> None:
-        block = BACKBONES[self.architecture_].descriptor_block if self.layer is None else self.layer
-        mean, std = normalisation(self.architecture_, self.preprocessing.channels)
-        meta = {"backbone": self.architecture_, "preprocessing": asdict(self.preprocessing),
-                "mean": mean, "std": std}
-        self.encoder_ = FaceEncoder(model, meta, block, self.identity_).to(
-            memory_format=torch.channels_last)
-
     def _add_album(self, album: np.ndarray) -> None:
         """The album faces that label propagation gives confidently to someone, and whose
         nearest prototype is that person and passes the threshold, join them."""
@@ -131,7 +107,7 @@ class FaceClassifier:
     def _refresh(self) -> None:
         """Whitening, prototypes and calibration from the support set (fit, add, remove);
         a threshold set by hand in the bundle stays."""
-        n, space = len(self.classes_) - 1, self.space_
+        n, space = len(self.classes_) - 1, self.model_.space
         self.calibration_ = calibrate(self.support_, self.support_labels_,
                                       self.support_labelled_, n, self._whitening_for,
                                       None if space is None else space.strangers,
@@ -140,9 +116,10 @@ class FaceClassifier:
             self.threshold_ = self.calibration_.threshold
         self._fit_space()
 
-    def _whitening_for(self, labelled_rows: np.ndarray) -> Whitening:
-        """The face space's whitening, or one fitted on these enrolled rows without one."""
-        return (self.space_.whitening if self.space_ is not None
+    def _whitening_for(self, labelled_rows: np.ndarray):
+        """Rows -> unit rows to compare in: the model's rows as they are (already in its
+        face space), or, for a bare backbone, a whitening fitted on these enrolled rows."""
+        return (l2_normalise if self.model_.space is not None
                 else Whitening.fit(labelled_rows, self.shrink))
 
     def _fit_space(self) -> None:
@@ -203,7 +180,7 @@ class FaceClassifier:
         return [str(p) for p in self.classes_[:-1]]
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """N x D raw face descriptors of N face crops (before whitening)."""
+        """N x D descriptors of N face crops: the face model's rows."""
         self._check_fitted()
         return self._describe(check_faces(X, "X", self.preprocessing))
 
@@ -243,18 +220,9 @@ class FaceClassifier:
         the bundle's: edit it in bundle.json to make the classifier stricter or looser
         (`calibration_` keeps what was measured at the calibrated one); a threshold edited
         so survives add-person and remove-person."""
-        settings, fitted, weights, meta = classifier_bundle.read(path)
-        clf = cls(**settings)
-        vars(clf).update(fitted)
-        prep = meta.preprocessing
-        clf._build(create_model(meta.backbone, 1, prep.size, prep.channels, clf.width_,
-                                pretrained=False))
-        try:
-            clf.encoder_.features.load_state_dict(weights)
-        except RuntimeError:
-            raise FacesslError(f"the backbone weights in {path} do not fit its "
-                               f"{meta.backbone} encoder; the bundle is damaged. Enroll "
-                               "again.") from None
+        settings, fitted, meta = classifier_bundle.read(path)
+        clf = cls.__new__(cls)
+        vars(clf).update(settings, **fitted)
         clf.classes_ = np.array([*meta.class_names, UNKNOWN], dtype=object)
         clf.threshold_ = meta.threshold
         clf.threshold_set_by_hand_ = meta.threshold != clf.calibration_.threshold
@@ -262,11 +230,12 @@ class FaceClassifier:
         return clf
 
     def _describe(self, faces: np.ndarray, progress: str | None = None) -> np.ndarray:
-        return self.encoder_.describe(faces, self.flip, progress)
+        return self.model_.describe(faces, progress)
 
     @property
     def _has_strangers(self) -> bool:
-        return self.space_ is not None and len(self.space_.strangers) > 0
+        space = self.model_.space
+        return space is not None and len(space.strangers) > 0
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "prototypes_"):

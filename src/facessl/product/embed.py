@@ -35,12 +35,9 @@ from tqdm import tqdm
 
 from facessl import distributed
 from facessl.config import BATCH_PHOTOS, DEFAULT_FACE_SPACE
-from facessl.data.faces import faces_in_photo
-from facessl.data.photos import walk_photos
+from facessl.data.photos import PhotoFaces, walk_photos
 from facessl.errors import FacesslError
 from facessl.files import ensure_writable_dir, write_json
-from facessl.product.default_space import resolve_backbone
-from facessl.product.describer import FaceDescriber
 from facessl.product.embed_parts import (
     FACES,
     NO_FACE,
@@ -51,8 +48,9 @@ from facessl.product.embed_parts import (
     Part,
     write_output,
 )
-from facessl.product.predict import read_photo
 from facessl.provenance import git_sha
+from facessl.space.default_space import resolve_backbone
+from facessl.space.face_model import FaceModel
 
 META, PARTS = "embed.json", "parts"  # the output's own description; the parts' folder
 SETTINGS = {  # what decides the rows, and how to say that a run differs in it
@@ -125,26 +123,25 @@ def _listing(folder: Path) -> tuple[int, str]:
     return count, digest.hexdigest()
 
 
-def _describer(backbone: str, quiet: bool) -> FaceDescriber:
+def _describer(backbone: str, quiet: bool) -> FaceModel:
     """Every rank resolves the backbone: a default face space not built yet is built by all
     of them together (`pretrain --epochs 0` under torchrun), and rank 0 has written it
     before anyone reads it."""
     resolved = resolve_backbone(backbone, quiet or not distributed.is_main())
     distributed.barrier()
-    return FaceDescriber(resolved, quiet)
+    return FaceModel.load(resolved, quiet)
 
 
-def _settings(folder: Path, count: int, digest: str, describer: FaceDescriber) -> dict:
+def _settings(folder: Path, count: int, digest: str, describer: FaceModel) -> dict:
     """What decides the rows: a part-done or finished output is only continued with these."""
     spec = describer.backbone
     prep = describer.preprocessing
-    blank = np.zeros((1, prep.size, prep.size, prep.channels), np.uint8)
     return {"folder": str(folder.resolve()), "photos": count, "photo_list_sha256": digest,
             "backbone": str(Path(spec).resolve()) if Path(spec).exists() else spec,
             "detector": describer.detector, "preprocessing": asdict(prep),
             "rows": f"unit length, in the face space of {describer.space.source}"
             if describer.space is not None else "unit length, the backbone's raw descriptors",
-            "dim": int(describe(describer, [blank[0]], 0).shape[1]),
+            "dim": describer.dimension, "face_model": describer.spec(),
             "world_size": distributed.world_size()}
 
 
@@ -201,7 +198,7 @@ def _plan(parts: Path, wanted: dict) -> tuple[dict, int]:
     return plan, sum(Part(parts, r, world, plan["dim"]).progress["photos"] for r in range(world))
 
 
-def _embed_share(folder: Path, part: Part, share: tuple[int, int], describer: FaceDescriber,
+def _embed_share(folder: Path, part: Part, share: tuple[int, int], describer: FaceModel,
                  batch_size: int, quiet: bool) -> None:
     """Embed photos share[0]..share[1] of the sorted list, from where the part stopped."""
     start, end = share
@@ -214,13 +211,9 @@ def _embed_share(folder: Path, part: Part, share: tuple[int, int], describer: Fa
                disable=quiet or not distributed.is_main())
     try:
         while batch := list(itertools.islice(photos, batch_size)):
-            lines, crops = [], []
-            for photo in batch:
-                line, found = _photo_faces(photo, photo.relative_to(folder).as_posix(),
-                                           describer)
-                lines.append(line)
-                crops += found
-            part.record(describe(describer, crops, part.dim), lines)
+            described = describer.describe_photos(
+                [(photo.relative_to(folder).as_posix(), photo) for photo in batch])
+            part.record(described.rows, [_index_line(found) for found in described.photos])
             _give_back_freed_memory()
             bar.update(len(batch))
     finally:
@@ -245,33 +238,19 @@ def _give_back_freed_memory() -> None:
         trim(0)
 
 
-def _photo_faces(photo: Path, rel: str, describer: FaceDescriber) -> tuple[dict, list]:
-    """(the photo's index line, its face crops); an unreadable photo is reported, skipped."""
-    image, result = read_photo(photo, rel)
-    for warning in result.warnings:  # a truncated JPEG, decoded as far as it goes
+def _index_line(found: PhotoFaces) -> dict:
+    """A photo's line of the index; an unreadable photo is reported, and skipped."""
+    for warning in found.warnings:  # a truncated JPEG, decoded as far as it goes
         tqdm.write(f"facessl: warning: {warning}", file=sys.stderr)
-    if image is None:
-        tqdm.write(f"facessl: warning: photo skipped: {result.error}", file=sys.stderr)
-        return {"photo": rel, "status": UNREADABLE, "faces": [], "message": result.error}, []
-    found = faces_in_photo(image, describer.preprocessing, detector=describer.detector)
-    return ({"photo": rel, "status": OK if found else NO_FACE,
-             "faces": [[b.x, b.y, b.w, b.h, round(b.score, 4)] for b, _ in found],
-             "message": "; ".join(result.warnings) or None}, [crop for _, crop in found])
+    if found.error:
+        tqdm.write(f"facessl: warning: photo skipped: {found.error}", file=sys.stderr)
+        return {"photo": found.name, "status": UNREADABLE, "faces": [], "message": found.error}
+    return {"photo": found.name, "status": OK if found.faces else NO_FACE,
+            "faces": [[b.x, b.y, b.w, b.h, round(b.score, 4)] for b, _ in found.faces],
+            "message": "; ".join(found.warnings) or None}
 
 
-def describe(describer: FaceDescriber, crops: list[np.ndarray], dim: int) -> np.ndarray:
-    """Unit rows of face crops: as `FaceDescriber.unit_rows` gives them in the backbone's
-    face space; with none, its raw descriptors scaled to unit length (a whitening fitted on
-    each batch, as `group` fits one on its album, would make a row depend on its batch)."""
-    if not crops:
-        return np.zeros((0, dim), np.float32)
-    if describer.space is not None:
-        return describer.unit_rows(np.stack(crops))
-    raw = describer.encoder.describe(np.stack(crops))
-    return raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
-
-
-def _join(out: Path, plan: dict, describer: FaceDescriber) -> dict:
+def _join(out: Path, plan: dict, describer: FaceModel) -> dict:
     """Write the output from the complete parts (rank 0), embed.json last; the counts."""
     world = plan["world_size"]
     parts = [Part(out / PARTS, r, world, plan["dim"]) for r in range(world)]

@@ -18,8 +18,8 @@ from facessl.files import ensure_writable_dir
 from facessl.product import groups as groups_file
 from facessl.product.checks import check_name, check_new_name
 from facessl.product.classifier import FaceClassifier
-from facessl.product.default_space import resolve_backbone
 from facessl.product.face_store import crops_by_id
+from facessl.space.default_space import resolve_backbone
 
 
 def enroll(people_dir: str | Path, out: str | Path, unlabelled: str | Path | None = None,

@@ -14,21 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from facessl.config import DEFAULT_FACE_SPACE, GroupConfig
-from facessl.data.faces import faces_in_photo
-from facessl.data.photos import load_photo, photo_files
+from facessl.config import DEFAULT_FACE_SPACE, ClassifierConfig, GroupConfig
+from facessl.data.photos import faces_of_photos, photo_files
 from facessl.errors import FacesslError
 from facessl.files import ensure_writable_dir
 from facessl.product import face_store
 from facessl.product import groups as groups_file
-from facessl.product.describer import FaceDescriber
 from facessl.product.groups import Groups
 from facessl.product.sheets import draw_sheets
 from facessl.space.clustering import UNGROUPED, cluster_rows
+from facessl.space.face_model import FaceModel
+from facessl.space.whitening import Whitening
 
 DEFAULTS = GroupConfig()
+CLASSIFIER = ClassifierConfig()  # a bare backbone's album whitening: the classifier's shrink
 
 
 @dataclass
@@ -55,11 +55,11 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
                            "would be read as photos; write the groups somewhere else.")
     ensure_writable_dir(out, "groups folder")
     previous = groups_file.load(out) if (out / groups_file.FILE).is_file() else None
-    describer = FaceDescriber(backbone or (previous.backbone if previous else DEFAULT_FACE_SPACE),
-                              quiet)
-    groups = previous or Groups(str(album.resolve()), describer.backbone, describer.detector,
+    model = FaceModel.load(backbone or (previous.backbone if previous else DEFAULT_FACE_SPACE),
+                           quiet)
+    groups = previous or Groups(str(album.resolve()), model.backbone, model.detector,
                                 DEFAULTS.threshold)
-    if (groups.backbone, groups.detector) != (describer.backbone, describer.detector):
+    if (groups.backbone, groups.detector) != (model.backbone, model.detector):
         raise FacesslError(f"{out} was grouped in the face space of {groups.backbone} (faces cut "
                            f"by {groups.detector}); pass --backbone {groups.backbone}, or a new "
                            "--out to group the album in another space.")
@@ -71,8 +71,8 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
     gone = _forget_changed(groups, current)
     stored = _still_known(stored, groups)
     todo = {rel: f for rel, f in current.items() if rel not in groups.photos}
-    found, skipped = _find_faces(groups, todo, describer, quiet)
-    ids, crops, rows = _combine(stored, found, describer, quiet)
+    found, skipped = _find_faces(groups, todo, model, quiet)
+    ids, crops, rows = _combine(stored, found, model, quiet)
     groups.photos.update({rel: _signature(f) for rel, f in todo.items() if rel not in skipped})
     active = np.array([f not in groups.removed for f in ids], bool)
     labels = cluster_rows(rows[active], groups.threshold, DEFAULTS.min_group)
@@ -129,22 +129,21 @@ def _forget_changed(groups: Groups, current: dict[str, Path]) -> int:
     return len(stale - current.keys())
 
 
-def _find_faces(groups: Groups, files: dict[str, Path], describer: FaceDescriber,
+def _find_faces(groups: Groups, files: dict[str, Path], model: FaceModel,
                 quiet: bool) -> tuple[tuple[list[int], list[np.ndarray]], dict[str, str]]:
     """((new face ids, their crops), photos that could not be read -> why); the faces are
     added to `groups`."""
     new_ids, crops, skipped = [], [], {}
-    for rel, file in tqdm(files.items(), desc="finding faces", unit="photo", disable=quiet):
-        try:
-            photo = load_photo(file, rel)
-        except FacesslError as exc:  # one broken photo is reported, not the end of the run
-            skipped[rel] = str(exc)
+    for found in faces_of_photos(files.items(), model.preprocessing, model.detector,
+                                 progress=None if quiet else "finding faces",
+                                 total=len(files)):
+        if found.error:  # one broken photo is reported, not the end of the run
+            skipped[found.name] = found.error
             continue
-        groups.skipped.pop(rel, None)
-        for box, crop in faces_in_photo(photo, describer.preprocessing,
-                                        detector=describer.detector):
-            face = groups.new_face(rel, (box.x, box.y, box.w, box.h), round(box.score, 4),
-                                   box.landmarks)
+        groups.skipped.pop(found.name, None)
+        for box, crop in found.faces:
+            face = groups.new_face(found.name, (box.x, box.y, box.w, box.h),
+                                   round(box.score, 4), box.landmarks)
             new_ids.append(face.id)
             crops.append(crop)
     groups.skipped.update(skipped)
@@ -161,11 +160,11 @@ def _still_known(stored, groups: Groups):
     return tuple(part[keep] for part in stored)
 
 
-def _combine(stored, found, describer: FaceDescriber, quiet: bool):
+def _combine(stored, found, model: FaceModel, quiet: bool):
     """(ids, crops, rows) of every face of the album: the stored ones, and the new ones
     described now. A bare backbone's whitening is fitted on the album's faces, so there
     every face is described again."""
-    (new_ids, new_crops), prep = found, describer.preprocessing
+    (new_ids, new_crops), prep = found, model.preprocessing
     ids = np.array(new_ids, np.int64)
     crops = (np.stack(new_crops) if new_crops
              else np.zeros((0, prep.size, prep.size, prep.channels), np.uint8))
@@ -173,12 +172,18 @@ def _combine(stored, found, describer: FaceDescriber, quiet: bool):
     if stored[0] is not None and len(stored[0]):
         ids = np.concatenate([stored[0], ids])
         crops = np.concatenate([stored[1], crops])
-        old_rows = stored[2] if describer.space is not None else None
+        old_rows = stored[2] if model.space is not None else None
     todo = crops if old_rows is None else crops[len(old_rows):]
     width = old_rows.shape[1] if old_rows is not None else 1
-    rows = (describer.unit_rows(todo, None if quiet else "describing faces") if len(todo)
+    rows = (_album_rows(model, todo, None if quiet else "describing faces") if len(todo)
             else np.zeros((0, width), np.float32))
     return ids, crops, rows if old_rows is None else np.concatenate([old_rows, rows])
+
+
+def _album_rows(model: FaceModel, crops: np.ndarray, progress: str | None) -> np.ndarray:
+    """The model's unit rows; a bare backbone's whitened on the album's own faces."""
+    rows = model.describe(crops, progress)
+    return rows if model.space is not None else Whitening.fit(rows, CLASSIFIER.shrink)(rows)
 
 
 def _assign(groups: Groups, ids: np.ndarray, labels: np.ndarray) -> None:

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from facessl.config import BATCH_PHOTOS
 from facessl.data.faces import faces_in_photo
-from facessl.data.photos import load_photo, photo_files
+from facessl.data.photos import load_photo, open_photo, photo_files
 from facessl.errors import FacesslError
 from facessl.files import atomic_path, ensure_writable_dir
 from facessl.product.classifier import UNKNOWN, FaceClassifier
@@ -62,18 +62,12 @@ class PhotoResult:
 
 
 def read_photo(photo: str | Path | bytes, name: str) -> tuple[Image.Image | None, PhotoResult]:
-    """Open a photo, keeping decoder warnings (a truncated file) and errors in the result."""
-    result = PhotoResult(file=name)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            image = load_photo(photo, name)
-        except FacesslError as exc:
-            result.error = str(exc)
-            return None, result
-    result.warnings = [str(w.message) for w in caught]
-    result.width, result.height = image.size
-    return image, result
+    """Open a photo (`data.photos.open_photo`), keeping decoder warnings (a truncated file)
+    and errors in the result."""
+    opened = open_photo(photo, name)
+    result = PhotoResult(file=name, width=opened.size[0], height=opened.size[1],
+                         warnings=opened.warnings, error=opened.error)
+    return opened.image, result
 
 
 def name_faces(clf: FaceClassifier, photos: list[tuple[Image.Image | None, PhotoResult]],

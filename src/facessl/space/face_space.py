@@ -13,7 +13,9 @@ second to cross-validate with.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from safetensors import SafetensorError
 
 from facessl.errors import FacesslError
 from facessl.files import atomic_path
+from facessl.space.neighbours import l2_normalise
 from facessl.space.whitening import Whitening
 
 SHRINK = 1.0  # regularisation, chosen on lfw62-v1 val with COMPONENTS
@@ -31,38 +34,51 @@ COMPONENTS = 1024  # directions kept apart; the rest shares one scale
 STRANGERS = 500  # at most this many unlabelled faces held out of the fit: a quarter of them
 MIN_FACES = 400  # fewer unlabelled faces hold out no strangers (a 5% share of < 100 is noise)
 FILE = "space.safetensors"
+FORMAT = 2  # 2: views whitened one by one, strangers stored as described rows
 
 
 @dataclass(frozen=True)
 class FaceSpace:
-    """Whitening + held-out stranger descriptors, for descriptors read at `block` (None:
-    the pooled embedding) with or without the mirror image (`flip`)."""
+    """Whitening + held-out strangers (described in the space: unit rows), for descriptors
+    read at `block` (None: the pooled embedding) from `views` (models.encoders.VIEWS)."""
 
     whitening: Whitening
-    strangers: np.ndarray  # R x D raw descriptors of unlabelled faces held out of the fit
+    strangers: np.ndarray  # R x K unit rows of unlabelled faces held out of the fit
     source: str  # where the unlabelled faces came from, in words
     block: int | None
-    flip: bool
+    views: tuple[str, ...]
 
     @classmethod
-    def fit(cls, raw: np.ndarray, source: str, block: int | None, flip: bool,
-            strangers: bool = True, seed: int = 0) -> FaceSpace:
-        """Fit on N x D raw descriptors of unlabelled faces; hold a quarter of them out (at
-        most STRANGERS) when `strangers` (they must be other people than the community: a
-        checkpoint's pool, not an album of the family) and there are at least MIN_FACES."""
-        order = np.random.default_rng(seed).permutation(len(raw))
-        count = min(STRANGERS, len(raw) // 4) if strangers and len(raw) >= MIN_FACES else 0
-        held, fitted = np.sort(order[:count]), np.sort(order[count:])
-        return cls(Whitening.fit(raw[fitted], SHRINK, COMPONENTS), raw[held], source, block,
-                   flip)
+    def fit(cls, rows: np.ndarray, views: tuple[str, ...], source: str, block: int | None,
+            strangers: bool = True, seed: int = 0, shrink: float | None = None) -> FaceSpace:
+        """Fit on raw descriptors of unlabelled faces, N x V x D (V `views` of each face);
+        hold a quarter of the faces out (at most STRANGERS) when `strangers` (they must be
+        other people than the community: a checkpoint's pool, not an album of the family)
+        and there are at least MIN_FACES. The whitening is fitted on every view's rows of
+        the other faces."""
+        order = np.random.default_rng(seed).permutation(len(rows))
+        held = min(STRANGERS, len(rows) // 4) if strangers and len(rows) >= MIN_FACES else 0
+        out, fitted = np.sort(order[:held]), np.sort(order[held:])
+        whitening = Whitening.fit(rows[fitted].reshape(-1, rows.shape[2]),
+                                  SHRINK if shrink is None else shrink, COMPONENTS)
+        space = cls(whitening, np.zeros((0, whitening.dimension), np.float32), source, block,
+                    tuple(views))
+        return dataclasses.replace(space, strangers=space.describe(rows[out]))
 
-    def check_descriptor(self, block: int | None, flip: bool) -> None:
-        """Refuse a classifier that describes faces otherwise than the space was fitted on."""
-        if (block, flip) != (self.block, self.flip):
+    def describe(self, rows: np.ndarray) -> np.ndarray:
+        """N x V x D raw descriptors of `views` -> N x K unit rows: each view whitened on
+        its own, the unit rows averaged (`FaceModel.describe` on crops)."""
+        if not len(rows):
+            return np.zeros((0, self.whitening.dimension), np.float32)
+        return l2_normalise(sum(self.whitening(rows[:, v]) for v in range(rows.shape[1])))
+
+    def check_descriptor(self, block: int | None) -> None:
+        """Refuse a model that reads another block than the space was fitted on."""
+        if block != self.block:
             raise FacesslError(
                 f"the face space ({self.source}) was fitted on descriptors read at block "
-                f"{self.block} with flip {self.flip}; this classifier reads block {block} with "
-                f"flip {flip}. Leave layer and flip at their defaults.")
+                f"{self.block}; this model reads block {block}. Leave the block at its "
+                "default, or fit a space for it (`facessl pretrain`).")
 
     def tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
         return {**self.whitening.tensors(prefix),
@@ -70,15 +86,33 @@ class FaceSpace:
                                                                            np.float16))}
 
     @classmethod
-    def from_tensors(cls, state: dict[str, torch.Tensor], prefix: str, info: dict) -> FaceSpace:
-        return cls(Whitening.from_tensors(state, prefix),
-                   state[f"{prefix}strangers"].float().numpy(), info["source"],
-                   info["block"], info["flip"])
+    def from_tensors(cls, state: dict[str, torch.Tensor], prefix: str, info: dict,
+                     quiet: bool = True) -> FaceSpace:
+        """Read `tensors`' output. A space from before FORMAT 2 described the face alone
+        and kept raw strangers: it loads as it was (the face view only, its strangers
+        described now), with a note saying how to get the mirror views."""
+        whitening = Whitening.from_tensors(state, prefix)
+        strangers = state[f"{prefix}strangers"].float().numpy()
+        if info.get("format", 1) == FORMAT:
+            return cls(whitening, strangers, info["source"], info["block"], tuple(info["views"]))
+        if info.get("flip"):
+            raise FacesslError(f"the face space ({info.get('source')}) describes faces with "
+                               "the old flip-sum, which this facessl no longer computes; fit "
+                               "it again with `facessl pretrain` (or `facessl prepare`).")
+        if not quiet:
+            print(f"facessl: note: the face space ({info['source']}) was fitted before mirror "
+                  "views; it describes each face alone, as before. Fit it again (`facessl "
+                  "prepare`, or `facessl pretrain`) for the better mirror-view descriptor.",
+                  file=sys.stderr)
+        described = whitening(strangers) if len(strangers) else \
+            np.zeros((0, whitening.dimension), np.float32)
+        return cls(whitening, described, info["source"], info["block"], ("face",))
 
     def info(self) -> dict:
         """What `from_tensors` needs besides the tensors (JSON-able)."""
-        return {"source": self.source, "block": self.block, "flip": self.flip,
-                "components": len(self.whitening.scale), "strangers": len(self.strangers)}
+        return {"format": FORMAT, "source": self.source, "block": self.block,
+                "views": list(self.views), "components": len(self.whitening.scale),
+                "dimension": self.whitening.dimension, "strangers": len(self.strangers)}
 
     def save(self, folder: Path) -> None:
         """Write `folder/space.safetensors` (its settings in the file's own metadata)."""
@@ -87,7 +121,7 @@ class FaceSpace:
                                         metadata={"info": json.dumps(self.info())})
 
 
-def load_space(folder: str | Path) -> FaceSpace | None:
+def load_space(folder: str | Path, quiet: bool = True) -> FaceSpace | None:
     """The face space saved in a checkpoint folder, or None if it has none (a name such as
     efficientnet_lite0, or a checkpoint from before face spaces)."""
     path = Path(folder).expanduser() / FILE
@@ -97,7 +131,7 @@ def load_space(folder: str | Path) -> FaceSpace | None:
         with safetensors.safe_open(str(path), framework="pt") as file:
             info = json.loads((file.metadata() or {})["info"])
             state = {key: file.get_tensor(key) for key in file.keys()}
-        return FaceSpace.from_tensors(state, "", info)
+        return FaceSpace.from_tensors(state, "", info, quiet)
     except (SafetensorError, KeyError, ValueError, TypeError) as exc:
         raise FacesslError(f"{path} is damaged ({exc!r}); pretrain again, or delete it to "
                            "use the checkpoint without its face space.") from None

@@ -62,6 +62,11 @@ class Whitening:
         return cls(mean.float().numpy(), directions.float().numpy(), scale.float().numpy(),
                    residual_scale)
 
+    @property
+    def dimension(self) -> int:
+        """Length of a whitened row: the kept directions, plus the residual when it has one."""
+        return len(self.scale) + (len(self.mean) if self.residual_scale else 0)
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.on_tensor(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
 

@@ -206,7 +206,7 @@ def learn_identity(encoder: FaceEncoder, faces: np.ndarray, train: TrainConfig, 
     raw = distributed.shared_rows(len(faces), lambda rows: encoder.describe(
         _part(faces, rows), progress="describing the pool" if show else None))
     mirrored = distributed.shared_rows(len(faces), lambda rows: encoder.describe(
-        _part(faces, rows), mirrored=True,
+        _part(faces, rows), view="mirror", aligned=True,
         progress="describing its mirror images" if show else None))
     whitening = Whitening.fit(raw if whiten_on is None else raw[whiten_on], SHRINK, COMPONENTS)
     views = torch.stack([whitening.on_tensor(torch.from_numpy(raw)),

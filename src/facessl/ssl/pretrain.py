@@ -33,6 +33,7 @@ from facessl.models.checkpoint import META, SEEN, save_backbone
 from facessl.models.encoders import FaceEncoder
 from facessl.progress import Progress
 from facessl.provenance import git_sha
+from facessl.space.face_model import FaceModel
 from facessl.space.face_space import FaceSpace
 from facessl.space.identity_head import IdentityHead, save_identity_head
 from facessl.ssl import create_method, kmeans
@@ -130,32 +131,30 @@ def _finished(out: Path, settings: dict) -> dict | None:
     return done
 
 
-def _encoder(backbone: torch.nn.Module, meta: dict, identity: IdentityHead | None = None
-             ) -> FaceEncoder:
-    """The trained backbone read where the product reads it (the registry's block)."""
+def _normalised(meta: dict) -> dict:
+    """`meta` with the pixel mean and std its backbone expects."""
     mean, std = normalisation(meta["backbone"], Preprocessing(**meta["preprocessing"]).channels)
-    return FaceEncoder(backbone.eval(), {**meta, "mean": mean, "std": std},
-                       BACKBONES[meta["backbone"]].descriptor_block, identity)
+    return {**meta, "mean": mean, "std": std}
 
 
 def fit_face_space(backbone: torch.nn.Module, meta: dict, pool: Pool, quiet: bool,
                    identity: IdentityHead | None = None) -> FaceSpace:
-    """The face space of the trained backbone: its descriptor (the registry's block, no
-    flip: the product's defaults) of the pool's faces found and cut as `facessl predict`
-    does (on lfw62-v1 val, strangers cut from LFW's own crops scored lower than detected
-    ones, so the threshold let in 12.3% of them instead of 5%), whitened; strangers are held
-    out only from the inductive pool, since an album holds the community itself. A pool
-    larger than SPACE_FACES lends a random SPACE_FACES of its faces: enough for the
+    """The face space of the trained backbone (`space.face_model.FaceModel.fit_space`: its
+    descriptor block, the face and its mirror image) of the pool's faces found and cut as
+    `facessl predict` does (on lfw62-v1 val, strangers cut from LFW's own crops scored lower
+    than detected ones, so the threshold let in 12.3% of them instead of 5%); strangers are
+    held out only from the inductive pool, since an album holds the community itself. A
+    pool larger than SPACE_FACES lends a random SPACE_FACES of its faces: enough for the
     whitening, and memory that does not grow with the pool."""
     faces = pool.images if pool.split is None else dataset_faces(
         pool.source, subsample(pool.paths, SPACE_FACES, meta["config"]["seed"]),
         Preprocessing(**meta["preprocessing"]), quiet, meta["detector"])
-    encoder = _encoder(backbone, meta, identity)
-    raw = encoder.describe(faces, flip=False,
-                           progress=None if quiet else "describing the pool for its face space")
-    source = f"{len(faces)} unlabelled faces from {pool.origin}"
-    return FaceSpace.fit(raw, source, encoder.block, flip=False,
-                         strangers=meta["track"] == "inductive", seed=meta["config"]["seed"])
+    model = FaceModel.of_network(backbone, _normalised(meta),
+                                 BACKBONES[meta["backbone"]].descriptor_block, identity)
+    return model.fit_space(faces, f"{len(faces)} unlabelled faces from {pool.origin}",
+                           strangers=meta["track"] == "inductive", seed=meta["config"]["seed"],
+                           progress=None if quiet else "describing the pool for its face space"
+                           ).space
 
 
 def _learn_identity(config: PretrainConfig, backbone: torch.nn.Module, pool: Pool, out: Path,
@@ -164,11 +163,13 @@ def _learn_identity(config: PretrainConfig, backbone: torch.nn.Module, pool: Poo
     meta = {"backbone": config.backbone, "preprocessing": dataclasses.asdict(config.prep)}
     names = None if pool.split is None else np.array([person_of(p) for p in pool.paths])
     pool_only = None if pool.split is None else np.isin(pool.paths, pool.split.unlabelled)
+    encoder = FaceEncoder(backbone.eval(), _normalised(meta),
+                          BACKBONES[config.backbone].descriptor_block)
     try:
         return learn_identity(
-            _encoder(backbone, meta), pool.images, config.train, config.seed,
-            dict(config.options), names=names, log_path=out / "log.jsonl",
-            checkpoint=out / "resume.pt", progress=not progress.quiet, whiten_on=pool_only,
+            encoder, pool.images, config.train, config.seed, dict(config.options), names=names,
+            log_path=out / "log.jsonl", checkpoint=out / "resume.pt",
+            progress=not progress.quiet, whiten_on=pool_only,
             on_epoch=progress.epoch_printer(f"identity/{config.backbone}", config.train.epochs))
     except (TypeError, ValueError) as exc:
         raise FacesslError(f"--method identity: {exc}") from None

@@ -21,15 +21,19 @@ from facessl.errors import FacesslError
 from facessl.files import cache_root
 from facessl.models import backbone
 from facessl.models.checkpoint import META
+from facessl.space.face_space import FORMAT
 
 SPLIT = "lfw62-v1"  # its unlabelled pool: 9,199 photos of people outside the benchmark
 
 
+BUILD_MINUTES = "about 3"  # measured on 2 cores (BENCHMARKS.md, "The face model's levers")
+
+
 def default_folder() -> Path:
-    """One per detector and its settings: a space is fitted on faces cut as the product
-    will cut them."""
+    """One per detector and its settings (a space is fitted on faces cut as the product
+    will cut them) and per face-space format (one from before mirror views is not reused)."""
     cut_by = detector_tag(default_detector())
-    return cache_root() / f"face-space-{DEFAULT_BACKBONE}-{cut_by}-{SPLIT}"
+    return cache_root() / f"face-space-{DEFAULT_BACKBONE}-{cut_by}-{SPLIT}-format{FORMAT}"
 
 
 def resolve_backbone(spec: str, quiet: bool = True) -> str:
@@ -45,7 +49,7 @@ def resolve_backbone(spec: str, quiet: bool = True) -> str:
     folder = default_folder()
     if not (folder / META).is_file():
         try:
-            _build(folder, quiet)
+            build(quiet=quiet)
         except FacesslError as exc:
             if not quiet:
                 print(f"facessl: note: the default face space could not be built ({exc})",
@@ -54,21 +58,25 @@ def resolve_backbone(spec: str, quiet: bool = True) -> str:
     return str(folder)
 
 
-def _build(folder: Path, quiet: bool) -> None:
-    """`facessl pretrain --backbone DEFAULT_BACKBONE --epochs 0 --out folder`, from data
-    found on this machine; a killed build leaves no checkpoint.json, so the next run
-    builds again instead of trusting half a folder."""
+def build(data: str | None = None, quiet: bool = False) -> Path:
+    """Build the default face space (`facessl prepare`; the first command that needs it
+    builds it too, saying so first): `facessl pretrain --backbone DEFAULT_BACKBONE --epochs
+    0` over SPLIT's pool, from the LFW copy at `data` or found on this machine (never a
+    download behind the user's back). A killed build leaves no checkpoint.json, so the next
+    run builds again instead of trusting half a folder. Returns its folder."""
     from facessl.data import lfw
     from facessl.data.splits import resolve_split_path
     from facessl.ssl.pretrain import run_pretrain
 
-    source = lfw.locate(download=False)
+    folder = default_folder()
+    source = lfw.locate(data, download=False)
     resolve_split_path(SPLIT)
     if not quiet:
         print(f"facessl: building the default face space once, from the unlabelled faces of "
-              f"{SPLIT} in {source.path} (4 to 8 minutes on 2 cores); it is kept in {folder}",
-              file=sys.stderr)
+              f"{SPLIT} in {source.path} ({BUILD_MINUTES} minutes on 2 cores); it is kept "
+              f"in {folder}", file=sys.stderr, flush=True)
     config = PretrainConfig(backbone=DEFAULT_BACKBONE, split=SPLIT, data=str(source.path),
                             prep=Preprocessing(size=backbone(DEFAULT_BACKBONE).input_size))
     config.train.epochs = 0
     run_pretrain(config, folder, quiet=quiet)
+    return folder
