@@ -109,24 +109,23 @@ def test_evaluate_verification_on_the_official_pairs(tmp_path):
 
 def test_evaluate_scores_a_block_feature_map(tiny_lfw, tmp_path, private_cache):
     """The product's descriptor (EfficientNet-Lite0 block 4) through the same protocols."""
-    out = tmp_path / "block"
-    done = facessl("evaluate", "efficientnet_lite0", "--block", "4", "--split",
-                   str(tiny_lfw["split"]), "--data", str(tiny_lfw["folder"]), "--shots", "2",
-                   "--protocols", "ncm", "ncm-whitened", "--no-verification", "--out", str(out))
-    assert done.returncode == 0, done.stderr
-    results = json.loads((out / "results.json").read_text())
+
+    def evaluate(out, *protocols_and_flags) -> dict:
+        done = facessl("evaluate", "efficientnet_lite0", "--block", "4", "--split",
+                       str(tiny_lfw["split"]), "--data", str(tiny_lfw["folder"]), "--shots", "2",
+                       "--no-verification", "--out", str(out), "--protocols",
+                       *protocols_and_flags)
+        assert done.returncode == 0, done.stderr
+        return json.loads((out / "results.json").read_text())
+
+    results = evaluate(tmp_path / "block", "ncm", "ncm-whitened")
     assert results["config"]["block"] == 4
     assert set(results["accuracy"]["2"]) == {"ncm", "ncm-whitened"}
     assert results["whitening"]["fitted_on"] == "48 unlabelled pool faces"
     # the faces the product cuts (MTCNN, aligned) by default; LFW's own crops on request
     assert results["faces"].startswith("found by mtcnn and aligned, as the product cuts them (")
     assert results["faces"].endswith("photos without a face found kept LFW's crop)")
-    crops = tmp_path / "crops"
-    done = facessl("evaluate", "efficientnet_lite0", "--block", "4", "--split",
-                   str(tiny_lfw["split"]), "--data", str(tiny_lfw["folder"]), "--shots", "2",
-                   "--protocols", "ncm", "--no-verification", "--lfw-crops", "--out", str(crops))
-    assert done.returncode == 0, done.stderr
-    lfw_crops = json.loads((crops / "results.json").read_text())
+    lfw_crops = evaluate(tmp_path / "crops", "ncm", "--lfw-crops")
     assert lfw_crops["faces"] == "LFW's own central crops (--lfw-crops)"
     cut = sorted(f.name.split("-")[2:-1] for f in (private_cache / "images").iterdir())
     assert cut == [["96px"], ["96px", "mtcnn"]]  # two image caches: the faces, the crops
