@@ -186,8 +186,8 @@ class FaceClassifier:
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """N x C cosine similarities of each face to each enrolled person's prototype."""
-        raw = self.transform(X)  # first: it says if the model is unfitted
-        return self.whitening_(raw) @ self.prototypes_.T
+        rows = self.transform(X)  # first: it says if the model is unfitted
+        return self.model_.score(self.whitening_(rows), self.prototypes_)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """N x (C + 1) probabilities over `classes_`: a softmax of temperature x cosine,

@@ -1,6 +1,6 @@
 """How a FaceClassifier is laid out in a model bundle (`product.bundle`), both ways.
 
-`FaceClassifier.save` stores its face model (`FaceModel.tensors` and `record`), its support
+`FaceClassifier.save` stores its face model (`FaceModel.tensors` and `spec`), its support
 faces as the model's rows and its settings in bundle.json's `extra`; `FaceClassifier.load`
 reads them back through `read`. Bundles written before the face model (no `face_model` in
 `extra`: raw descriptors of the face alone) load with their rows described as they were
@@ -25,7 +25,7 @@ from facessl.provenance import git_sha
 from facessl.space.face_model import FaceModel
 
 DEFAULTS = ClassifierConfig()
-MODEL = "face_model"  # extra's key for the model's record
+MODEL = "face_model"  # extra's key for the model's spec
 
 
 def write(clf, path: str | Path) -> Path:
@@ -34,7 +34,7 @@ def write(clf, path: str | Path) -> Path:
     state.update(support=torch.from_numpy(clf.support_),
                  support_labels=torch.from_numpy(clf.support_labels_),
                  support_labelled=torch.from_numpy(clf.support_labelled_))
-    extra = {MODEL: clf.model_.record(), "layer": clf.layer, "shrink": clf.shrink,
+    extra = {MODEL: clf.model_.spec(), "layer": clf.layer, "shrink": clf.shrink,
              "album_confidence": clf.album_confidence, "album": clf.album_,
              "strangers_accepted": clf.strangers_accepted,
              "calibration": asdict(clf.calibration_), "git_sha": git_sha(),

@@ -18,7 +18,6 @@ enrolled faces, `group` its album) fits the whitening.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -97,25 +96,31 @@ class FaceModel:
 
     def tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
         """The model's weights (network to its block, identity head, face space) as named
-        tensors; `record` holds the rest, `from_tensors` reads both back."""
+        tensors; `spec` holds the rest, `from_tensors` reads both back."""
         state = {f"{prefix}encoder.{k}": v.detach().contiguous()
                  for k, v in self.encoder.features.state_dict().items()}
         for name, part in (("space.", self.space), ("identity.", self.encoder.identity)):
             state.update(part.tensors(prefix + name) if part is not None else {})
         return state
 
-    def record(self) -> dict:
-        """What `from_tensors` needs besides the tensors (JSON-able)."""
+    def spec(self) -> dict:
+        """The chain in one JSON-able record (detector and alignment, network and block,
+        views, whitening, score): what bundles and `facessl embed` write down, and, with
+        `tensors`, all `from_tensors` needs."""
         meta = self.encoder.meta
         return {"backbone": meta["backbone"], "width": meta.get("width", 1.0),
-                "source": meta.get("source", ""), "preprocessing": asdict(self.preprocessing),
-                "block": self.encoder.block, "detector": self.detector,
-                "space": None if self.space is None else self.space.info()}
+                "source": meta.get("source", ""), "detector": self.detector,
+                "alignment": "five landmarks to LFW's template" if self.detector == "mtcnn"
+                else "box crop", "preprocessing": asdict(self.preprocessing),
+                "block": self.encoder.block, "identity_head": self.encoder.identity is not None,
+                "views": list(self.views),
+                "space": None if self.space is None else self.space.info(),
+                "score": "cosine of unit rows"}
 
     @classmethod
     def from_tensors(cls, state: dict[str, torch.Tensor], prefix: str, record: dict,
                      quiet: bool = True) -> FaceModel:
-        """The model `tensors` and `record` describe; never runs pickled code."""
+        """The model `tensors` and `spec` (as `record`) describe; never runs pickled code."""
         prep = Preprocessing(**record["preprocessing"])
         network = create_model(record["backbone"], 1, prep.size, prep.channels,
                                record["width"], pretrained=False)
@@ -142,15 +147,6 @@ class FaceModel:
     def source(self) -> str:
         """Where its face space came from, in words (for summaries)."""
         return self.space.source if self.space is not None else "no face space (bare backbone)"
-
-    def spec(self) -> dict:
-        """The chain in one JSON-able record: what `facessl embed` and bundles write down."""
-        return {"detector": self.detector, "alignment": "five landmarks to LFW's template"
-                if self.detector == "mtcnn" else "box crop",
-                "preprocessing": asdict(self.preprocessing), "block": self.encoder.block,
-                "identity_head": self.encoder.identity is not None, "views": list(self.views),
-                "whitening": None if self.space is None else self.space.info(),
-                "score": "cosine of unit rows"}
 
     @torch.inference_mode()
     def features(self, faces: np.ndarray, view: str = "face",
@@ -224,9 +220,3 @@ class FaceModel:
         """N x V x D raw descriptors of each of `views` (what a face space is fitted on)."""
         return np.stack([self.features(faces, v, None if progress is None
                                        else f"{progress} ({v})") for v in views], axis=1)
-
-
-def announce(message: str, quiet: bool) -> None:
-    """A note on stderr (for work the user did not ask for by name, before it starts)."""
-    if not quiet:
-        print(f"facessl: {message}", file=sys.stderr, flush=True)
