@@ -158,7 +158,7 @@ def load_or_build(source: ImageSource, prep: Preprocessing, quiet: bool = False,
         return ImageCache(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=folder) as rows:
-        cut = _cutter(prep, detector)
+        cut = _Cutter(prep, detector)
         paths, truncated, unreadable, shape = _decode_into(rows, source, prep, quiet, cut,
                                                            detector)
         for rel in truncated:
@@ -176,32 +176,33 @@ def load_or_build(source: ImageSource, prep: Preprocessing, quiet: bool = False,
     write_json(folder / "index.json", {
         "source": source.fingerprint(), "preprocessing": asdict(prep), "detector": detector,
         "paths": paths, "truncated": truncated, "unreadable": unreadable,
-        "no_face": getattr(cut, "no_face", []),
+        "no_face": cut.no_face,
     })
     return ImageCache(folder)
 
 
-def _cutter(prep: Preprocessing, detector: str | None):
-    """image bytes -> (HxWxC uint8, was_truncated): LFW's crop, or the largest face found by
-    `detector` and aligned (LFW's crop where none is found: the cutter lists those)."""
-    if detector is None:
-        return lambda data, rel: decode_face(data, prep, rel)
-    from facessl.data.photos import faces_of_photos  # the product's loop, photo to faces
+class _Cutter:
+    """image bytes -> (HxWxC uint8, was_truncated): LFW's crop, or with a detector the
+    largest face it finds, aligned (LFW's crop where it finds none: listed in `no_face`)."""
 
-    def cut(data: bytes, rel: str) -> tuple[np.ndarray, bool]:
-        array, truncated = decode_face(data, prep, rel)  # raises for an unreadable image
-        (found,) = faces_of_photos([(rel, data)], prep, detector, largest_only=True)
+    def __init__(self, prep: Preprocessing, detector: str | None):
+        self.prep, self.detector, self.no_face = prep, detector, []
+
+    def __call__(self, data: bytes, rel: str) -> tuple[np.ndarray, bool]:
+        array, truncated = decode_face(data, self.prep, rel)  # raises for an unreadable image
+        if self.detector is None:
+            return array, truncated
+        from facessl.data.photos import faces_of_photos  # the product's loop, photo to faces
+
+        (found,) = faces_of_photos([(rel, data)], self.prep, self.detector, largest_only=True)
         if found.faces:
             return found.faces[0][1], truncated
-        cut.no_face.append(rel)
+        self.no_face.append(rel)
         return array, truncated
-
-    cut.no_face = []
-    return cut
 
 
 def _decode_into(rows: BinaryIO, source: ImageSource, prep: Preprocessing, quiet: bool,
-                 cut, detector: str | None
+                 cut: _Cutter, detector: str | None
                  ) -> tuple[list[str], list[str], list[str], tuple[int, ...]]:
     """Cut every image of `source` with `cut`, appending its bytes to `rows`; returns
     (paths, truncated, unreadable, the shape of one image)."""
