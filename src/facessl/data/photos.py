@@ -84,7 +84,7 @@ class PhotoFaces:
     size: tuple[int, int] = (0, 0)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
-    image: Image.Image | None = None  # the opened photo, when the caller asked to keep it
+    image: Image.Image | None = None  # the opened photo (`open_photo`'s; the loop drops it)
 
 
 def open_photo(photo: str | Path | bytes, name: str) -> PhotoFaces:
@@ -103,24 +103,18 @@ def open_photo(photo: str | Path | bytes, name: str) -> PhotoFaces:
     return result
 
 
-def find_faces(photo: PhotoFaces, prep: Preprocessing, detector: str | None,
-               largest_only: bool = False) -> PhotoFaces:
-    """The faces of an opened photo (`open_photo`), cut at `prep` by `detector`."""
-    if photo.image is not None:
-        photo.faces = faces_in_photo(photo.image, prep, largest_only, detector=detector)
-    return photo
-
-
 def faces_of_photos(photos: Iterable[tuple[str, str | Path | bytes]], prep: Preprocessing,
                     detector: str | None = None, largest_only: bool = False,
-                    progress: str | None = None, total: int | None = None,
-                    keep_images: bool = False) -> Iterator[PhotoFaces]:
+                    progress: str | None = None, total: int | None = None
+                    ) -> Iterator[PhotoFaces]:
     """The one loop from photos to faces: (name, path or bytes) pairs in, one `PhotoFaces`
-    per photo out, in order; see the module docstring for what a bad photo does."""
+    per photo out (its image let go), in order; see the module docstring for what a bad
+    photo does."""
     for name, photo in tqdm(photos, desc=progress, unit="photo", disable=progress is None,
                             total=total):
-        found = find_faces(open_photo(photo, name), prep, detector, largest_only)
-        if not keep_images:
+        found = open_photo(photo, name)
+        if found.image is not None:
+            found.faces = faces_in_photo(found.image, prep, largest_only, detector=detector)
             found.image = None
         yield found
 
