@@ -110,8 +110,9 @@ class FaceModel:
         meta = self.encoder.meta
         return {"backbone": meta["backbone"], "width": meta.get("width", 1.0),
                 "source": meta.get("source", ""), "detector": self.detector,
-                "alignment": "five landmarks to LFW's template" if self.detector == "mtcnn"
-                else "box crop", "preprocessing": asdict(self.preprocessing),
+                "alignment": ("five landmarks to LFW's template, the photo mirrored beyond its "
+                              "edge" if self.detector == "mtcnn" else "box crop"),
+                "preprocessing": asdict(self.preprocessing),
                 "block": self.encoder.block, "identity_head": self.encoder.identity is not None,
                 "views": list(self.views),
                 "space": None if self.space is None else self.space.info(),
