@@ -56,8 +56,10 @@ def scorer(kind: str, cohort: np.ndarray, protos: np.ndarray, support: np.ndarra
         centred = l2_normalise(protos - mean)
         return lambda q: l2_normalise(q - mean) @ centred.T
     if kind == "t-norm":
-        return lambda q: (q @ protos.T) - ((q @ protos.T).sum(1, keepdims=True)
-                                            - q @ protos.T) / (len(protos) - 1)
+        def against_others(q):
+            raw = q @ protos.T
+            return raw - (raw.sum(1, keepdims=True) - raw) / (len(protos) - 1)
+        return against_others
     top = int(kind.split(":")[1])
     mu_p, sd_p = cohort_stats(protos, cohort, top)
 

@@ -223,17 +223,18 @@ def test_caches_of_detected_faces_are_named_by_the_detector_settings(monkeypatch
     before = faces.detector_tag("mtcnn")
     monkeypatch.setattr(mtcnn, "THRESHOLDS", (0.6, 0.7, 0.7))
     assert faces.detector_tag("mtcnn") != before  # a face space cut otherwise is not reused
+    thresholds_changed = faces.detector_tag("mtcnn")
+    monkeypatch.setattr(faces, "ALIGN_BORDER", "black")
+    assert faces.detector_tag("mtcnn") != thresholds_changed  # nor one filled otherwise
 
 
 def test_a_headshot_cut_tight_is_aligned_without_black_borders(single):
     """Where the aligned frame leaves the photo (a face filling a tight headshot), the
     photo's edge is mirrored in: no black band that every such face would share."""
     prep = Preprocessing(crop=128, size=96)
-    tight = load_photo(single[0]).crop((70, 70, 180, 180))
-    box = detect_faces(tight, detector="mtcnn", largest_only=True)[0]
-    frame = cut_face(tight, box, prep)
-    full = cut_face(load_photo(single[0]), detect_faces(load_photo(single[0]),
-                                                        detector="mtcnn", largest_only=True)[0], prep)
+    photo = load_photo(single[0])
+    frame, full = (cut_face(p, detect_faces(p, detector="mtcnn", largest_only=True)[0], prep)
+                   for p in (photo.crop((70, 70, 180, 180)), photo))
     dark = (frame.max(2) < 8).mean(0)  # share of near-black pixels in each column
     assert dark.max() < 0.5, "a black band where the photo ended"
     assert np.abs(frame[30:66, 30:66].astype(float) - full[30:66, 30:66]).mean() < 12

@@ -44,11 +44,14 @@ CASCADE_FILE = "haarcascade_frontalface_default.xml"
 CASCADE_WINDOW = 24  # the cascade was trained on 24x24 windows: no smaller face is found
 DEFAULT_MIN_FACE = 40  # px; below this a face has too little detail for a 64 px crop
 MIN_FACE_FRACTION = 1 / 20  # default smallest face, as a fraction of the photo's short side
-# How an aligned face is filled where its frame leaves the photo (a headshot cut tight):
-# mirrored from the photo's edge, not black. On lfw62-v1 val photos cut tight (the central
-# 130 of 250 px, as headshots are), black borders dropped named right and accepted from
-# 91.1 to 80.4%; mirrored, 89.2% (BENCHMARKS.md, "The face model's levers").
-ALIGN_BORDER = cv2.BORDER_REFLECT_101
+# How an aligned face is filled where its frame leaves the photo (a headshot cut tight),
+# by name (it is part of `detector_tag`): mirrored from the photo's edge, not black. On
+# lfw62-v1 val photos cut tight (the central 130 of 250 px, as headshots are) named right
+# and accepted was 80.3% with black borders, 89.0% mirrored (`benchmarks/tight_headshots.py`;
+# BENCHMARKS.md, "Unknown beyond LFW").
+ALIGN_BORDERS = {"black": cv2.BORDER_CONSTANT, "edge": cv2.BORDER_REPLICATE,
+                 "reflect": cv2.BORDER_REFLECT_101}
+ALIGN_BORDER = "reflect"
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def default_detector() -> str:
 def detector_tag(detector: str) -> str:
     """The detector with the settings that decide which faces it cuts, for the names of
     caches of its faces: a face space or a benchmark's crops are not reused after a change."""
-    return f"{mtcnn.settings_tag()}-reflect" if detector == "mtcnn" else detector
+    return f"{mtcnn.settings_tag()}-{ALIGN_BORDER}" if detector == "mtcnn" else detector
 
 
 def detect_faces(image: Image.Image, min_size: int | None = None, largest_only: bool = False,
@@ -174,7 +177,7 @@ def align_like_lfw(image: Image.Image, landmarks, prep: Preprocessing) -> np.nda
     matrix = scale_out * np.array([[a, -b, tx - offset], [b, a, ty - offset]])
     pixels = np.asarray(image.convert("L" if prep.grayscale else "RGB"))
     face = cv2.warpAffine(pixels, matrix, (prep.size, prep.size), flags=cv2.INTER_LINEAR,
-                          borderMode=ALIGN_BORDER)
+                          borderMode=ALIGN_BORDERS[ALIGN_BORDER])
     return face[:, :, None] if prep.grayscale else face
 
 
