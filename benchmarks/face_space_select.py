@@ -28,8 +28,8 @@ from sklearn.metrics import roc_auc_score
 from facessl.config import DEFAULT_BACKBONE
 from facessl.data import cache, lfw
 from facessl.data.splits import load_manifest, person_of, resolve_split_path
-from facessl.product.calibration import prototypes
-from facessl.product.classifier import FaceClassifier
+from facessl.recognition.calibration import prototypes
+from facessl.recognition.classifier import FaceClassifier
 from facessl.space.face_space import FaceSpace
 from facessl.space.whitening import Whitening
 

@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.cluster import KMeans
 
+from facessl.album.face_store import load_faces
+from facessl.album.group import group_album
 from facessl.config import GroupConfig
 from facessl.data import lfw
 from facessl.data.splits import resolve_split_path
-from facessl.product.face_store import load_faces
-from facessl.product.group import group_album
 from facessl.space.clustering import UNGROUPED, cluster_rows
 from facessl.space.neighbours import l2_normalise
 

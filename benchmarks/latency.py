@@ -31,9 +31,9 @@ from lfw62_photos import write_photos
 
 from facessl.data.faces import faces_in_photo
 from facessl.data.photos import load_photo
-from facessl.product.classifier import FaceClassifier
-from facessl.product.enroll import add_person, enroll, remove_person
-from facessl.product.predict import predict_files
+from facessl.recognition.classifier import FaceClassifier
+from facessl.recognition.enroll import add_person, enroll, remove_person
+from facessl.recognition.predict import predict_files
 
 
 def _ms(values) -> str:

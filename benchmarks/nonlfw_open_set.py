@@ -26,7 +26,7 @@ from sklearn.metrics import roc_auc_score
 
 from facessl.config import DEFAULT_FACE_SPACE
 from facessl.data.photos import faces_of_photos, photo_files
-from facessl.product.classifier import UNKNOWN, FaceClassifier
+from facessl.recognition.classifier import UNKNOWN, FaceClassifier
 from facessl.space.face_model import FaceModel
 
 DEFAULT_SET = Path.home() / ".cache" / "facessl" / "nonlfw"

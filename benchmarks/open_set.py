@@ -81,7 +81,7 @@ from facessl.data.photos import load_photo
 from facessl.data.splits import load_manifest, resolve_split_path
 from facessl.files import atomic_path, cache_root, write_json
 from facessl.models import create_model, normalisation
-from facessl.product.classifier import FaceClassifier
+from facessl.recognition.classifier import FaceClassifier
 from facessl.space.neighbours import l2_normalise
 from facessl.train import TensorSet, fit
 

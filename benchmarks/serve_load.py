@@ -24,7 +24,7 @@ import httpx
 import numpy as np
 from lfw62_photos import write_photos
 
-from facessl.product.enroll import enroll
+from facessl.recognition.enroll import enroll
 
 
 def _free_port() -> int:

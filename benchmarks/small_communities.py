@@ -38,7 +38,7 @@ from facessl.data import cache, lfw
 from facessl.data.splits import load_manifest, resolve_split_path
 from facessl.errors import FacesslError
 from facessl.eval.metrics import summarise_seeds
-from facessl.product.classifier import UNKNOWN, FaceClassifier
+from facessl.recognition.classifier import UNKNOWN, FaceClassifier
 
 SIZES = (3, 5, 10, 62)
 PHOTOS = (1, 3, 5)

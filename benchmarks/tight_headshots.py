@@ -28,7 +28,7 @@ from facessl.data import faces as cutting
 from facessl.data import lfw
 from facessl.data.photos import load_photo
 from facessl.data.splits import load_manifest, resolve_split_path
-from facessl.product.calibration import prototypes
+from facessl.recognition.calibration import prototypes
 from facessl.space.face_model import FaceModel
 
 BORDERS = {"black": "black", "edge repeated": "edge", "mirrored (the default)": "reflect"}

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from test_classifier import shared_model
 from test_community import grouped  # noqa: F401 (a fixture)
 
-from facessl.product.serve import create_app
+from facessl.serve.app import create_app
 
 EXAMPLES = int(os.environ.get("FACESSL_FUZZ_EXAMPLES", "40"))
 

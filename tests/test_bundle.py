@@ -11,7 +11,14 @@ from torch import nn
 import facessl
 from facessl.config import Preprocessing
 from facessl.errors import FacesslError
-from facessl.product.bundle import META, WEIGHTS, BundleMeta, load_bundle, save_bundle, weights_path
+from facessl.recognition.bundle import (
+    META,
+    WEIGHTS,
+    BundleMeta,
+    load_bundle,
+    save_bundle,
+    weights_path,
+)
 
 
 def _model() -> nn.Module:
@@ -74,7 +81,7 @@ def test_tampered_weights_are_refused(bundle, tmp_path):
         load_bundle(bundle)
     other = save_bundle(tmp_path / "other", {"w": torch.zeros(3)}, BundleMeta(**META_ARGS))
     weights.write_bytes(weights_path(other).read_bytes())  # a valid file, not ours
-    with pytest.raises(FacesslError, match="bytes where bundle.json says .* changed or replaced"):
+    with pytest.raises(FacesslError, match="bytes where .* were written: it was changed or replaced"):
         load_bundle(bundle)
 
 
@@ -82,7 +89,7 @@ def test_links_and_oversized_files_are_refused_before_they_are_read(bundle, tmp_
     elsewhere, weights = tmp_path / "elsewhere.safetensors", weights_path(bundle)
     weights.rename(elsewhere)
     weights.symlink_to(elsewhere)
-    with pytest.raises(FacesslError, match="is a link .* a bundle holds its own files"):
+    with pytest.raises(FacesslError, match="is a link .* facessl reads only its own files"):
         load_bundle(bundle)
     weights.unlink()
     elsewhere.rename(weights)
@@ -137,7 +144,7 @@ def test_missing_pieces_are_refused(tmp_path, bundle):
     with pytest.raises(FacesslError, match="is not a model bundle: it has no bundle.json"):
         load_bundle(tmp_path / "empty")
     weights_path(bundle).unlink()
-    with pytest.raises(FacesslError, match="has no weights-[0-9a-f]{16}.safetensors"):
+    with pytest.raises(FacesslError, match=r"weights-[0-9a-f]{16}.safetensors is missing; copy the whole folder"):
         load_bundle(bundle)
 
 

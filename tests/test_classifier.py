@@ -21,10 +21,10 @@ import facessl
 from facessl.config import Preprocessing, PretrainConfig
 from facessl.data.faces import faces_in_photo
 from facessl.data.photos import labelled_faces, load_photo, person_faces
-from facessl.errors import FacesslError
-from facessl.product.bundle import META, weights_path
-from facessl.product.classifier import UNKNOWN, FaceClassifier
-from facessl.product.enroll import enroll
+from facessl.errors import FacesslError, FacesslNote
+from facessl.recognition.bundle import META, weights_path
+from facessl.recognition.classifier import UNKNOWN, FaceClassifier
+from facessl.recognition.enroll import enroll
 from facessl.space.neighbours import l2_normalise
 from facessl.ssl.pretrain import run_pretrain
 
@@ -248,7 +248,7 @@ def test_the_bundle_cuts_faces_with_the_detector_it_was_enrolled_with(fitted, tm
 
 
 def test_a_bundle_from_before_the_face_model_loads_as_it_was_with_a_note(
-        fitted, community, tmp_path, capsys):
+        fitted, community, tmp_path):
     folder = fitted.save(tmp_path / "model")
     document = json.loads((folder / META).read_text())
     extra = document["extra"]
@@ -257,9 +257,9 @@ def test_a_bundle_from_before_the_face_model_loads_as_it_was_with_a_note(
                  backbone_source=record["source"])  # written; no detector: Haar cut its faces
     del extra["backbone_spec"]
     (folder / META).write_text(json.dumps(document))
-    old = FaceClassifier.load(folder)
-    assert "was saved before the face model; its faces are read as they were described " \
-           "then" in capsys.readouterr().err
+    with pytest.warns(FacesslNote, match="was saved before the face model; its faces are "
+                                         "read as they were described then"):
+        old = FaceClassifier.load(folder)
     assert old.detector == "haar" and old.model_.views == ("face",)
     assert np.allclose(old.predict_proba(community["held_X"]),
                        fitted.predict_proba(community["held_X"]), atol=1e-5)
@@ -319,7 +319,7 @@ def test_the_threshold_in_the_bundle_rules(fitted, community, tmp_path):
 def test_a_threshold_set_by_hand_survives_add_person(fitted, tiny_lfw, tmp_path):
     from test_experiment import facessl as run_facessl
 
-    from facessl.product.enroll import add_person
+    from facessl.recognition.enroll import add_person
 
     newcomer = tmp_path / NEWCOMER
     newcomer.mkdir()

@@ -64,7 +64,7 @@ def test_output_folder_not_writable(tiny_lfw, tmp_path, make_out):
     (tmp_path / "a-file.txt").write_text("not a folder")
     _fails_cleanly(facessl("experiment", "--split", str(tiny_lfw["split"]), "--data",
                            str(tiny_lfw["folder"]), "--out", str(make_out(tmp_path))),
-                   "cannot write to the output folder")
+                   "cannot write to the run folder")
 
 
 def test_a_club_without_an_unlabelled_pool_is_told_what_to_pass(tiny_lfw, tmp_path):

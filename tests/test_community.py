@@ -11,21 +11,21 @@ from fastapi.testclient import TestClient
 from test_classifier import photos, shared_model
 from test_group import EVERYTHING, album
 
-from facessl.product import groups as groups_file
-from facessl.product.classifier import FaceClassifier
-from facessl.product.group import group_album
-from facessl.product.naming import split_faces
-from facessl.product.serve import create_app
+from facessl.album import store
+from facessl.album.group import group_album
+from facessl.album.naming import split_faces
+from facessl.recognition.classifier import FaceClassifier
+from facessl.serve.app import create_app
 
 
 def _by_person(tiny_lfw, groups_dir) -> dict[str, int]:
     """The album grouped as one group per community person (ids 1, 2, 3: sorted names)."""
-    groups = groups_file.load(groups_dir)
+    groups = store.load(groups_dir)
     people = sorted(tiny_lfw["manifest"]["community"])
     for person in people[:2]:
         split_faces(groups_dir, [str(f.id) for f in groups.faces.values()
                                  if f.photo.startswith(person)])
-    groups = groups_file.load(groups_dir)
+    groups = store.load(groups_dir)
     owner = groups.group_of()
     return {p: owner[next(f.id for f in groups.faces.values() if f.photo.startswith(p))]
             for p in people}
@@ -78,7 +78,7 @@ def test_naming_groups_builds_the_model_and_names_uploads(grouped, tiny_lfw, tmp
         assert "now called Ariel_Sharon" in _post(client, f"/groups/{group[ariel]}/name",
                                                   {"name": "Ariel_Sharon"})
         assert client.get("/people").json()["people"] == ["Ariel_Sharon", "Donald"]
-    assert {g.name for g in groups_file.load(groups_dir).groups.values()} == \
+    assert {g.name for g in store.load(groups_dir).groups.values()} == \
         {"Donald", "Ariel_Sharon"}
 
 

@@ -11,7 +11,7 @@ from test_experiment import facessl
 from test_face_space import space_checkpoint  # noqa: F401 (a fixture)
 
 from facessl.data import lfw
-from facessl.errors import FacesslError
+from facessl.errors import FacesslError, FacesslNote
 from facessl.space import default_space
 from facessl.space.face_space import FILE
 
@@ -40,7 +40,7 @@ def test_the_environment_names_the_default_space(
 
 
 def test_without_lfw_a_half_built_default_is_not_trusted_and_the_fallback_says_why(
-        space_checkpoint, monkeypatch, capsys):  # noqa: F811
+        space_checkpoint, monkeypatch):  # noqa: F811
     monkeypatch.delenv("FACESSL_FACE_SPACE")
     folder = default_space.default_folder()
     folder.mkdir(parents=True)
@@ -51,9 +51,9 @@ def test_without_lfw_a_half_built_default_is_not_trusted_and_the_fallback_says_w
                            "here)")
 
     monkeypatch.setattr(lfw, "locate", no_lfw_here)
-    assert default_space.resolve_backbone("default", quiet=False) == "efficientnet_lite0"
-    assert "the default face space could not be built (LFW was not found" in (
-        capsys.readouterr().err)
+    with pytest.warns(FacesslNote, match=r"the default face space could not be built \(LFW "
+                                         "was not found"):
+        assert default_space.resolve_backbone("default") == "efficientnet_lite0"
     assert default_space.resolve_backbone("runs/mine") == "runs/mine"
 
 

@@ -24,9 +24,9 @@ from test_experiment import facessl
 from facessl.cli import main
 from facessl.data.faces import faces_in_photo
 from facessl.data.photos import load_photo, photo_files
+from facessl.embed.folder import embed_folder
+from facessl.embed.shards import Part
 from facessl.errors import FacesslError
-from facessl.product.embed import embed_folder
-from facessl.product.embed_parts import Part
 from facessl.space.face_model import FaceModel
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
@@ -216,8 +216,8 @@ def test_a_finished_output_is_not_redone(album, space, reference, tmp_path, caps
     ("missing", "does not exist"),
     ("empty", "no photos in"),
     ("a file", "is a file; pass the folder of photos"),
-    ("out under a file", "cannot write to the --out folder"),
-    ("out read-only", "cannot write to the --out folder"),
+    ("out under a file", "cannot write to the embedding folder"),
+    ("out read-only", "cannot write to the embedding folder"),
 ])
 def test_bad_input_is_one_message_and_status_2(case, fragment, album, tmp_path, capsys):
     (tmp_path / "empty").mkdir()

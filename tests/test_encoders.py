@@ -11,7 +11,7 @@ from facessl.data import cache, lfw
 from facessl.errors import FacesslError
 from facessl.models.checkpoint import load_backbone
 from facessl.models.encoders import FaceEncoder
-from facessl.product.classifier import FaceClassifier
+from facessl.recognition.classifier import FaceClassifier
 from facessl.space.neighbours import l2_normalise
 
 PEOPLE = ("Ariel_Sharon", "Donald_Rumsfeld")

@@ -14,14 +14,14 @@ from test_classifier import crops, people_folder, photos
 from test_cli_errors import _fails_cleanly
 from test_experiment import facessl
 
+from facessl.album.face_store import load_faces
+from facessl.album.group import group_album
 from facessl.data.faces import faces_in_photo
 from facessl.data.photos import load_photo
-from facessl.errors import FacesslError
+from facessl.embed.folder import embed_folder
+from facessl.errors import FacesslError, FacesslNote
 from facessl.eval.metrics import nearest_class_mean_accuracy
-from facessl.product.classifier import UNKNOWN, FaceClassifier
-from facessl.product.embed import embed_folder
-from facessl.product.face_store import load_faces
-from facessl.product.group import group_album
+from facessl.recognition.classifier import UNKNOWN, FaceClassifier
 from facessl.space.face_model import FaceModel
 from facessl.space.face_space import FILE, load_space
 
@@ -213,7 +213,7 @@ def faces_of(pool_lfw, person, model):
 
 
 def test_a_face_space_from_before_mirror_views_loads_as_it_was_with_a_note(
-        space_checkpoint, tmp_path, capsys):
+        space_checkpoint, tmp_path):
     new = load_space(space_checkpoint)
     old = tmp_path / "old"
     old.mkdir()
@@ -222,9 +222,9 @@ def test_a_face_space_from_before_mirror_views_loads_as_it_was_with_a_note(
             "strangers": 3}
     state = {**new.whitening.tensors(""), "strangers": torch.from_numpy(raw).half()}
     safetensors.torch.save_file(state, str(old / FILE), metadata={"info": json.dumps(info)})
-    space = load_space(old, quiet=False)
-    assert "was fitted before mirror views; it describes each face alone" in (
-        capsys.readouterr().err)
+    with pytest.warns(FacesslNote, match="was fitted before mirror views; it describes each "
+                                         "face alone"):
+        space = load_space(old)
     assert space.views == ("face",)
     assert np.allclose(space.strangers, new.whitening(raw.astype(np.float16).astype(np.float32)),
                        atol=1e-5)  # its raw strangers, described as they were then

@@ -12,7 +12,13 @@ from sklearn.datasets import load_sample_images
 from facessl.config import DETECTORS, Preprocessing
 from facessl.data import faces, mtcnn
 from facessl.data.cache import decode_face
-from facessl.data.faces import Box, crop_like_lfw, cut_face, detect_faces, faces_in_photo
+from facessl.data.faces import (
+    Box,
+    crop_like_lfw,
+    cut_face,
+    detect_faces,
+    faces_in_photo,
+)
 from facessl.data.photos import load_photo
 from facessl.errors import FacesslError
 

@@ -18,13 +18,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from facessl.album import store
+from facessl.album.store import AlbumFace, Groups
 from facessl.config import Preprocessing
 from facessl.data.photos import load_photo
 from facessl.data.splits import load_manifest
 from facessl.errors import FacesslError
-from facessl.product import groups as groups_file
-from facessl.product.bundle import META, BundleMeta, load_bundle, save_bundle, weights_path
-from facessl.product.groups import Face, Groups
+from facessl.recognition.bundle import (
+    META,
+    BundleMeta,
+    load_bundle,
+    save_bundle,
+    weights_path,
+)
 
 EXAMPLES = int(os.environ.get("FACESSL_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
@@ -102,13 +108,13 @@ def test_bundle_descriptions_mutated_give_a_bundle_or_one_clear_error(data, bund
 def _groups_document(tmp_path: Path) -> dict:
     groups = Groups("/album", "default", "mtcnn", 0.02)
     for n in range(3):
-        groups.faces[n + 1] = Face(n + 1, f"p{n}.jpg", (1, 2, 30, 30), 0.99,
+        groups.faces[n + 1] = AlbumFace(n + 1, f"p{n}.jpg", (1, 2, 30, 30), 0.99,
                                    ((1.0, 2.0),) * 5)
     groups.new_group([1, 2], "Ada")
     groups.photos = {f"p{n}.jpg": [10, 20, "ab"] for n in range(3)}
     groups.next_ids = [4, 2]
-    groups_file.save(tmp_path, groups)
-    return json.loads((tmp_path / groups_file.FILE).read_text())
+    store.save(tmp_path, groups)
+    return json.loads((tmp_path / store.FILE).read_text())
 
 
 @FUZZ
@@ -119,8 +125,8 @@ def test_groups_files_mutated_give_groups_or_one_clear_error(data, tmp_path):
     if data.draw(st.booleans()) and isinstance(mutated.get("groups"), list) and mutated["groups"]:
         mutated["groups"][0] = _mutated(mutated["groups"][0], data) if isinstance(
             mutated["groups"][0], dict) and mutated["groups"][0] else data.draw(JSON)
-    (tmp_path / groups_file.FILE).write_text(json.dumps(mutated))
-    _only_clear_errors(groups_file.load, tmp_path)
+    (tmp_path / store.FILE).write_text(json.dumps(mutated))
+    _only_clear_errors(store.load, tmp_path)
 
 
 def _encoded(kind: str) -> bytes:

@@ -10,10 +10,10 @@ from PIL import Image
 from test_classifier import photos
 from test_experiment import facessl
 
+from facessl.album import store
+from facessl.album.group import group_album
+from facessl.album.naming import merge_groups, name_group, remove_faces, split_faces
 from facessl.errors import FacesslError
-from facessl.product import groups as groups_file
-from facessl.product.group import group_album
-from facessl.product.naming import merge_groups, name_group, remove_faces, split_faces
 
 EVERYTHING = "-1"  # a threshold every pair of faces passes: one group, deterministically
 
@@ -36,7 +36,7 @@ def test_group_name_enroll_predict_from_the_command_line(tiny_lfw, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "photo skipped: photo broken.jpg is not an image" in done.stderr
     assert "18 photos" not in done.stdout and "19 photos (19 new, 1 skipped)" in done.stdout
-    groups = groups_file.load(out)
+    groups = store.load(out)
     assert len(groups.faces) >= 18 and len(groups.groups) == 1  # every photo has a face
     assert (out / "overview.png").is_file() and (out / "sheets" / "group-1.png").is_file()
     assert Image.open(out / "overview.png").size[0] > 0
@@ -108,7 +108,7 @@ def test_a_hand_edited_groups_file_that_is_broken_is_named_with_its_problem(
     group_album(album(tiny_lfw, tmp_path / "album", per_person=2, broken=False), out,
                 threshold=float(EVERYTHING))
     split_faces(out, ["f1"])
-    path = out / groups_file.FILE
+    path = out / store.FILE
     edited = edit(json.loads(path.read_text()))
     path.write_text(edited if isinstance(edited, str) else json.dumps(edited))
     done = facessl("name", str(out), "1", "Zoe")
@@ -121,7 +121,7 @@ def test_bad_albums_and_enrolments_say_what_to_do(tiny_lfw, tmp_path):
     with pytest.raises(FacesslError, match="no photos in"):
         group_album(tmp_path / "empty", tmp_path / "g0")
     photos_dir = album(tiny_lfw, tmp_path / "album", per_person=1, broken=False)
-    with pytest.raises(FacesslError, match="inside the album"):
+    with pytest.raises(FacesslError, match="`out` .* is inside .*album, where its contact sheets would be read"):
         group_album(photos_dir, photos_dir / "groups")
     Image.new("RGB", (200, 150), "grey").save(tmp_path / "empty" / "wall.jpg")
     groups, summary = group_album(tmp_path / "empty", tmp_path / "g1")

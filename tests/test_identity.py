@@ -15,7 +15,7 @@ from test_experiment import facessl
 from facessl.errors import FacesslError
 from facessl.models.checkpoint import load_backbone
 from facessl.models.encoders import FaceEncoder
-from facessl.product.classifier import FaceClassifier
+from facessl.recognition.classifier import FaceClassifier
 from facessl.space.identity_head import IDENTITY, IdentityHead, load_identity_head
 from facessl.space.whitening import Whitening
 from facessl.ssl.identity import mine_identities, pseudo_identity_scores

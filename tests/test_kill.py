@@ -25,9 +25,9 @@ import torch
 from test_classifier import NEWCOMER, people_folder, photos
 from test_group import album
 
-from facessl.product import groups as groups_file
-from facessl.product.classifier import FaceClassifier
-from facessl.product.face_store import load_faces
+from facessl.album import store
+from facessl.album.face_store import load_faces
+from facessl.recognition.classifier import FaceClassifier
 
 KILLS = int(os.environ.get("FACESSL_KILLS", "2"))
 SEED = os.environ.get("FACESSL_KILL_SEED", "0")
@@ -139,7 +139,7 @@ def test_a_killed_model_command_leaves_the_old_bundle_or_the_new_one(command, co
 
 SAVE_LOOP = """
 import sys
-from facessl.product.classifier import FaceClassifier
+from facessl.recognition.classifier import FaceClassifier
 first, second = (FaceClassifier.load(p) for p in sys.argv[1:3])
 while True:
     for clf in (first, second):
@@ -177,11 +177,11 @@ def test_a_bundle_killed_in_the_middle_of_saving_is_the_old_one_or_the_new_one(
 def test_a_killed_regrouping_keeps_the_groups_and_a_re_run_finishes_them(tiny_lfw, tmp_path):
     photos_dir, base = album(tiny_lfw, tmp_path / "album", 3, broken=False), tmp_path / "base"
     run_to_end(facessl("group", photos_dir, "--out", base, "--quiet"))
-    before = len(groups_file.load(base).faces)
+    before = len(store.load(base).faces)
     album(tiny_lfw, photos_dir, 6, broken=False)  # the album grows
     reference = shutil.copytree(base, tmp_path / "reference")
     seconds, _ = run_to_end(facessl("group", photos_dir, "--out", reference, "--quiet"))
-    after = len(groups_file.load(reference).faces)
+    after = len(store.load(reference).faces)
     assert after > before
     work, outcomes = tmp_path / "work", []
     for i, moment in enumerate(moments("group", seconds)):
@@ -189,11 +189,11 @@ def test_a_killed_regrouping_keeps_the_groups_and_a_re_run_finishes_them(tiny_lf
         shutil.copytree(base, work)
         killed = kill_at(facessl("group", photos_dir, "--out", work, "--quiet"), moment,
                          tmp_path / f"kill{i}.log")
-        faces = len(groups_file.load(work).faces)
+        faces = len(store.load(work).faces)
         assert faces in (before, after)
         outcomes.append(("old" if faces == before else "new") if killed else "finished")
         run_to_end(facessl("group", photos_dir, "--out", work, "--quiet"))
-        groups = groups_file.load(work)
+        groups = store.load(work)
         ids = load_faces(work)[0]
         assert len(ids) == len(set(ids.tolist())) == after, "a face stored twice"
         assert set(ids.tolist()) == set(groups.faces)
@@ -206,7 +206,7 @@ def test_a_killed_regrouping_keeps_the_groups_and_a_re_run_finishes_them(tiny_lf
     run_to_end(facessl("group", photos_dir, "--out", work, "--quiet"))
     ids = load_faces(work)[0]
     assert len(ids) == len(set(ids.tolist())) == after, "a face stored twice"
-    assert set(ids.tolist()) == set(groups_file.load(work).faces)
+    assert set(ids.tolist()) == set(store.load(work).faces)
 
 
 def test_a_killed_naming_leaves_the_old_name_or_the_new_one(tiny_lfw, tmp_path):
@@ -218,9 +218,9 @@ def test_a_killed_naming_leaves_the_old_name_or_the_new_one(tiny_lfw, tmp_path):
     for i, moment in enumerate(moments("name", seconds)):
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(base, work)
-        groups_file.save(work, _unnamed(groups_file.load(work)))
+        store.save(work, _unnamed(store.load(work)))
         killed = kill_at(facessl("name", work, "1", "Everyone"), moment, tmp_path / f"{i}.log")
-        name = groups_file.load(work).get(1).name
+        name = store.load(work).get(1).name
         assert name in (None, "Everyone")
         outcomes.append(("old" if name is None else "new") if killed else "finished")
     report("name", seconds, outcomes)

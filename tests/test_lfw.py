@@ -39,7 +39,7 @@ def test_environment_variable_is_used(tiny_lfw, monkeypatch):
 
 
 def test_missing_path_says_what_to_pass(tmp_path):
-    with pytest.raises(FacesslError, match="does not exist. Pass --data"):
+    with pytest.raises(FacesslError, match="does not exist. Pass `data`"):
         lfw.locate(tmp_path / "nowhere")
 
 
@@ -65,7 +65,7 @@ def test_offline_and_not_found_names_what_to_pass(tmp_path, monkeypatch):
         lfw.locate()
     message = str(err.value)
     assert "could not be downloaded" in message
-    assert "--data /path/to/lfw-deepfunneled.tgz" in message and "FACESSL_DATA" in message
+    assert "`data` /path/to/lfw-deepfunneled.tgz" in message and "FACESSL_DATA" in message
     assert not (tmp_path / "cache" / "data" / "lfw-deepfunneled.tgz").exists()
 
 

@@ -13,7 +13,8 @@ from PIL import Image
 from test_classifier import photos, shared_model
 from test_experiment import facessl
 
-from facessl.product.serve import MAX_PIXELS, MAX_UPLOAD_BYTES, create_app
+from facessl.serve.app import create_app
+from facessl.serve.uploads import MAX_PIXELS, MAX_UPLOAD_BYTES
 
 
 @pytest.fixture(scope="module")

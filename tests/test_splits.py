@@ -38,7 +38,7 @@ def test_k_shot_is_the_first_k_train_entries(tiny_lfw):
 
 def test_too_many_shots_names_the_person(tiny_lfw):
     split = load_manifest(tiny_lfw["split"])
-    with pytest.raises(FacesslError, match=rf"--shots 7 is more than {split.people[0]} has"):
+    with pytest.raises(FacesslError, match=rf"`shots` 7 is more than {split.people[0]} has"):
         split.labelled("train", shots=7)
 
 
@@ -100,7 +100,7 @@ def test_generated_manifest_is_deterministic_and_valid(tmp_path):
 
 
 def test_generate_refuses_a_community_of_one():
-    with pytest.raises(FacesslError, match="Lower --min-images"):
+    with pytest.raises(FacesslError, match="Lower `min_images`"):
         generate_manifest([f"A/A_{j}.jpg" for j in range(12)], "x", "y", min_images=10)
 
 
@@ -108,5 +108,5 @@ def test_a_manifest_needs_three_images_per_member():
     paths = [f"A/a{i}.jpg" for i in range(10)] + [f"B/b{i}.jpg" for i in range(3)]
     manifest = generate_manifest(paths, "x", "s", min_images=3)
     assert all(manifest["community"][p]["train"] for p in ("A", "B"))
-    with pytest.raises(FacesslError, match="--min-images must be at least 3 .* got 2"):
+    with pytest.raises(FacesslError, match="`min_images` must be at least 3 .* got 2"):
         generate_manifest(paths, "x", "s", min_images=2)

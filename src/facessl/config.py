@@ -46,6 +46,7 @@ class TrainConfig:
     freeze_batchnorm: bool = False  # keep pretrained BN statistics (small batches, few images)
     schedule: str = "constant"  # or "cosine": decay to 0 by the last step, so curves settle
     optimizer: str = "sgd"  # or "adamw" (self-supervised objectives with wide heads)
+    device: str | None = None  # cpu, cuda or cuda:N; None: the GPU where there is one
 
 
 @dataclass
@@ -119,6 +120,7 @@ class EvaluateConfig:
     data: str | None = None
     finetune: TrainConfig | None = None  # None = `finetune_config(backbone)`
     finetune_epochs: int | None = None  # overrides the fine-tune's epochs
+    device: str | None = None  # where the fine-tunes train (`TrainConfig.device`)
     finetune_frozen_blocks: int = 6  # EfficientNet-Lite0 blocks kept at their weights
     whitening_pool: int = 3000  # unlabelled faces the whitening is fitted on (plus the album)
     lfw_crops: bool = False  # LFW's central crops; default: faces found and aligned as the

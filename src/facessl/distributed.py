@@ -195,16 +195,16 @@ def global_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-def pick_device() -> torch.device:
-    """`--device` (FACESSL_DEVICE), else CUDA where there is a GPU; under torchrun, this
-    rank's GPU (`start` chose it)."""
-    name = os.environ.get("FACESSL_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+def pick_device(name: str | None = None) -> torch.device:
+    """The device `name`, else CUDA where there is a GPU; under torchrun, this rank's GPU
+    (`start` chose it)."""
+    name = name or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise FacesslError(f"unknown device {name!r}; pass --device cpu, cuda or cuda:N") from None
+        raise FacesslError(f"unknown device {name!r}; pass `device` cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise FacesslError(f"--device {name}: this machine has no CUDA GPU; pass --device cpu.")
+        raise FacesslError(f"`device` {name}: this machine has no CUDA GPU; pass `device` cpu.")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     return device

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from facessl.errors import FacesslError
+from facessl.errors import DataError, InputError
 
 
 def cache_root() -> Path:
@@ -25,7 +26,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("FACESSL_CACHE") or Path.home() / ".cache" / "facessl")
 
 
-def ensure_writable_dir(path: Path, what: str = "output folder") -> Path:
+def _writable(path: Path, what: str) -> Path:
     """Create `path` if needed and prove it is writable, before any long work starts."""
     path = Path(path)
     try:
@@ -33,11 +34,25 @@ def ensure_writable_dir(path: Path, what: str = "output folder") -> Path:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as exc:
-        raise FacesslError(
+        raise DataError(
             f"cannot write to the {what} {path}: {exc.strerror or exc}. "
-            "Pass a folder you can write to (for example --out runs/my-run)."
+            "Pass a folder you can write to."
         ) from None
     return path
+
+
+def output_folder(out: str | Path, what: str = "output folder",
+                  inside: str | Path | None = None, why: str = "",
+                  argument: str = "out") -> Path:
+    """`out` checked before any work: a folder (or not yet there), not inside the input
+    folder `inside` (where it would be read back as input: `why`), and writable."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"`{argument}` {out} is a file; pass a folder name for the {what}.")
+    if inside is not None and out.resolve().is_relative_to(Path(inside).expanduser().resolve()):
+        raise InputError(f"`{argument}` {out} is inside {inside}, where {why}; write the {what} "
+                         "somewhere else.")
+    return _writable(out, what)
 
 
 LEFTOVER = re.compile(r"\.(?P<dest>.+)\.(?P<pid>[0-9]+)-[^.]+\.tmp.*")  # atomic_path's names
@@ -89,6 +104,53 @@ def write_json(dest: Path, obj: Any) -> None:
 def write_text(dest: Path, text: str) -> None:
     with atomic_path(dest) as tmp:
         tmp.write_text(text)
+
+
+def tensor_bytes(tensors: dict, metadata: dict[str, str] | None = None) -> bytes:
+    """Named tensors (and string metadata) as the bytes of a safetensors file: weights
+    only, so reading them back can never run code."""
+    import safetensors.torch
+
+    # copies: safetensors refuses tensors that share memory (tied weights, views)
+    return safetensors.torch.save({name: t.detach().cpu().contiguous().clone()
+                                   for name, t in tensors.items()}, metadata)
+
+
+def write_bytes(dest: Path, data: bytes) -> str:
+    """Write `data` to `dest` atomically; returns its SHA-256, which a companion JSON
+    records so that `read_tensors` can tell the file is the one that was written."""
+    with atomic_path(Path(dest), suffix=Path(dest).suffix) as tmp:
+        tmp.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_tensors(path: Path, sha256: str | None = None, size: int | None = None,
+                 redo: str = "save it again") -> tuple[dict, dict[str, str]]:
+    """(tensors, metadata) of a safetensors file written by `write_bytes`, refused (a
+    `DataError` that ends with `redo`) when it is a link, missing, of another `size` or
+    SHA-256 than recorded, or not a safetensors file."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    path = Path(path)
+    if path.is_symlink():
+        raise DataError(f"{path} is a link (to {path.readlink()}); facessl reads only its own "
+                        f"files, never pointers elsewhere. Copy the real file there, or {redo}.")
+    if not path.is_file():
+        raise DataError(f"{path} is missing; copy the whole folder, or {redo}.")
+    if size is not None and path.stat().st_size != size:
+        raise DataError(f"{path} is {path.stat().st_size} bytes where {size} were written: it "
+                        f"was changed or replaced since. Restore the original file, or {redo}.")
+    data = path.read_bytes()  # hash and parse the same bytes: no swap in between
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise DataError(f"{path} does not match the SHA-256 recorded when it was written: it "
+                        "was changed or replaced since, or a write was interrupted. Restore "
+                        f"the original file, or {redo}.")
+    try:
+        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+        return safetensors.torch.load(data), header.get("__metadata__") or {}
+    except (SafetensorError, ValueError, AttributeError) as exc:
+        raise DataError(f"{path} is damaged ({exc}); {redo}.") from None
 
 
 def save_figure(fig, dest: Path) -> None:

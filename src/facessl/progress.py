@@ -1,4 +1,9 @@
-"""Progress lines on stderr, shared by every long-running command."""
+"""Progress on stderr, the one way long-running library code reports while it works.
+
+Library functions return their results and raise their errors; while they work they say
+what they are doing only through here (a line, a bar, a per-item notice), each silenced by
+`quiet` or a `label` of None, so a Python caller gets no output it did not ask for.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,14 @@ from tqdm import tqdm
 
 
 class Progress:
-    """One line per epoch on stderr, unless quiet."""
+    """Lines on stderr (one per epoch, one per step), unless quiet."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
 
     def __call__(self, message: str) -> None:
         if not self.quiet:
-            print(message, file=sys.stderr, flush=True)
+            tqdm.write(message, file=sys.stderr)  # above any bar, never through it
 
     def epoch_printer(self, label: str, total: int):
         def show(r: dict) -> None:
@@ -26,6 +31,7 @@ class Progress:
         return show
 
 
-def bar(items: Iterable, label: str | None, **options) -> Iterable:
-    """`items`, with a progress bar on stderr labelled `label` (none when `label` is None)."""
-    return tqdm(items, desc=label, disable=label is None, **options)
+def bar(items: Iterable | None, label: str | None, **options) -> tqdm:
+    """`items`, with a progress bar on stderr labelled `label` (none when `label` is None);
+    `options` are tqdm's (total, unit, initial...)."""
+    return tqdm(items, desc=label, disable=label is None, file=sys.stderr, **options)

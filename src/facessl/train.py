@@ -132,7 +132,7 @@ class _Run:
 def _prepare(objective: nn.Module, config: TrainConfig, seed: int, n: int) -> _Run:
     """The objective on its device (BatchNorm over the global batch, DDP under torchrun),
     its optimiser and learning-rate schedule."""
-    device = distributed.pick_device()
+    device = distributed.pick_device(config.device)
     if distributed.world_size() > 1:
         objective = distributed.global_batchnorm(objective)
     objective.to(device, memory_format=torch.channels_last)

@@ -14,7 +14,7 @@ from facessl.config import GroupConfig
 
 
 def _group(args: argparse.Namespace) -> int:
-    from facessl.product.group import group_album
+    from facessl.album.group import group_album
 
     started = time.perf_counter()
     groups, summary = group_album(args.album, args.out, backbone=args.backbone,
@@ -38,7 +38,7 @@ def _group(args: argparse.Namespace) -> int:
 
 
 def _name(args: argparse.Namespace) -> int:
-    from facessl.product.naming import name_group
+    from facessl.album.naming import name_group
 
     group = name_group(args.groups, args.group, args.name)
     print(f"group {group.id} ({len(group.faces)} faces) is {group.name}")
@@ -46,7 +46,7 @@ def _name(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from facessl.product.naming import merge_groups
+    from facessl.album.naming import merge_groups
 
     group = merge_groups(args.groups, args.group, args.others)
     print(f"merged into group {group.id}: {len(group.faces)} faces"
@@ -55,7 +55,7 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _split(args: argparse.Namespace) -> int:
-    from facessl.product.naming import split_faces
+    from facessl.album.naming import split_faces
 
     group = split_faces(args.groups, args.faces)
     print(f"moved {_faces(len(group.faces))} into the new group {group.id}; name it: "
@@ -64,7 +64,7 @@ def _split(args: argparse.Namespace) -> int:
 
 
 def _remove_face(args: argparse.Namespace) -> int:
-    from facessl.product.naming import remove_faces
+    from facessl.album.naming import remove_faces
 
     faces = remove_faces(args.groups, args.faces)
     print(f"removed {_faces(len(faces))}: they stay out of groups, enrolment and the album")

@@ -1,6 +1,6 @@
 """`facessl embed DIR --out OUT`: every face of a folder of photos as one row of an array.
 
-Parsing only; `product.embed.embed_folder` does the work, in each torchrun process, and
+Parsing only; `embed.folder.embed_folder` does the work, in each torchrun process, and
 only rank 0 prints what was written.
 """
 
@@ -11,12 +11,12 @@ import json
 import sys
 from dataclasses import asdict
 
-from facessl.cli.research import positive
+from facessl.cli.arguments import positive
 from facessl.config import BATCH_PHOTOS, DEFAULT_FACE_SPACE
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from facessl.product.embed import embed_folder
+    from facessl.embed.folder import embed_folder
 
     summary = embed_folder(args.folder, args.out, backbone=args.backbone,
                            batch_size=args.batch_size, quiet=args.quiet)

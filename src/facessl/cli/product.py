@@ -17,7 +17,7 @@ from facessl.config import DEFAULT_FACE_SPACE
 
 def _enroll(args: argparse.Namespace) -> int:
     from facessl.errors import FacesslError
-    from facessl.product.enroll import enroll, enroll_groups
+    from facessl.recognition.enroll import enroll, enroll_groups
 
     started = time.perf_counter()
     if (args.people_dir is None) == (args.groups is None):
@@ -75,7 +75,7 @@ def _threshold_report(clf) -> str:
 
 
 def _add_person(args: argparse.Namespace) -> int:
-    from facessl.product.enroll import add_person
+    from facessl.recognition.enroll import add_person
 
     started = time.perf_counter()
     clf, unused = add_person(args.model, args.name, args.dir, quiet=args.quiet)
@@ -85,7 +85,7 @@ def _add_person(args: argparse.Namespace) -> int:
 
 
 def _remove_person(args: argparse.Namespace) -> int:
-    from facessl.product.enroll import remove_person
+    from facessl.recognition.enroll import remove_person
 
     clf = remove_person(args.model, args.name)
     print(f"removed {args.name} from {args.model} ({len(clf.people)} people left; "
@@ -102,17 +102,40 @@ def _threshold(clf) -> str:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from facessl.product.predict import run_predict
+    """Print the results, and say which photos could not be read; 2 when none could."""
+    from facessl.data.photos import photo_files
+    from facessl.recognition.classifier import FaceClassifier
+    from facessl.recognition.predict import predict_files, write_results
 
-    return run_predict(args.model, args.paths, fmt=args.format, annotate_dir=args.annotate)
+    files = [file for path in args.paths for file in photo_files(path)]  # bad paths first
+    clf = FaceClassifier.load(args.model)
+    failed = []
+    for result in write_results(predict_files(clf, files, args.annotate), args.format,
+                                sys.stdout):
+        for warning in result.warnings:
+            print(f"facessl: warning: {warning}", file=sys.stderr)
+        if result.error:
+            failed.append(result.error)
+    if len(failed) == len(files):  # nothing to show: the run failed
+        for error in failed:
+            print(f"facessl: error: {error}", file=sys.stderr)
+        return 2
+    for error in failed:
+        print(f"facessl: warning: {error.rstrip('.')} (left out)", file=sys.stderr)
+    if failed:
+        print(f"facessl: {len(failed)} of {len(files)} photos could not be read and were left "
+              "out", file=sys.stderr)
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from facessl.product.serve import run_server
+    from facessl.serve.app import run_server
 
     run_server(args.model, args.groups, host=args.host, port=args.port,
                token=args.token or os.environ.get("FACESSL_TOKEN") or None,
-               no_auth=args.no_auth)
+               no_auth=args.no_auth,
+               on_ready=lambda where: print(f"facessl: serving {args.model} at {where} "
+                                            "(Ctrl-C stops)", flush=True))
     return 0
 
 

@@ -8,12 +8,10 @@ inside the handlers, so `facessl --help` stays fast.
 from __future__ import annotations
 
 import argparse
-import functools
-import json
-import os
 import time
 from pathlib import Path
 
+from facessl.cli.arguments import DATA_HELP, options, shots
 from facessl.config import (
     ARMS,
     DETECTORS,
@@ -26,42 +24,8 @@ from facessl.config import (
     Preprocessing,
     PretrainConfig,
 )
-from facessl.errors import FacesslError
 from facessl.models import BACKBONES, backbone
 from facessl.ssl import HEAD_METHODS, METHODS
-
-DATA_HELP = "LFW archive or folder (default: $FACESSL_DATA, ../shared/data, then download)"
-
-
-def positive(value: str, expected: str = "a number") -> int:
-    """An option's count: a whole number of at least 1."""
-    try:
-        count = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {count}")
-    return count
-
-
-def shots(value: str) -> int | None:
-    """--shots: a positive number, or 'all' (None)."""
-    return None if value == "all" else positive(value, "a number or 'all'")
-
-
-def options(pairs: list[str] | None) -> dict:
-    """--option key=value pairs; values parsed as JSON when they can be (numbers, lists)."""
-    parsed = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise FacesslError(f"--option expects key=value, got {pair!r}")
-        try:
-            parsed[key] = json.loads(value)
-        except json.JSONDecodeError:
-            parsed[key] = value
-    return parsed
-
 
 # ---------------------------------------------------------------- handlers
 
@@ -76,6 +40,8 @@ def _experiment(args: argparse.Namespace) -> int:
     config.split, config.shots, config.seeds = args.split, args.shots, args.seeds
     config.arms = args.arms
     config.methods, config.data = args.methods, args.data
+    for stage in (config.pretext, config.finetune, config.scratch, config.transfer):
+        stage.device = args.device
     if args.epochs is not None:
         for stage in (config.finetune, config.scratch, config.transfer):
             stage.epochs = args.epochs
@@ -105,6 +71,7 @@ def _pretrain(args: argparse.Namespace) -> int:
                             seed=args.seed, pool_images=args.pool_images,
                             prep=Preprocessing(size=size),
                             options=options(args.option))
+    config.train.device = args.device
     for key in ("epochs", "lr", "batch_size"):
         if getattr(args, key) is not None:
             setattr(config.train, key, getattr(args, key))
@@ -124,7 +91,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                             seeds=args.seeds, track=args.track, protocols=args.protocols,
                             verification=not args.no_verification, pairs=args.pairs,
                             data=args.data, finetune_epochs=args.finetune_epochs,
-                            block=args.block, lfw_crops=args.lfw_crops)
+                            block=args.block, lfw_crops=args.lfw_crops, device=args.device)
     name = Path(args.checkpoint).name.replace(":", "-")
     out = Path(args.out or f"runs/evaluate-{name}-{args.split}-{args.track}")
     results = run_evaluate(config, out, quiet=args.quiet)
@@ -267,13 +234,7 @@ def _data_out_quiet(parser: argparse.ArgumentParser, out_help: str, handler) -> 
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--device", help="where training runs: cpu, cuda or cuda:N (default: "
                                          "the GPU where there is one; bf16 on CUDA)")
-    parser.set_defaults(func=functools.partial(_on_device, handler))
-
-
-def _on_device(handler, args: argparse.Namespace) -> int:
-    if args.device:
-        os.environ["FACESSL_DEVICE"] = args.device  # read by `distributed.pick_device`
-    return handler(args)
+    parser.set_defaults(func=handler)
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:

@@ -23,12 +23,12 @@ from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from facessl.config import Preprocessing
 from facessl.data.lfw import ImageSource
 from facessl.errors import FacesslError
 from facessl.files import atomic_path, cache_root, write_json
+from facessl.progress import bar
 
 LFW_SIDE = 250  # LFW images are 250x250; crop sizes are stated in those pixels
 JPEG_END = b"\xff\xd9"  # the end-of-image marker a truncated JPEG lacks
@@ -100,8 +100,12 @@ class FaceRows:
         return out
 
 
-def open_image(data: bytes, name: str = "") -> tuple[Image.Image, bool]:
-    """Open and fully decode an image; returns (image, was_truncated).
+def open_image(data: bytes, name: str = "", short_side: int | None = None
+               ) -> tuple[Image.Image, bool]:
+    """Open and fully decode an image; returns (image, was_truncated). With `short_side`,
+    an image whose short side is at least twice that is decoded smaller, by the whole
+    factor that keeps its short side at least `short_side` (`_reduced`); its full size is
+    in `image.info["full_size"]`.
 
     A truncated JPEG (LFW has one) is decoded as far as it goes, with a warning, rather
     than failing: its missing rows come out grey. This closes the cut-off stream with an
@@ -110,15 +114,28 @@ def open_image(data: bytes, name: str = "") -> tuple[Image.Image, bool]:
     """
     image = Image.open(io.BytesIO(data))
     try:
-        image.load()
-        return image, False
+        return _reduced(image, short_side), False
     except OSError as exc:
         if "truncated" not in str(exc) or image.format != "JPEG":
             raise
     warnings.warn(f"{name or 'image'} is a truncated file; using the part that decodes")
-    image = Image.open(io.BytesIO(data + JPEG_END))
+    return _reduced(Image.open(io.BytesIO(data + JPEG_END)), short_side), True
+
+
+def _reduced(image: Image.Image, short_side: int | None) -> Image.Image:
+    """`image` decoded, smaller by the whole factor `short // short_side` when that is 2 or
+    more: a JPEG decoded at a smaller scale by libjpeg itself (1/2, 1/4 or 1/8, the largest
+    that is small enough), anything else shrunk (box averaging) right after decoding."""
+    full = image.size
+    factor = min(full) // short_side if short_side else 1
+    if factor >= 2 and image.format == "JPEG":
+        image.draft(image.mode, (full[0] // factor, full[1] // factor))
     image.load()
-    return image, True
+    factor = min(image.size) // short_side if short_side else 1  # left after the draft
+    if factor >= 2:
+        image = image.reduce(factor)
+    image.info["full_size"] = full
+    return image
 
 
 def decode_face(data: bytes, prep: Preprocessing, name: str = "") -> tuple[np.ndarray, bool]:
@@ -192,7 +209,9 @@ class _Cutter:
         array, truncated = decode_face(data, self.prep, rel)  # raises for an unreadable image
         if self.detector is None:
             return array, truncated
-        from facessl.data.photos import faces_of_photos  # the product's loop, photo to faces
+        from facessl.data.photos import (
+            faces_of_photos,  # the product's loop, photo to faces
+        )
 
         (found,) = faces_of_photos([(rel, data)], self.prep, self.detector, largest_only=True)
         if found.faces:
@@ -208,9 +227,9 @@ def _decode_into(rows: BinaryIO, source: ImageSource, prep: Preprocessing, quiet
     (paths, truncated, unreadable, the shape of one image)."""
     paths, truncated, unreadable, shape = [], [], [], ()
     how = f"{prep.size}px" + ("" if detector is None else f", faces found by {detector}")
-    bar = tqdm(source.iter_images(), total=source.count(), unit="img", disable=quiet,
-               desc=f"decoding {source.name} once ({how})")
-    for rel, data in bar:
+    images = bar(source.iter_images(), None if quiet else f"decoding {source.name} once ({how})",
+                 total=source.count(), unit="img")
+    for rel, data in images:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

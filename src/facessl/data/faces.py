@@ -67,6 +67,16 @@ class Box:
     score: float
     landmarks: tuple[tuple[float, float], ...] | None = None
 
+    def scaled(self, factor: float) -> Box:
+        """The box in pixels `factor` times larger (a photo decoded smaller, back in its
+        own pixels)."""
+        if factor == 1:
+            return self
+        return Box(round(self.x * factor), round(self.y * factor), round(self.w * factor),
+                   round(self.h * factor), self.score,
+                   None if self.landmarks is None
+                   else tuple((x * factor, y * factor) for x, y in self.landmarks))
+
 
 @functools.cache
 def _cascade() -> cv2.CascadeClassifier:

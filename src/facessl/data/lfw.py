@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from tqdm import tqdm
-
 from facessl.data.shared import shared_folders
 from facessl.errors import FacesslError
 from facessl.files import atomic_path, cache_root
+from facessl.progress import bar
 
 # Official archives and their published MD5 sums.
 VARIANTS = {
@@ -83,7 +82,7 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, bytes]]:
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise FacesslError(
             f"the LFW archive {path} is damaged or not a tar archive ({exc}). "
-            "Delete it and download it again, or pass --data with the extracted folder."
+            "Delete it and download it again, or pass `data` with the extracted folder."
         ) from None
 
 
@@ -113,7 +112,7 @@ def locate(
         path = Path(explicit).expanduser()
         if not path.exists():
             raise FacesslError(
-                f"the data path {path} does not exist. Pass --data with an LFW archive "
+                f"the data path {path} does not exist. Pass `data` with an LFW archive "
                 "(lfw-deepfunneled.tgz) or a folder of <Person>/<image>.jpg sub-folders."
             )
         source = _as_source(path)
@@ -143,7 +142,7 @@ def _not_found(variant: str, searched: list[str], reason: str) -> FacesslError:
     return FacesslError(
         f"LFW was not found and could not be downloaded ({reason}). Looked in: "
         + ", ".join(searched)
-        + f". Download {archive} from {OFFICIAL_URL} and pass --data /path/to/{archive} "
+        + f". Download {archive} from {OFFICIAL_URL} and pass `data` /path/to/{archive} "
         "(or its extracted folder), or set FACESSL_DATA."
     )
 
@@ -158,18 +157,17 @@ def _download(variant: str, dest_dir: Path, searched: list[str]) -> ImageSource:
         with urllib.request.urlopen(url, timeout=30) as response, atomic_path(dest) as tmp:
             total = int(response.headers.get("Content-Length") or 0) or None
             digest = hashlib.md5()
-            with open(tmp, "wb") as out, tqdm(
-                total=total, unit="B", unit_scale=True, desc=f"downloading {archive}"
-            ) as bar:
+            with open(tmp, "wb") as out, bar(None, f"downloading {archive}", total=total,
+                                             unit="B", unit_scale=True) as shown:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     digest.update(chunk)
-                    bar.update(len(chunk))
+                    shown.update(len(chunk))
             if digest.hexdigest() != md5:
                 raise FacesslError(
                     f"the downloaded {archive} has MD5 {digest.hexdigest()}, expected {md5}: "
                     "the download is corrupt or the server changed it. Try again, or download "
-                    "it yourself and pass --data."
+                    "it yourself and pass `data`."
                 )
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise _not_found(variant, searched, reason=f"download from {url} failed: {exc}") from None

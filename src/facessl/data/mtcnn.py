@@ -100,7 +100,7 @@ def weights_folder() -> Path:
         raise FacesslError(
             "the MTCNN face detector's weights come from the facenet-pytorch wheel, which is "
             "not installed; run: pip install --no-deps facenet-pytorch==2.6.0 (it pins an old "
-            "torch, so without its dependencies), or use --detector haar.")
+            "torch, so without its dependencies), or use `detector` haar.")
     return folder
 
 

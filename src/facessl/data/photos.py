@@ -22,13 +22,20 @@ from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from tqdm import tqdm
 
 from facessl.config import Preprocessing
 from facessl.data.cache import open_image
 from facessl.data.faces import Box, faces_in_photo
 from facessl.data.lfw import IMAGE_SUFFIXES, ImageSource
 from facessl.errors import FacesslError
+from facessl.progress import bar
+
+# A photo is decoded for face detection with its short side reduced by a whole factor to no
+# less than this: the smallest face looked for (1/20 of the short side, `faces.detect_faces`)
+# still spans 96 px, the crop's own size, so the crop is cut from as many pixels as it
+# needs. A JPEG is decoded straight at the smaller size (libjpeg's scaled decoding), other
+# formats are shrunk right after decoding: a 36-megapixel photo takes 12 MB, not 108 MB.
+DETECTION_SHORT_SIDE = 1920
 
 
 def load_photo(photo: str | Path | bytes, name: str = "") -> Image.Image:
@@ -37,6 +44,13 @@ def load_photo(photo: str | Path | bytes, name: str = "") -> Image.Image:
     `photo` is a path or the file's bytes (`name` then names it in messages). A truncated
     JPEG is decoded as far as it goes, with a warning, as the training cache does.
     """
+    return _load(photo, name)[0]
+
+
+def _load(photo: str | Path | bytes, name: str = "", short_side: int | None = None
+          ) -> tuple[Image.Image, tuple[int, int]]:
+    """(`load_photo`'s image, the photo's upright size); with `short_side`, the image is
+    decoded smaller by the whole factor that keeps its short side at least that."""
     if isinstance(photo, bytes):
         data, name = photo, name or "the uploaded image"
     else:
@@ -48,19 +62,24 @@ def load_photo(photo: str | Path | bytes, name: str = "") -> Image.Image:
         data = path.read_bytes()
     if not data:
         raise FacesslError(f"photo {name} is empty (0 bytes); pass a JPEG, PNG or WebP photo.")
-    image = _decode(data, name)
+    image, size = _decode(data, name, short_side)
+    decoded = image.size
     image = ImageOps.exif_transpose(image)
+    if image.size != decoded:  # turned a quarter: so is the photo's own size
+        size = (size[1], size[0])
     if image.mode.startswith("I"):  # 16-bit greyscale PNG: keep the top 8 bits
         image = image.point(lambda v: v / 256)
     if "A" in image.getbands() or "transparency" in image.info:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    return image.convert("RGB")
+    return image.convert("RGB"), size
 
 
-def _decode(data: bytes, name: str) -> Image.Image:
+def _decode(data: bytes, name: str, short_side: int | None
+            ) -> tuple[Image.Image, tuple[int, int]]:
     try:
-        image, _ = open_image(data, name)
+        image, _ = open_image(data, name, short_side)
+        return image, image.info["full_size"]
     except UnidentifiedImageError:
         raise FacesslError(
             f"photo {name} is not an image ({len(data)} bytes starting {data[:8]!r}); "
@@ -71,7 +90,6 @@ def _decode(data: bytes, name: str) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as exc:
         raise FacesslError(f"photo {name} is damaged and cannot be decoded ({exc}); "
                            "export it again or pass another photo.") from None
-    return image
 
 
 @dataclass
@@ -88,19 +106,29 @@ class PhotoFaces:
 
 
 def open_photo(photo: str | Path | bytes, name: str) -> PhotoFaces:
-    """`load_photo` that never raises for a bad photo: the error (and any decoder warning)
-    goes into the result; `image` holds the photo when it could be read."""
+    """`load_photo` for finding faces, which never raises for a bad photo: the error (and
+    any decoder warning) goes into the result; `image` holds the photo when it could be
+    read, decoded no larger than detection needs (`DETECTION_SHORT_SIDE`), `size` is its
+    own size."""
     result = PhotoFaces(name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            result.image = load_photo(photo, name)
+            result.image, result.size = _load(photo, name, DETECTION_SHORT_SIDE)
         except FacesslError as exc:
             result.error = str(exc)
             return result
     result.warnings = [str(w.message) for w in caught]
-    result.size = result.image.size
     return result
+
+
+def faces_in_opened(image: Image.Image, size: tuple[int, int], prep: Preprocessing,
+                    largest_only: bool = False, detector: str | None = None
+                    ) -> list[tuple[Box, np.ndarray]]:
+    """`faces_in_photo` for a photo `open_photo` decoded smaller: the crops cut from the
+    decoded pixels, the boxes in the photo's own (`size`)."""
+    faces = faces_in_photo(image, prep, largest_only, detector=detector)
+    return [(box.scaled(size[0] / image.width), crop) for box, crop in faces]
 
 
 def faces_of_photos(photos: Iterable[tuple[str, str | Path | bytes]], prep: Preprocessing,
@@ -110,11 +138,11 @@ def faces_of_photos(photos: Iterable[tuple[str, str | Path | bytes]], prep: Prep
     """The one loop from photos to faces: (name, path or bytes) pairs in, one `PhotoFaces`
     per photo out (its image let go), in order; see the module docstring for what a bad
     photo does."""
-    for name, photo in tqdm(photos, desc=progress, unit="photo", disable=progress is None,
-                            total=total):
+    for name, photo in bar(photos, progress, unit="photo", total=total):
         found = open_photo(photo, name)
         if found.image is not None:
-            found.faces = faces_in_photo(found.image, prep, largest_only, detector=detector)
+            found.faces = faces_in_opened(found.image, found.size, prep, largest_only,
+                                          detector)
             found.image = None
         yield found
 

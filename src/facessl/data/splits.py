@@ -43,8 +43,8 @@ class Split:
             if role == "train" and shots is not None:
                 if len(images) < shots:
                     raise FacesslError(
-                        f"--shots {shots} is more than {person} has in the split's train list "
-                        f"({len(images)} images). Use --shots {min_train(self)} or fewer, or 'all'."
+                        f"`shots` {shots} is more than {person} has in the split's train list "
+                        f"({len(images)} images). Use `shots` {min_train(self)} or fewer, or 'all'."
                     )
                 images = images[:shots]
             paths += images
@@ -74,7 +74,7 @@ def resolve_split_path(name_or_path: str) -> Path:
             return folder / f"{name_or_path}.json"
     raise FacesslError(
         f"unknown split {name_or_path!r}: not a file, and no {name_or_path}.json in "
-        f"../shared/benchmarks. Built-in names: {', '.join(BUILTIN_SPLITS)}; or pass --split "
+        f"../shared/benchmarks. Built-in names: {', '.join(BUILTIN_SPLITS)}; or pass `split` "
         "path/to/manifest.json (make one with `facessl data manifest FOLDER`)."
     )
 
@@ -164,7 +164,7 @@ def generate_manifest(paths: Iterable[str], name: str, source: str, min_images: 
     """A manifest for images named `<Person>/<file>`: people with >= min_images form the
     community (hash-ordered, split into train/val/test), everyone else the unlabelled pool."""
     if min_images < 3:
-        raise FacesslError(f"--min-images must be at least 3 (one train, one val and one test "
+        raise FacesslError(f"`min_images` must be at least 3 (one train, one val and one test "
                            f"image per community member); got {min_images}.")
     by_person: dict[str, list[str]] = {}
     for p in paths:
@@ -182,7 +182,7 @@ def generate_manifest(paths: Iterable[str], name: str, source: str, min_images: 
     if len(community) < 2:
         raise FacesslError(
             f"only {len(community)} person(s) have at least {min_images} images; a community "
-            f"needs 2 or more. Lower --min-images (the largest folder has "
+            f"needs 2 or more. Lower `min_images` (the largest folder has "
             f"{max((len(v) for v in by_person.values()), default=0)} images)."
         )
     return {"name": name, "source": source,

@@ -25,7 +25,7 @@ from facessl.data import lfw
 from facessl.data.splits import Split, load_manifest, person_of, resolve_split_path
 from facessl.errors import FacesslError
 from facessl.eval.report import plot_clusters, plot_curves, summarise, write_report
-from facessl.files import ensure_writable_dir, write_json
+from facessl.files import output_folder, write_json
 from facessl.models import create_model, normalisation, replace_head
 from facessl.models.checkpoint import load_backbone
 from facessl.progress import Progress
@@ -36,7 +36,7 @@ from facessl.train import TensorSet, fit
 
 
 @dataclasses.dataclass
-class Community:
+class LabelledSplits:
     """Labelled tensors of one preprocessing: train (k-shot), val and test."""
 
     train: TensorSet
@@ -53,7 +53,7 @@ def check_arms(arms: list[str], methods: list[str] | None = None) -> None:
     unknown = [m for m in methods or [] if m not in METHODS]
     if unknown or methods == []:
         raise FacesslError(f"unknown pretext method {unknown[0] if unknown else '(none)'!r} in "
-                           f"--methods; expected one or more of: {', '.join(METHODS)}")
+                           f"`methods`; expected one or more of: {', '.join(METHODS)}")
 
 
 def ssl_arm(method: str) -> str:
@@ -61,9 +61,10 @@ def ssl_arm(method: str) -> str:
     return "ssl" if method == "kmeans" else f"ssl-{method}"
 
 
-def _community(split: Split, cache: image_cache.ImageCache, shots: int | None) -> Community:
-    return Community(TensorSet.of(split, cache, "train", shots), TensorSet.of(split, cache, "val"),
-                     TensorSet.of(split, cache, "test"))
+def _community(split: Split, cache: image_cache.ImageCache, shots: int | None) -> LabelledSplits:
+    return LabelledSplits(TensorSet.of(split, cache, "train", shots),
+                          TensorSet.of(split, cache, "val"),
+                          TensorSet.of(split, cache, "test"))
 
 
 def run_experiment(config: ExperimentConfig, out: Path, quiet: bool = False) -> dict:
@@ -71,7 +72,7 @@ def run_experiment(config: ExperimentConfig, out: Path, quiet: bool = False) -> 
     main = distributed.is_main()  # under torchrun every rank trains; rank 0 alone writes
     progress = Progress(quiet or not main)
     check_arms(config.arms, config.methods)
-    out = ensure_writable_dir(Path(out))
+    out = output_folder(out, "run folder")
     split_path = resolve_split_path(config.split)
     source = lfw.locate(config.data)
     load_manifest(split_path).labelled("train", config.shots)  # too many shots: before any work
@@ -80,9 +81,9 @@ def run_experiment(config: ExperimentConfig, out: Path, quiet: bool = False) -> 
     split = load_manifest(split_path, available=tiny_cache.paths)
     if "ssl" in config.arms and not split.unlabelled:
         raise FacesslError(f"the split {split.name} has no unlabelled images for the ssl arm "
-                           "to learn from; pass --arms scratch transfer, or a manifest with "
+                           "to learn from; pass `arms` scratch transfer, or a manifest with "
                            "an unlabelled pool (`facessl data manifest` with a higher "
-                           "--min-images puts people with fewer photos there).")
+                           "`min_images` puts people with fewer photos there).")
     communities = {"tinyvgg": _community(split, tiny_cache, config.shots)}
     if "transfer" in config.arms:
         with distributed.main_first():
@@ -121,7 +122,7 @@ def run_experiment(config: ExperimentConfig, out: Path, quiet: bool = False) -> 
 
 
 def _run_arm(arm: str, seed: int, config: ExperimentConfig, split: Split,
-             communities: dict[str, Community], results: dict, out: Path, log_path: Path,
+             communities: dict[str, LabelledSplits], results: dict, out: Path, log_path: Path,
              progress: Progress) -> dict:
     """Train one arm for one seed; its run record (history, and the pretext's)."""
     label, people = f"{arm} seed {seed}", len(split.people)

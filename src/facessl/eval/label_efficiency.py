@@ -42,7 +42,7 @@ from facessl.errors import FacesslError
 from facessl.eval import album_track, metrics
 from facessl.eval.plots import plot_embedding, plot_label_efficiency
 from facessl.eval.verification import pairs_file, score_verification
-from facessl.files import ensure_writable_dir, write_json
+from facessl.files import output_folder, write_json
 from facessl.models import replace_head
 from facessl.models.checkpoint import load_backbone
 from facessl.models.encoders import VIEWS
@@ -102,7 +102,7 @@ def run_evaluate(config: EvaluateConfig, out: Path, quiet: bool = False) -> dict
     main = distributed.is_main()
     progress = Progress(quiet or not main)
     _check_protocols(config.protocols)
-    out = ensure_writable_dir(Path(out))
+    out = output_folder(out, "run folder")
     model, meta = load_backbone(config.checkpoint)
     encoder = FaceModel.of_network(model, meta, config.block,
                                    load_identity_head(config.checkpoint),
@@ -186,7 +186,7 @@ def _with_face_model(config: EvaluateConfig, model: FaceModel) -> EvaluateConfig
         raise FacesslError(f"the face-model protocol scores the checkpoint's own face space, "
                            f"and {config.checkpoint} has none for block {config.block}; fit "
                            "one with `facessl pretrain` (--epochs 0 keeps the weights), or "
-                           "leave face-model out of --protocols.")
+                           "leave face-model out of `protocols`.")
     return dataclasses.replace(config, protocols=[p for p in config.protocols
                                                   if p != "face-model"])
 
@@ -208,7 +208,7 @@ def _describe_community(config: EvaluateConfig, encoder: FaceModel,
             split.labelled("train", shots)  # names the person who has too few
     if "ncm-whitened" in config.protocols and not split.unlabelled:
         raise FacesslError(f"the split {split.name} has no unlabelled images to fit the "
-                           "ncm-whitened protocol's whitening on; pass --protocols knn ncm "
+                           "ncm-whitened protocol's whitening on; pass `protocols` knn ncm "
                            "linear finetune, or a manifest with an unlabelled pool "
                            "(`facessl data manifest` with a higher --min-images).")
     paths = sorted({p for roles in split.community.values() for r in roles.values() for p in r})
@@ -226,6 +226,7 @@ def _finetune_settings(config: EvaluateConfig, meta: dict) -> TrainConfig:
         meta["backbone"], pretrained=meta["method"] != "random-init"))
     if config.finetune_epochs is not None:
         settings.epochs = config.finetune_epochs
+    settings.device = config.device or settings.device
     return settings
 
 

@@ -206,7 +206,7 @@ def pairs_file(explicit: str | None, source) -> Path:
     for folder in (here, here.parent):
         if (folder / "lfw-protocol" / "pairs.txt").is_file():
             return folder / "lfw-protocol" / "pairs.txt"
-    raise FacesslError(f"no lfw-protocol/pairs.txt beside {source.path}; pass --pairs "
+    raise FacesslError(f"no lfw-protocol/pairs.txt beside {source.path}; pass `pairs` "
                        f"PATH. {PAIRS_HELP}")
 
 

@@ -14,14 +14,13 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import safetensors.torch
 import torch
 from torch import nn
 
 from facessl import __version__
 from facessl.config import Preprocessing
 from facessl.errors import FacesslError
-from facessl.files import atomic_path, write_json
+from facessl.files import read_tensors, tensor_bytes, write_bytes, write_json
 from facessl.models import BACKBONES, create_model, normalisation
 from facessl.models import backbone as registry_entry
 
@@ -32,12 +31,12 @@ PRETRAINED = tuple(name for name, spec in BACKBONES.items() if spec.weights)
 
 
 def save_backbone(folder: Path, backbone: nn.Module, meta: dict) -> None:
-    """Write weights, then the JSON that vouches for them (so JSON present = complete)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
-    with atomic_path(folder / WEIGHTS, suffix=".safetensors") as tmp:
-        safetensors.torch.save_file(state, str(tmp))
-    write_json(folder / META, {"format": FORMAT, "facessl_version": __version__, **meta})
+    """Write the weights, then the JSON that vouches for them with their SHA-256 (JSON
+    present = complete; a weights file that is not the one it names is refused)."""
+    data = tensor_bytes(backbone.state_dict())
+    digest = write_bytes(folder / WEIGHTS, data)
+    write_json(folder / META, {"format": FORMAT, "facessl_version": __version__, **meta,
+                               "weights_sha256": digest, "weights_bytes": len(data)})
 
 
 def _named(spec: str) -> tuple[nn.Module, dict]:
@@ -90,7 +89,8 @@ def _read(folder: Path) -> tuple[nn.Module, dict]:
     prep = Preprocessing(**meta["preprocessing"])
     model = create_model(meta["backbone"], 1, prep.size, prep.channels, meta["width"],
                          pretrained=False)
-    state = safetensors.torch.load_file(str(folder / WEIGHTS))
+    state, _ = read_tensors(folder / WEIGHTS, meta.get("weights_sha256"),
+                            meta.get("weights_bytes"), redo="pretrain again")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if [k for k in missing if not k.startswith("head.")] or unexpected:
         raise FacesslError(f"the weights in {folder / WEIGHTS} do not fit a "

@@ -97,10 +97,10 @@ def check_face_backbone(spec: str | Path) -> None:
     spec, folder = str(spec), Path(spec).expanduser()
     untrained = (spec in BACKBONES and spec not in PRETRAINED) or spec.startswith("random:")
     if untrained or (folder.exists() and not (folder / META).is_file()):
-        raise FacesslError(f"--backbone {spec!r} has no weights to describe faces with; pass "
-                           f"{', '.join(PRETRAINED)} (ImageNet weights) or the --out folder of "
+        raise FacesslError(f"`backbone` {spec!r} has no weights to describe faces with; pass "
+                           f"{', '.join(PRETRAINED)} (ImageNet weights) or the folder written by "
                            "a finished `facessl pretrain`.")
     if spec not in PRETRAINED and not folder.exists():
-        raise FacesslError(f"--backbone {spec!r} is not a known backbone or checkpoint folder; "
+        raise FacesslError(f"`backbone` {spec!r} is not a known backbone or checkpoint folder; "
                            f"pass one of: {', '.join(PRETRAINED)}, or a `facessl pretrain` "
                            "folder.")

@@ -12,15 +12,21 @@ another backbone or checkpoint instead.
 from __future__ import annotations
 
 import os
-import sys
+import warnings
 from pathlib import Path
 
-from facessl.config import DEFAULT_BACKBONE, DEFAULT_FACE_SPACE, Preprocessing, PretrainConfig
+from facessl.config import (
+    DEFAULT_BACKBONE,
+    DEFAULT_FACE_SPACE,
+    Preprocessing,
+    PretrainConfig,
+)
 from facessl.data.faces import default_detector, detector_tag
-from facessl.errors import FacesslError
+from facessl.errors import FacesslError, FacesslNote
 from facessl.files import cache_root
 from facessl.models import backbone
 from facessl.models.checkpoint import META
+from facessl.progress import Progress
 from facessl.space.face_space import FORMAT
 
 SPLIT = "lfw62-v1"  # its unlabelled pool: 9,199 photos of people outside the benchmark
@@ -51,9 +57,8 @@ def resolve_backbone(spec: str, quiet: bool = True) -> str:
         try:
             build(quiet=quiet)
         except FacesslError as exc:
-            if not quiet:
-                print(f"facessl: note: the default face space could not be built ({exc})",
-                      file=sys.stderr)
+            warnings.warn(FacesslNote(f"the default face space could not be built ({exc})"),
+                          stacklevel=2)
             return DEFAULT_BACKBONE
     return str(folder)
 
@@ -71,10 +76,9 @@ def build(data: str | None = None, quiet: bool = False) -> Path:
     folder = default_folder()
     source = lfw.locate(data, download=False)
     resolve_split_path(SPLIT)
-    if not quiet:
-        print(f"facessl: building the default face space once, from the unlabelled faces of "
-              f"{SPLIT} in {source.path} ({BUILD_MINUTES} minutes on 2 cores); it is kept "
-              f"in {folder}", file=sys.stderr, flush=True)
+    Progress(quiet)(f"facessl: building the default face space once, from the unlabelled "
+                    f"faces of {SPLIT} in {source.path} ({BUILD_MINUTES} minutes on 2 cores); "
+                    f"it is kept in {folder}")
     config = PretrainConfig(backbone=DEFAULT_BACKBONE, split=SPLIT, data=str(source.path),
                             prep=Preprocessing(size=backbone(DEFAULT_BACKBONE).input_size))
     config.train.epochs = 0

@@ -91,7 +91,7 @@ class FaceModel:
         own = BACKBONES[meta["backbone"]].descriptor_block
         encoder = FaceEncoder(network, meta, own if block is None else block,
                               load_identity_head(spec)).to(memory_format=torch.channels_last)
-        space = load_space(spec, quiet)  # one for another block is refused, not dropped
+        space = load_space(spec)  # one for another block is refused, not dropped
         return cls(encoder, space, detector or detector_of(spec) or default_detector(), spec)
 
     def tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -119,8 +119,8 @@ class FaceModel:
                 "score": "cosine of unit rows"}
 
     @classmethod
-    def from_tensors(cls, state: dict[str, torch.Tensor], prefix: str, record: dict,
-                     quiet: bool = True) -> FaceModel:
+    def from_tensors(cls, state: dict[str, torch.Tensor], prefix: str, record: dict
+                     ) -> FaceModel:
         """The model `tensors` and `spec` (as `record`) describe; never runs pickled code."""
         prep = Preprocessing(**record["preprocessing"])
         network = create_model(record["backbone"], 1, prep.size, prep.channels,
@@ -135,7 +135,7 @@ class FaceModel:
         weights = {k[len(prefix) + len("encoder."):]: v for k, v in state.items()
                    if k.startswith(f"{prefix}encoder.")}
         encoder.features.load_state_dict(weights)  # RuntimeError: the caller says what
-        space = (FaceSpace.from_tensors(state, f"{prefix}space.", record["space"], quiet)
+        space = (FaceSpace.from_tensors(state, f"{prefix}space.", record["space"])
                  if record.get("space") else None)
         return cls(encoder.to(memory_format=torch.channels_last), space, record["detector"])
 

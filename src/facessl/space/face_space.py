@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import safetensors.torch
 import torch
-from safetensors import SafetensorError
 
-from facessl.errors import FacesslError
-from facessl.files import atomic_path
+from facessl.errors import DataError, FacesslNote, InputError
+from facessl.files import read_tensors, tensor_bytes, write_bytes
 from facessl.space.neighbours import l2_normalise
 from facessl.space.whitening import Whitening
 
@@ -75,7 +73,7 @@ class FaceSpace:
     def check_descriptor(self, block: int | None) -> None:
         """Refuse a model that reads another block than the space was fitted on."""
         if block != self.block:
-            raise FacesslError(
+            raise InputError(
                 f"the face space ({self.source}) was fitted on descriptors read at block "
                 f"{self.block}; this model reads block {block}. Leave the block at its "
                 "default, or fit a space for it (`facessl pretrain`).")
@@ -86,8 +84,7 @@ class FaceSpace:
                                                                            np.float16))}
 
     @classmethod
-    def from_tensors(cls, state: dict[str, torch.Tensor], prefix: str, info: dict,
-                     quiet: bool = True) -> FaceSpace:
+    def from_tensors(cls, state: dict[str, torch.Tensor], prefix: str, info: dict) -> FaceSpace:
         """Read `tensors`' output. A space from before FORMAT 2 described the face alone
         and kept raw strangers: it loads as it was (the face view only, its strangers
         described now), with a note saying how to get the mirror views."""
@@ -96,14 +93,13 @@ class FaceSpace:
         if info.get("format", 1) == FORMAT:
             return cls(whitening, strangers, info["source"], info["block"], tuple(info["views"]))
         if info.get("flip"):
-            raise FacesslError(f"the face space ({info.get('source')}) describes faces with "
-                               "the old flip-sum, which this facessl no longer computes; fit "
-                               "it again with `facessl pretrain` (or `facessl prepare`).")
-        if not quiet:
-            print(f"facessl: note: the face space ({info['source']}) was fitted before mirror "
-                  "views; it describes each face alone, as before. Fit it again (`facessl "
-                  "prepare`, or `facessl pretrain`) for the better mirror-view descriptor.",
-                  file=sys.stderr)
+            raise DataError(f"the face space ({info.get('source')}) describes faces with "
+                            "the old flip-sum, which this facessl no longer computes; fit "
+                            "it again with `facessl pretrain` (or `facessl prepare`).")
+        warnings.warn(FacesslNote(
+            f"the face space ({info['source']}) was fitted before mirror views; it describes "
+            "each face alone, as before. Fit it again (`facessl prepare`, or `facessl "
+            "pretrain`) for the better mirror-view descriptor."), stacklevel=2)
         described = whitening(strangers) if len(strangers) else \
             np.zeros((0, whitening.dimension), np.float32)
         return cls(whitening, described, info["source"], info["block"], ("face",))
@@ -116,22 +112,20 @@ class FaceSpace:
 
     def save(self, folder: Path) -> None:
         """Write `folder/space.safetensors` (its settings in the file's own metadata)."""
-        with atomic_path(Path(folder) / FILE, suffix=".safetensors") as tmp:
-            safetensors.torch.save_file(self.tensors(), str(tmp),
-                                        metadata={"info": json.dumps(self.info())})
+        write_bytes(Path(folder) / FILE,
+                    tensor_bytes(self.tensors(), {"info": json.dumps(self.info())}))
 
 
-def load_space(folder: str | Path, quiet: bool = True) -> FaceSpace | None:
+def load_space(folder: str | Path) -> FaceSpace | None:
     """The face space saved in a checkpoint folder, or None if it has none (a name such as
     efficientnet_lite0, or a checkpoint from before face spaces)."""
     path = Path(folder).expanduser() / FILE
     if not path.is_file():
         return None
+    redo = "pretrain again, or delete it to use the checkpoint without its face space"
+    state, metadata = read_tensors(path, redo=redo)
     try:
-        with safetensors.safe_open(str(path), framework="pt") as file:
-            info = json.loads((file.metadata() or {})["info"])
-            state = {key: file.get_tensor(key) for key in file.keys()}
-        return FaceSpace.from_tensors(state, "", info, quiet)
-    except (SafetensorError, KeyError, ValueError, TypeError) as exc:
-        raise FacesslError(f"{path} is damaged ({exc!r}); pretrain again, or delete it to "
-                           "use the checkpoint without its face space.") from None
+        return FaceSpace.from_tensors(state, "", json.loads(metadata["info"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise DataError(f"{path} is damaged ({exc!r}); pretrain again, or delete it to "
+                        "use the checkpoint without its face space.") from None

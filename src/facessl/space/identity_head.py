@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import safetensors.torch
 import torch
-from safetensors import SafetensorError
 from torch import nn
 from torch.nn import functional as F
 
 from facessl.errors import FacesslError
-from facessl.files import atomic_path
+from facessl.files import read_tensors, tensor_bytes, write_bytes
 from facessl.space.whitening import Whitening
 
 IDENTITY = "identity.safetensors"
@@ -66,8 +64,7 @@ class IdentityHead(nn.Module):
 
 
 def save_identity_head(folder: Path, head: IdentityHead) -> None:
-    with atomic_path(Path(folder) / IDENTITY, suffix=".safetensors") as tmp:
-        safetensors.torch.save_file(head.tensors(""), str(tmp))
+    write_bytes(Path(folder) / IDENTITY, tensor_bytes(head.tensors("")))
 
 
 def load_identity_head(folder: str | Path) -> IdentityHead | None:
@@ -75,7 +72,8 @@ def load_identity_head(folder: str | Path) -> IdentityHead | None:
     path = Path(folder).expanduser() / IDENTITY
     if not path.is_file():
         return None
+    state, _ = read_tensors(path, redo="pretrain again")
     try:
-        return IdentityHead.from_tensors(safetensors.torch.load_file(str(path)), "")
-    except (SafetensorError, KeyError, RuntimeError, OSError) as exc:
+        return IdentityHead.from_tensors(state, "")
+    except (KeyError, RuntimeError) as exc:
         raise FacesslError(f"{path} is damaged ({exc}); pretrain again.") from None

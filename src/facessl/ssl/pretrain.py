@@ -25,9 +25,15 @@ from facessl.data import cache as image_cache
 from facessl.data import lfw
 from facessl.data.faces import default_detector
 from facessl.data.photos import album_faces, dataset_faces, photo_files
-from facessl.data.splits import Split, load_manifest, person_of, resolve_split_path, subsample
+from facessl.data.splits import (
+    Split,
+    load_manifest,
+    person_of,
+    resolve_split_path,
+    subsample,
+)
 from facessl.errors import FacesslError
-from facessl.files import ensure_writable_dir, write_json
+from facessl.files import output_folder, write_json
 from facessl.models import BACKBONES, create_model, normalisation
 from facessl.models.checkpoint import META, SEEN, save_backbone
 from facessl.models.encoders import FaceEncoder
@@ -210,7 +216,7 @@ def run_pretrain(config: PretrainConfig, out: Path, quiet: bool = False) -> dict
 
 def _pretrain(config: PretrainConfig, out: Path, quiet: bool) -> dict | None:
     progress = Progress(quiet)
-    out = ensure_writable_dir(Path(out))
+    out = output_folder(out, "checkpoint folder")
     config = dataclasses.replace(config, detector=config.detector or default_detector())
     settings = json.loads(json.dumps(dataclasses.asdict(config)))
     done = _finished(out, settings)

@@ -10,18 +10,22 @@ cosine is under the calibrated threshold is "unknown".
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from facessl.config import ClassifierConfig
 from facessl.data.faces import default_detector
 from facessl.errors import FacesslError
 from facessl.models.checkpoint import detector_of
 from facessl.models.encoders import face_preprocessing
-from facessl.product import classifier_bundle
-from facessl.product.calibration import calibrate, prototypes
-from facessl.product.checks import (
+from facessl.provenance import git_sha
+from facessl.recognition import bundle
+from facessl.recognition.bundle import BundleError
+from facessl.recognition.calibration import Calibration, calibrate, prototypes
+from facessl.recognition.names import (
     UNKNOWN,
     check_enrolled,
     check_faces,
@@ -208,9 +212,22 @@ class FaceClassifier:
         return p / p.sum(axis=1, keepdims=True)
 
     def save(self, path: str | Path) -> Path:
-        """Write the classifier as one bundle folder (safetensors + bundle.json)."""
+        """Write the classifier as one bundle folder (`recognition.bundle`): the face model's
+        tensors and the support rows in safetensors, the settings in bundle.json."""
         self._check_fitted()
-        return classifier_bundle.write(self, path)
+        state = self.model_.tensors()
+        state.update(support=torch.from_numpy(self.support_),
+                     support_labels=torch.from_numpy(self.support_labels_),
+                     support_labelled=torch.from_numpy(self.support_labelled_))
+        extra = {bundle.FACE_MODEL: self.model_.spec(), "layer": self.layer,
+                 "shrink": self.shrink, "album_confidence": self.album_confidence,
+                 "album": self.album_, "strangers_accepted": self.strangers_accepted,
+                 "calibration": asdict(self.calibration_), "git_sha": git_sha(),
+                 "backbone_spec": self.backbone}
+        meta = bundle.BundleMeta(class_names=tuple(self.people),
+                                 preprocessing=self.preprocessing, threshold=self.threshold_,
+                                 backbone=self.model_.encoder.meta["backbone"], extra=extra)
+        return bundle.save_bundle(path, state, meta)
 
     @classmethod
     def load(cls, path: str | Path) -> FaceClassifier:
@@ -220,9 +237,30 @@ class FaceClassifier:
         the bundle's: edit it in bundle.json to make the classifier stricter or looser
         (`calibration_` keeps what was measured at the calibrated one); a threshold edited
         so survives add-person and remove-person."""
-        settings, fitted, meta = classifier_bundle.read(path)
-        clf = cls.__new__(cls)
-        vars(clf).update(settings, **fitted)
+        state, meta = bundle.load_bundle(path)
+        extra = meta.extra
+        try:
+            model, support = bundle.face_model_and_rows(state, meta, path)
+            clf = cls.__new__(cls)
+            clf.backbone = extra.get("backbone_spec", meta.backbone)
+            clf.preprocessing, clf.detector = meta.preprocessing, model.detector
+            clf.layer, clf.shrink = extra["layer"], extra["shrink"]
+            clf.album_confidence = extra["album_confidence"]
+            clf.strangers_accepted = extra.get("strangers_accepted",
+                                               DEFAULTS.strangers_accepted)
+            clf.model_, clf.album_ = model, extra["album"]
+            clf.calibration_ = Calibration(**extra["calibration"])
+            clf.support_ = support
+            clf.support_labels_ = state["support_labels"].numpy()
+            clf.support_labelled_ = state["support_labelled"].numpy()
+        except (KeyError, TypeError) as exc:
+            raise BundleError(f"the bundle {path} was not written by FaceClassifier.save, or "
+                              f"names an unknown backbone ({exc!r}); enroll again with "
+                              "`facessl enroll`.") from None
+        except RuntimeError:
+            raise BundleError(f"the backbone weights in {path} do not fit its "
+                              f"{meta.backbone} encoder; the bundle is damaged. Enroll "
+                              "again.") from None
         clf.classes_ = np.array([*meta.class_names, UNKNOWN], dtype=object)
         clf.threshold_ = meta.threshold
         clf.threshold_set_by_hand_ = meta.threshold != clf.calibration_.threshold

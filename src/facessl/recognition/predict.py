@@ -8,8 +8,8 @@ are embedded together, which is what makes a folder of photos cheaper per photo 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
-import sys
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,11 +19,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from facessl.config import BATCH_PHOTOS
-from facessl.data.faces import faces_in_photo
-from facessl.data.photos import load_photo, open_photo, photo_files
+from facessl.data.photos import faces_in_opened, load_photo, open_photo
 from facessl.errors import FacesslError
-from facessl.files import atomic_path, ensure_writable_dir
-from facessl.product.classifier import UNKNOWN, FaceClassifier
+from facessl.files import atomic_path, output_folder
+from facessl.recognition.classifier import UNKNOWN, FaceClassifier
 
 NO_FACE = "no face found"
 FORMATS = ("text", "json", "csv")
@@ -31,7 +30,7 @@ _WRITABLE = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".
 
 
 @dataclass
-class Face:
+class NamedFace:
     """One detected face: where it is, who it is, and how sure the classifier is."""
 
     x: int
@@ -51,7 +50,7 @@ class PhotoResult:
     file: str
     width: int = 0
     height: int = 0
-    faces: list[Face] = field(default_factory=list)
+    faces: list[NamedFace] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -74,9 +73,10 @@ def name_faces(clf: FaceClassifier, photos: list[tuple[Image.Image | None, Photo
                crops_out: list[np.ndarray] | None = None) -> list[PhotoResult]:
     """Detect and name the faces of several opened photos with one pass of the network;
     `crops_out` receives each face's crop, in the order of the results' faces."""
-    found = [faces_in_photo(image, clf.preprocessing, detector=clf.detector)
+    found = [faces_in_opened(image, (result.width, result.height), clf.preprocessing,
+                             detector=clf.detector)
              if image is not None else []
-             for image, _ in photos]
+             for image, result in photos]
     crops = [crop for faces in found for _, crop in faces]
     if crops_out is not None:
         crops_out.extend(crops)
@@ -88,7 +88,7 @@ def name_faces(clf: FaceClassifier, photos: list[tuple[Image.Image | None, Photo
         for box, _ in faces:
             best = int(proba[row].argmax())
             nearest = int(sims[row].argmax())
-            result.faces.append(Face(box.x, box.y, box.w, box.h, str(clf.classes_[best]),
+            result.faces.append(NamedFace(box.x, box.y, box.w, box.h, str(clf.classes_[best]),
                                      round(float(proba[row, best]), 4),
                                      round(float(sims[row, nearest]), 4),
                                      str(clf.classes_[nearest])))
@@ -96,16 +96,24 @@ def name_faces(clf: FaceClassifier, photos: list[tuple[Image.Image | None, Photo
     return [result for _, result in photos]
 
 
-def predict_files(clf: FaceClassifier, files: Iterable[Path]) -> Iterator[PhotoResult]:
-    """Results for photo files, in order, embedding the faces of each batch together."""
+def predict_files(clf: FaceClassifier, files: Iterable[Path],
+                  annotate: str | Path | None = None) -> Iterator[PhotoResult]:
+    """Results for photo files, in order, embedding the faces of each batch together; with
+    `annotate`, a folder, each readable photo is also written there with its faces boxed
+    and named (`save_annotated`)."""
+    outdir = (output_folder(annotate, "annotated copies", argument="annotate")
+              if annotate is not None else None)
+    taken: set[str] = set()
     batch: list[tuple[Image.Image | None, PhotoResult]] = []
-    for file in files:
-        batch.append(read_photo(file, str(file)))
-        if len(batch) == BATCH_PHOTOS:
-            yield from name_faces(clf, batch)
+    for file in itertools.chain(files, [None]):
+        if file is not None:
+            batch.append(read_photo(file, str(file)))
+        if batch and (file is None or len(batch) == BATCH_PHOTOS):
+            for result in name_faces(clf, batch):
+                if outdir is not None and result.error is None:
+                    save_annotated(result, outdir, taken)
+                yield result
             batch = []
-    if batch:
-        yield from name_faces(clf, batch)
 
 
 # ---------------------------------------------------------------- output
@@ -174,41 +182,3 @@ def save_annotated(result: PhotoResult, outdir: Path, taken: set[str]) -> Path:
     with atomic_path(outdir / name, suffix=suffix) as tmp:
         image.save(tmp, _WRITABLE[suffix], **({"quality": 92} if suffix in (".jpg", ".jpeg") else {}))
     return outdir / name
-
-
-# ---------------------------------------------------------------- the command
-
-
-def run_predict(model: str | Path, paths: list[str], fmt: str = "text",
-                annotate_dir: str | Path | None = None, out: TextIO | None = None) -> int:
-    """`facessl predict`: print results (to stdout unless `out`), write annotated copies;
-    an unreadable photo is reported and left out. Returns 2 if no photo could be read."""
-    files = [file for path in paths for file in photo_files(path)]  # refuses bad paths first
-    outdir = ensure_writable_dir(Path(annotate_dir), "--annotate folder") if annotate_dir else None
-    clf = FaceClassifier.load(model)
-    taken: set[str] = set()
-    failed = []
-    results = _annotating(predict_files(clf, files), outdir, taken)
-    for result in write_results(results, fmt, out or sys.stdout):
-        for warning in result.warnings:
-            print(f"facessl: warning: {warning}", file=sys.stderr)
-        if result.error:
-            failed.append(result.error)
-    if len(failed) == len(files):  # nothing to show: the run failed
-        for error in failed:
-            print(f"facessl: error: {error}", file=sys.stderr)
-        return 2
-    for error in failed:
-        print(f"facessl: warning: {error.rstrip('.')} (left out)", file=sys.stderr)
-    if failed:
-        print(f"facessl: {len(failed)} of {len(files)} photos could not be read and were left "
-              "out", file=sys.stderr)
-    return 0
-
-
-def _annotating(results: Iterator[PhotoResult], outdir: Path | None,
-                taken: set[str]) -> Iterator[PhotoResult]:
-    for result in results:
-        if outdir is not None and result.error is None:
-            save_annotated(result, outdir, taken)
-        yield result

@@ -18,15 +18,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facessl.album import naming, store
+from facessl.album.face_store import load_faces, typical_face
 from facessl.errors import FacesslError
 from facessl.models.encoders import face_preprocessing
-from facessl.product import groups as groups_file
-from facessl.product import naming
-from facessl.product.checks import UNKNOWN, check_name
-from facessl.product.classifier import FaceClassifier
-from facessl.product.face_store import load_faces
-from facessl.product.group import typical_face
-from facessl.product.predict import PhotoResult, name_faces
+from facessl.recognition.classifier import FaceClassifier
+from facessl.recognition.names import UNKNOWN, check_name
+from facessl.recognition.predict import PhotoResult, name_faces
 
 QUEUE_LENGTH = 100  # the most recent unknown faces kept for naming
 
@@ -53,7 +51,7 @@ class Community:
                     if groups is None or self.model.exists() else None)
         self.waiting: str | None = None  # why a named group is not enrolled yet
         if groups is not None:
-            album = groups_file.load(groups)
+            album = store.load(groups)
             cut = face_preprocessing(album.backbone)
             if self.clf is not None and self.clf.preprocessing != cut:
                 raise FacesslError(f"{model} cuts faces as {self.clf.preprocessing}, but "
@@ -200,9 +198,9 @@ class Community:
 
     def _groups(self):
         if self.groups_dir is None:
-            raise FacesslError("this server has no album: start it with --groups GROUPS_DIR "
+            raise FacesslError("this server has no album: start it with `groups` GROUPS_DIR "
                                "(the output of facessl group).")
-        return groups_file.load(self.groups_dir)
+        return store.load(self.groups_dir)
 
     def _load_store(self) -> None:
         ids, crops, rows = load_faces(self.groups_dir)

@@ -25,20 +25,16 @@ import hashlib
 import itertools
 import json
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from facessl import distributed
 from facessl.config import BATCH_PHOTOS, DEFAULT_FACE_SPACE
 from facessl.data.photos import PhotoFaces, walk_photos
-from facessl.errors import FacesslError
-from facessl.files import ensure_writable_dir, write_json
-from facessl.product.embed_parts import (
+from facessl.embed.shards import (
     FACES,
     NO_FACE,
     OK,
@@ -48,6 +44,9 @@ from facessl.product.embed_parts import (
     Part,
     write_output,
 )
+from facessl.errors import FacesslError
+from facessl.files import output_folder, write_json
+from facessl.progress import Progress, bar
 from facessl.provenance import git_sha
 from facessl.space.default_space import resolve_backbone
 from facessl.space.face_model import FaceModel
@@ -56,7 +55,7 @@ META, PARTS = "embed.json", "parts"  # the output's own description; the parts' 
 SETTINGS = {  # what decides the rows, and how to say that a run differs in it
     "photos": "{old} photos (this run lists {new})",
     "photo_list_sha256": "another list of photos (as many, other names)",
-    "backbone": "--backbone {old} (this run: {new})",
+    "backbone": "`backbone` {old} (this run: {new})",
     "detector": "faces found by {old} (this run: {new})",
     "preprocessing": "faces cut as {old} (this run: {new})",
     "dim": "rows of {old} numbers (this run: {new})",
@@ -66,7 +65,7 @@ SETTINGS = {  # what decides the rows, and how to say that a run differs in it
 
 
 @dataclass
-class Summary:
+class EmbedSummary:
     """What an embedding holds (all processes together), for the command's report."""
 
     photos: int
@@ -81,18 +80,18 @@ class Summary:
 
 
 def embed_folder(folder: str | Path, out: str | Path, backbone: str = DEFAULT_FACE_SPACE,
-                 batch_size: int = BATCH_PHOTOS, quiet: bool = True) -> Summary | None:
+                 batch_size: int = BATCH_PHOTOS, quiet: bool = True) -> EmbedSummary | None:
     """Embed every face of `folder` into `out` (module docstring), continuing the parts a
     stopped run left. Under torchrun every rank embeds its share, rank 0 joins them and
     returns the summary; the others return None."""
     started = time.perf_counter()
     folder, out = Path(folder).expanduser(), Path(out).expanduser()
     if batch_size < 1:
-        raise FacesslError(f"--batch-size must be at least 1 photo; got {batch_size}.")
+        raise FacesslError(f"`batch_size` must be at least 1 photo; got {batch_size}.")
     if folder.is_file():
         raise FacesslError(f"{folder} is a file; pass the folder of photos to embed.")
     count, digest = _listing(folder)  # a missing or empty folder is refused here
-    ensure_writable_dir(out, "--out folder")
+    output_folder(out, "embedding folder")
     describer = _describer(backbone, quiet)
     wanted = _settings(folder, count, digest, describer)
     finished = _finished(out, wanted)
@@ -102,14 +101,14 @@ def embed_folder(folder: str | Path, out: str | Path, backbone: str = DEFAULT_FA
     part = Part(out / PARTS, distributed.rank(), distributed.world_size(), plan["dim"])
     bounds = np.linspace(0, count, distributed.world_size() + 1).astype(int)
     share = (int(bounds[distributed.rank()]), int(bounds[distributed.rank() + 1]))
-    if before and not quiet and distributed.is_main():
-        print(f"facessl: continuing: {before} of {count} photos were embedded by an earlier "
-              "run", file=sys.stderr)
+    if before:
+        Progress(quiet or not distributed.is_main())(
+            f"facessl: continuing: {before} of {count} photos were embedded by an earlier run")
     _embed_share(folder, part, share, describer, batch_size, quiet)
     distributed.barrier()  # every part is complete before rank 0 joins them
     if not distributed.is_main():
         return None
-    return Summary(**_join(out, plan, describer), seconds=time.perf_counter() - started,
+    return EmbedSummary(**_join(out, plan, describer), seconds=time.perf_counter() - started,
                    before=before)
 
 
@@ -153,7 +152,7 @@ def _difference(old: dict, new: dict, skip: tuple[str, ...] = ()) -> str | None:
     return None
 
 
-def _finished(out: Path, wanted: dict) -> Summary | None:
+def _finished(out: Path, wanted: dict) -> EmbedSummary | None:
     """The summary of a finished `out` made from the same photos and backbone, or None."""
     if not (out / META).is_file():
         return None
@@ -161,10 +160,10 @@ def _finished(out: Path, wanted: dict) -> Summary | None:
     differs = _difference(meta["settings"], wanted, skip=("world_size",))
     if differs:
         raise FacesslError(f"{out} holds a finished embedding made with {differs}; pass a new "
-                           f"--out, or delete {out} to embed the folder again.")
+                           f"`out`, or delete {out} to embed the folder again.")
     if distributed.is_main():
         shutil.rmtree(out / PARTS, ignore_errors=True)  # a run killed just before removing it
-    return Summary(**meta["summary"], seconds=0.0, before=meta["summary"]["photos"],
+    return EmbedSummary(**meta["summary"], seconds=0.0, before=meta["summary"]["photos"],
                    already_complete=True)
 
 
@@ -206,19 +205,21 @@ def _embed_share(folder: Path, part: Part, share: tuple[int, int], describer: Fa
     done = part.progress["photos"]
     photos = itertools.islice(walk_photos(folder), start + done, end)
     world = distributed.world_size()
-    bar = tqdm(total=end - start, initial=done, unit="photo",
-               desc="embedding faces" + (f" (process 1 of {world})" if world > 1 else ""),
-               disable=quiet or not distributed.is_main())
+    label = "embedding faces" + (f" (process 1 of {world})" if world > 1 else "")
+    shown = bar(None, None if quiet or not distributed.is_main() else label,
+                total=end - start, initial=done, unit="photo")
+    say = Progress(quiet=False)  # a skipped photo is said even by a quiet run
     try:
         while batch := list(itertools.islice(photos, batch_size)):
             described = describer.describe_photos(
                 [(photo.relative_to(folder).as_posix(), photo) for photo in batch])
-            part.record(described.rows, [_index_line(found) for found in described.photos])
+            part.record(described.rows,
+                        [_index_line(found, say) for found in described.photos])
             _give_back_freed_memory()
-            bar.update(len(batch))
+            shown.update(len(batch))
     finally:
         part.close()
-        bar.close()
+        shown.close()
 
 
 @functools.cache
@@ -238,12 +239,12 @@ def _give_back_freed_memory() -> None:
         trim(0)
 
 
-def _index_line(found: PhotoFaces) -> dict:
+def _index_line(found: PhotoFaces, say: Progress) -> dict:
     """A photo's line of the index; an unreadable photo is reported, and skipped."""
     for warning in found.warnings:  # a truncated JPEG, decoded as far as it goes
-        tqdm.write(f"facessl: warning: {warning}", file=sys.stderr)
+        say(f"facessl: warning: {warning}")
     if found.error:
-        tqdm.write(f"facessl: warning: photo skipped: {found.error}", file=sys.stderr)
+        say(f"facessl: warning: photo skipped: {found.error}")
         return {"photo": found.name, "status": UNREADABLE, "faces": [], "message": found.error}
     return {"photo": found.name, "status": OK if found.faces else NO_FACE,
             "faces": [[b.x, b.y, b.w, b.h, round(b.score, 4)] for b, _ in found.faces],

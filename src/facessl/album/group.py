@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from facessl.album import face_store, store
+from facessl.album.face_store import typical_face
+from facessl.album.sheets import draw_sheets
+from facessl.album.store import Groups
 from facessl.config import DEFAULT_FACE_SPACE, ClassifierConfig, GroupConfig
 from facessl.data.photos import faces_of_photos, photo_files
 from facessl.errors import FacesslError
-from facessl.files import ensure_writable_dir
-from facessl.product import face_store
-from facessl.product import groups as groups_file
-from facessl.product.groups import Groups
-from facessl.product.sheets import draw_sheets
+from facessl.files import output_folder
 from facessl.space.clustering import UNGROUPED, cluster_rows
 from facessl.space.face_model import FaceModel
 from facessl.space.whitening import Whitening
@@ -32,7 +32,7 @@ CLASSIFIER = ClassifierConfig()  # a bare backbone's album whitening: the classi
 
 
 @dataclass
-class Summary:
+class GroupSummary:
     photos: int
     new_photos: int
     faces: int
@@ -44,25 +44,23 @@ class Summary:
 
 
 def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
-                threshold: float | None = None, quiet: bool = True) -> tuple[Groups, Summary]:
+                threshold: float | None = None, quiet: bool = True) -> tuple[Groups, GroupSummary]:
     """Group the faces of `album` into `out` (groups.json, faces.npz, contact sheets)."""
     album, out = Path(album).expanduser(), Path(out).expanduser()
     if album.is_file():
         raise FacesslError(f"{album} is a file; pass the folder of the album's photos.")
     files = photo_files(album)
-    if out.resolve().is_relative_to(album.resolve()):
-        raise FacesslError(f"--out {out} is inside the album {album}, where its contact sheets "
-                           "would be read as photos; write the groups somewhere else.")
-    ensure_writable_dir(out, "groups folder")
-    previous = groups_file.load(out) if (out / groups_file.FILE).is_file() else None
+    output_folder(out, "groups folder", inside=album,
+                  why="its contact sheets would be read as photos")
+    previous = store.load(out) if (out / store.FILE).is_file() else None
     model = FaceModel.load(backbone or (previous.backbone if previous else DEFAULT_FACE_SPACE),
                            quiet)
     groups = previous or Groups(str(album.resolve()), model.backbone, model.detector,
                                 DEFAULTS.threshold)
     if (groups.backbone, groups.detector) != (model.backbone, model.detector):
         raise FacesslError(f"{out} was grouped in the face space of {groups.backbone} (faces cut "
-                           f"by {groups.detector}); pass --backbone {groups.backbone}, or a new "
-                           "--out to group the album in another space.")
+                           f"by {groups.detector}); pass `backbone` {groups.backbone}, or a new "
+                           "`out` to group the album in another space.")
     groups.album = str(album.resolve())
     groups.threshold = groups.threshold if threshold is None else threshold
     stored = face_store.load_faces(out) if previous else (None, None, None)
@@ -79,10 +77,10 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
     _assign(groups, ids[active], labels)
     if on_disk is None or not np.array_equal(on_disk, ids):
         face_store.save_faces(out, ids, crops, rows)
-    groups_file.save(out, groups)
+    store.save(out, groups)
     draw_sheets(out, groups, *_redrawn(out, groups, before))
     grouped = len(groups.faces) - len(groups.ungrouped) - len(groups.removed)
-    return groups, Summary(len(files), len(todo), len(groups.faces), len(found[0]), grouped,
+    return groups, GroupSummary(len(files), len(todo), len(groups.faces), len(found[0]), grouped,
                            skipped, gone, suggestions(groups, ids, rows))
 
 
@@ -209,9 +207,3 @@ def suggestions(groups: Groups, ids: np.ndarray, rows: np.ndarray,
     unnamed = [g for g in sorted(groups.groups.values(), key=lambda g: -len(g.faces))
                if g.name is None][:limit]
     return [(g.id, len(g.faces), typical_face(g.faces, where, rows)) for g in unnamed]
-
-
-def typical_face(faces: list[int], where: dict[int, int], rows: np.ndarray) -> int:
-    """The face most like the rest of `faces` (`where`: face id -> row): what shows a group."""
-    members = rows[[where[f] for f in faces]]
-    return faces[int(np.argmax(members @ members.mean(axis=0)))]

@@ -44,3 +44,9 @@ def crops_by_id(folder: str | Path, wanted: list[int]) -> dict[int, np.ndarray]:
     ids, crops, _ = load_faces(folder)
     where = {int(f): i for i, f in enumerate(ids)}
     return {f: crops[where[f]] for f in wanted if f in where}
+
+
+def typical_face(faces: list[int], where: dict[int, int], rows: np.ndarray) -> int:
+    """The face most like the rest of `faces` (`where`: face id -> row): what shows a group."""
+    members = rows[[where[f] for f in faces]]
+    return faces[int(np.argmax(members @ members.mean(axis=0)))]

@@ -11,14 +11,20 @@ from pathlib import Path
 
 import numpy as np
 
+from facessl.album import store
+from facessl.album.face_store import crops_by_id
 from facessl.config import DEFAULT_FACE_SPACE
-from facessl.data.photos import Unused, album_faces, labelled_faces, person_faces, photo_files
+from facessl.data.photos import (
+    Unused,
+    album_faces,
+    labelled_faces,
+    person_faces,
+    photo_files,
+)
 from facessl.errors import FacesslError
-from facessl.files import ensure_writable_dir
-from facessl.product import groups as groups_file
-from facessl.product.checks import check_name, check_new_name
-from facessl.product.classifier import FaceClassifier
-from facessl.product.face_store import crops_by_id
+from facessl.files import output_folder
+from facessl.recognition.classifier import FaceClassifier
+from facessl.recognition.names import check_name, check_new_name
 from facessl.space.default_space import resolve_backbone
 
 
@@ -26,13 +32,8 @@ def enroll(people_dir: str | Path, out: str | Path, unlabelled: str | Path | Non
            backbone: str = DEFAULT_FACE_SPACE, quiet: bool = True) -> tuple[FaceClassifier, dict]:
     """Build a classifier from `PEOPLE_DIR/<name>/*` (+ an unlabelled album) and save it
     to `out`; returns it and a summary (faces, photos left out and why, album use)."""
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise FacesslError(f"--out {out} is a file; pass a folder name for the model bundle.")
-    if out.resolve().is_relative_to(Path(people_dir).expanduser().resolve()):
-        raise FacesslError(f"--out {out} is inside PEOPLE_DIR {people_dir}, where it would "
-                           "read as one more person; write the model somewhere else.")
-    ensure_writable_dir(out, "model folder")
+    out = output_folder(out, "model bundle", inside=people_dir,
+                        why="it would be read as one more person")
     # refuses a wrong backbone before any photo is read
     clf = FaceClassifier(backbone=resolve_backbone(backbone, quiet))
     faces, names, unused = labelled_faces(people_dir, clf.preprocessing, quiet, clf.detector)
@@ -49,7 +50,7 @@ def enroll_groups(groups_dir: str | Path, out: str | Path, backbone: str | None 
     """Enrol the named groups of `facessl group`'s GROUPS_DIR (the faces as they were cut
     there); its unnamed groups and ungrouped faces are the unlabelled album, removed faces
     are left out. Returns the classifier and a summary."""
-    groups = groups_file.load(groups_dir)
+    groups = store.load(groups_dir)
     named = [g for g in groups.groups.values() if g.name is not None]
     if not named:
         raise FacesslError(f"no group in {groups_dir} has a name yet; name the people first "
@@ -57,9 +58,9 @@ def enroll_groups(groups_dir: str | Path, out: str | Path, backbone: str | None 
                            "groups).")
     if backbone is not None and resolve_backbone(backbone, quiet) != groups.backbone:
         raise FacesslError(f"{groups_dir} was grouped in the face space of {groups.backbone}; "
-                           "enrol in that one (leave --backbone out), or group the album again "
-                           "with --backbone.")
-    ensure_writable_dir(Path(out).expanduser(), "model folder")
+                           "enrol in that one (leave `backbone` out), or group the album again "
+                           "with `backbone`.")
+    output_folder(out, "model bundle")
     clf = FaceClassifier(backbone=groups.backbone, detector=groups.detector)
     labelled = [(f, g.name) for g in named for f in g.faces]
     unnamed = [f for g in groups.groups.values() if g.name is None for f in g.faces]

@@ -1,37 +1,43 @@
 """`facessl serve`: a web app and a JSON API that name the faces in an uploaded photo, and
-with `--groups` let the user name the album's groups (`community_routes`).
+with an album (`groups`) let the user name its groups and the unknown faces of uploads.
+Every route is here; each is one `Community` call, whose refusals come back as a 400 with
+the sentence that says why.
 
-The model is loaded once per process. Uploads are checked before any decoding: the size
-cap is enforced from Content-Length before the body is read (413), an empty file or a
-damaged image is a 400, something that is not an image a 415, an image with too many
-pixels a 413, each with a JSON `detail` saying what to do; the server keeps serving.
-Detection and the network run one photo at a time (the community's lock, which edits also
-take): on a small CPU two at once only fight for the same cores; reading and decoding the
-next upload overlap with them.
+The model is loaded once per process. Uploads are read, checked and decoded by `uploads`
+(each refusal a JSON `detail` saying what to do; the server keeps serving). Detection and
+the network run one photo at a time (the community's lock, which edits also take): on a
+small CPU two at once only fight for the same cores; reading and decoding the next upload
+overlap with them.
 """
 
 from __future__ import annotations
 
-import io
 import secrets
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
-from starlette.formparsers import MultiPartParser
 
 import facessl
 from facessl.errors import FacesslError
-from facessl.product.community import Community
-from facessl.product.community_routes import community_routes
-from facessl.product.predict import read_photo
+from facessl.recognition.predict import read_photo
+from facessl.serve.community import Community
+from facessl.serve.uploads import (
+    DECODING,
+    MAX_PIXELS,
+    MAX_UPLOAD_BYTES,
+    UPLOAD_SCHEMA,
+    UploadLimit,
+    check_image,
+    read_upload,
+)
 
 STATIC = Path(__file__).parent / "static"  # the page and its assets: no CDN
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-MAX_PIXELS = 50_000_000  # a 50-megapixel phone photo still fits; a decompression bomb does not
 
 
 class FaceOut(BaseModel):
@@ -60,32 +66,51 @@ class PeopleOut(BaseModel):
     threshold: float | None
 
 
+class NameIn(BaseModel):
+    name: str = Field(description="the person's name")
+
+
+class MergeIn(BaseModel):
+    into: int = Field(description="the group that stays")
+    other: int = Field(description="the group whose faces join it")
+
+
+class DoneOut(BaseModel):
+    message: str
+
+
+class GroupOut(BaseModel):
+    id: int
+    name: str | None
+    size: int
+    faces: list[int] = Field(description="face ids to show, the most typical first")
+
+
+class AlbumOut(BaseModel):
+    groups: list[GroupOut]
+    ungrouped: int
+    enrolled: list[str]
+    waiting: str | None = Field(description="why a named group is not enrolled yet")
+
+
+class UnknownOut(BaseModel):
+    id: int
+    file: str
+    nearest: str
+    similarity: float
+
+
+class QueueOut(BaseModel):
+    faces: list[UnknownOut]
+
+
+PNG = {200: {"content": {"image/png": {}}, "description": "a face crop"}}
+
+
 class HealthOut(BaseModel):
     status: str
     version: str
     people: int
-
-
-class _UploadLimit:
-    """ASGI middleware: refuse a POST whose declared body is over the cap, or undeclared."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] == "POST":
-            length = dict(scope["headers"]).get(b"content-length")
-            problem = None
-            if length is None or not length.isdigit():
-                status, problem = 411, ("the upload must declare its Content-Length; send the "
-                                        "photo as a multipart form (as browsers and curl -F do).")
-            elif int(length) > self.max_bytes:
-                status, problem = 413, (f"the upload is {int(length) / 1e6:.1f} MB; the limit "
-                                        f"is {self.max_bytes / 1e6:.0f} MB. Send a smaller photo.")
-            if problem:
-                await JSONResponse({"detail": problem}, status_code=status)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 # the page's own files only: no inline script, no other origin, never inside a frame
@@ -137,34 +162,6 @@ def _same(given: str | None, token: str) -> bool:
     return given is not None and secrets.compare_digest(given.encode(), token.encode())
 
 
-def _looks_like_an_image(data: bytes) -> bool:
-    """Whether the bytes start like a JPEG, PNG, WebP, GIF or BMP file."""
-    return (data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM"))
-            or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"))
-
-
-def _check_image(data: bytes, name: str, max_pixels: int) -> None:
-    """Refuse a non-image (415), a broken one (400) or an oversized one (413) from its
-    header alone, before decoding any pixels."""
-    if not data:
-        raise HTTPException(400, f"{name} is empty (0 bytes); upload a JPEG, PNG or WebP photo.")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except Image.DecompressionBombError:
-        raise HTTPException(413, f"{name} has too many pixels to decode safely; "
-                                 "resize it and upload it again.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        if _looks_like_an_image(data):
-            raise HTTPException(400, f"{name} is a damaged image that cannot be decoded; "
-                                     "export it again or upload another photo.") from None
-        raise HTTPException(415, f"{name} is not an image ({len(data)} bytes starting "
-                                 f"{data[:8]!r}); upload a JPEG, PNG or WebP photo.") from None
-    if width * height > max_pixels:
-        raise HTTPException(413, f"{name} is {width} x {height} = {width * height / 1e6:.0f} "
-                                 f"megapixels; the limit is {max_pixels / 1e6:.0f}. Resize it.")
-
-
 def create_app(model_path: str | Path, groups: str | Path | None = None,
                token: str | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                max_pixels: int = MAX_PIXELS) -> FastAPI:
@@ -172,14 +169,11 @@ def create_app(model_path: str | Path, groups: str | Path | None = None,
     `facessl group`: the bundle is made when the first group is named); with `token`, every
     request must carry it."""
     community = Community(model_path, groups)
-    # Starlette spools an upload over 1 MB to a temporary file; up to the cap, keep it in
-    # memory, so a photo sent to be named is never written to this machine's disk.
-    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_upload_bytes)
+    decoding = threading.BoundedSemaphore(DECODING)
     app = FastAPI(title="facessl", version=facessl.__version__, docs_url=None, redoc_url=None,
                   description="Name the faces in a photo, or say 'unknown'.")
-    app.add_middleware(_UploadLimit, max_bytes=max_upload_bytes)
+    app.add_middleware(UploadLimit, max_bytes=max_upload_bytes)
     app.add_middleware(_Guard, token=token)  # the outermost: it answers first
-    app.include_router(community_routes(community))
     _add_page(app)
 
     @app.exception_handler(FacesslError)
@@ -198,20 +192,59 @@ def create_app(model_path: str | Path, groups: str | Path | None = None,
         return {"people": [] if clf is None else clf.people,
                 "threshold": None if clf is None else clf.threshold_}
 
-    @app.post("/predict", response_model=PredictOut,
-              responses={400: {"description": "empty or damaged image, or nobody enrolled"},
-                         413: {"description": "upload or image too large"},
-                         415: {"description": "not an image"}})
-    def predict(file: UploadFile = File(..., description="a photo (JPEG, PNG, WebP)")) -> dict:
-        name = file.filename or "the upload"
-        data = file.file.read()
-        _check_image(data, name, max_pixels)
-        image, result = read_photo(data, name)
-        if result.error:
-            raise HTTPException(400, result.error)
-        result, queued = community.name_photo(image, result)
+    def name_upload(data: bytes, name: str) -> dict:
+        check_image(data, name, max_pixels)
+        with decoding:  # decoded images waiting for the detector stay this few
+            image, result = read_photo(data, name)
+            if result.error:
+                raise HTTPException(400, result.error)
+            del data
+            result, queued = community.name_photo(image, result)
         faces = [vars(f) | {"unknown_id": q} for f, q in zip(result.faces, queued)]
         return {**vars(result), "faces": faces, "message": result.message}
+
+    @app.post("/predict", response_model=PredictOut, openapi_extra=UPLOAD_SCHEMA,
+              responses={400: {"description": "empty or damaged image, or nobody enrolled"},
+                         413: {"description": "upload or image too large"},
+                         415: {"description": "not an image"},
+                         422: {"description": "no photo in the form's file field"}})
+    async def predict(request: Request) -> dict:
+        data, name = await read_upload(request, max_upload_bytes)
+        return await run_in_threadpool(name_upload, data, name)
+
+
+    @app.get("/album", response_model=AlbumOut)
+    def album() -> dict:
+        return community.album()
+
+    @app.post("/groups/{group_id}/name", response_model=DoneOut)
+    def name_group(group_id: int, body: NameIn) -> dict:
+        return {"message": community.name_group(group_id, body.name)}
+
+    @app.post("/groups/merge", response_model=DoneOut)
+    def merge(body: MergeIn) -> dict:
+        return {"message": community.merge(body.into, body.other)}
+
+    @app.delete("/people/{name}", response_model=DoneOut)
+    def remove_person(name: str) -> dict:
+        return {"message": community.remove_person(name)}
+
+    @app.get("/faces/{face_id}.png", response_class=Response, responses=PNG)
+    def face(face_id: int) -> Response:
+        return Response(community.face_png(face_id), media_type="image/png")
+
+    @app.get("/unknown", response_model=QueueOut)
+    def unknown() -> dict:
+        return {"faces": [{"id": f.id, "file": f.file, "nearest": f.nearest,
+                           "similarity": f.similarity} for f in community.queued()]}
+
+    @app.get("/unknown/{queue_id}.png", response_class=Response, responses=PNG)
+    def unknown_face(queue_id: int) -> Response:
+        return Response(community.unknown_png(queue_id), media_type="image/png")
+
+    @app.post("/unknown/{queue_id}/name", response_model=DoneOut)
+    def name_unknown(queue_id: int, body: NameIn) -> dict:
+        return {"message": community.name_unknown(queue_id, body.name)}
 
     return app
 
@@ -238,14 +271,14 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 def run_server(model_path: str | Path, groups: str | Path | None = None,
                host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-               no_auth: bool = False) -> None:
+               no_auth: bool = False, on_ready: Callable[[str], None] | None = None) -> None:
     """Serve until interrupted (`facessl serve`); anything but loopback needs a token, or
-    `no_auth` said out loud."""
+    `no_auth` said out loud. `on_ready` gets the address once the model is loaded."""
     if host not in LOOPBACK and token is None and not no_auth:
-        raise FacesslError(f"--host {host} would show this community's faces and names to "
-                           "every machine that can reach it; pass --token TOKEN (or set "
-                           "FACESSL_TOKEN), or --no-auth if that network is yours alone.")
+        raise FacesslError(f"`host` {host} would show this community's faces and names to "
+                           "every machine that can reach it; pass `token` TOKEN (or set "
+                           "FACESSL_TOKEN), or `no_auth` if that network is yours alone.")
     app = create_app(model_path, groups, token=token)
-    where = f"http://{host}:{port}/" + ("?token=..." if token else "")
-    print(f"facessl: serving {model_path} at {where} (Ctrl-C stops)", flush=True)
+    if on_ready is not None:
+        on_ready(f"http://{host}:{port}/" + ("?token=..." if token else ""))
     uvicorn.run(app, host=host, port=port, log_level="warning")

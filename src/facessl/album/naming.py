@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from facessl.album import store
+from facessl.album.sheets import draw_sheets
+from facessl.album.store import Group, Groups
 from facessl.errors import FacesslError
-from facessl.product import groups as groups_file
-from facessl.product.checks import check_name
-from facessl.product.groups import Group, Groups
-from facessl.product.sheets import draw_sheets
+from facessl.recognition.names import check_name
 
 
 def name_group(folder: str | Path, group_id: str, name: str) -> Group:
     """Give group `group_id` the person's `name` (or a new name)."""
     check_name(name)
-    groups = groups_file.load(folder)
+    groups = store.load(folder)
     group = groups.get(group_id)
     for other in groups.groups.values():
         if other.name == name and other.id != group.id:
@@ -32,7 +32,7 @@ def name_group(folder: str | Path, group_id: str, name: str) -> Group:
 
 def merge_groups(folder: str | Path, into: str, others: list[str]) -> Group:
     """Move every face of the groups `others` into group `into`; the others are gone."""
-    groups = groups_file.load(folder)
+    groups = store.load(folder)
     target, sources = groups.get(into), [groups.get(g) for g in others]
     if any(s.id == target.id for s in sources):
         raise FacesslError(f"group {target.id} cannot be merged into itself.")
@@ -50,7 +50,7 @@ def merge_groups(folder: str | Path, into: str, others: list[str]) -> Group:
 
 def split_faces(folder: str | Path, face_ids: list[str]) -> Group:
     """Move the faces `face_ids` (from any groups, or ungrouped) into one new, unnamed group."""
-    groups = groups_file.load(folder)
+    groups = store.load(folder)
     faces = _faces(groups, face_ids)
     kept, emptied = groups.take_out(faces)
     groups.removed -= set(faces)
@@ -62,7 +62,7 @@ def split_faces(folder: str | Path, face_ids: list[str]) -> Group:
 def remove_faces(folder: str | Path, face_ids: list[str]) -> list[int]:
     """Mark faces as not anyone to enrol (a poster, a stranger, not a face): they leave their
     group and stay out of re-grouping, enrolment and the album."""
-    groups = groups_file.load(folder)
+    groups = store.load(folder)
     faces = _faces(groups, face_ids)
     kept, emptied = groups.take_out(faces)
     groups.removed |= set(faces)
@@ -87,5 +87,5 @@ def _faces(groups: Groups, face_ids: list[str]) -> list[int]:
 
 def _save(folder: str | Path, groups: Groups, changed: list[int],
           removed: list[int] = ()) -> None:
-    groups_file.save(folder, groups)
+    store.save(folder, groups)
     draw_sheets(folder, groups, changed, removed)

@@ -15,14 +15,14 @@ from pathlib import Path
 
 from facessl.errors import FacesslError
 from facessl.files import write_json
-from facessl.product.checks import check_name
+from facessl.recognition.names import check_name
 
 FILE = "groups.json"
 FORMAT = 1
 
 
 @dataclass(frozen=True)
-class Face:
+class AlbumFace:
     """One detected face: `photo` relative to the album, `box` x, y, w, h in photo pixels."""
 
     id: int
@@ -53,7 +53,7 @@ class Groups:
     backbone: str
     detector: str
     threshold: float
-    faces: dict[int, Face] = field(default_factory=dict)
+    faces: dict[int, AlbumFace] = field(default_factory=dict)
     groups: dict[int, Group] = field(default_factory=dict)
     removed: set[int] = field(default_factory=set)
     photos: dict[str, list] = field(default_factory=dict)
@@ -83,8 +83,8 @@ class Groups:
         return kept, emptied
 
     def new_face(self, photo: str, box: tuple[int, int, int, int], score: float,
-                 landmarks=None) -> Face:
-        face = Face(self.next_ids[0], photo, box, score, landmarks)
+                 landmarks=None) -> AlbumFace:
+        face = AlbumFace(self.next_ids[0], photo, box, score, landmarks)
         self.faces[face.id], self.next_ids[0] = face, face.id + 1
         return face
 
@@ -142,7 +142,7 @@ def _parse(raw) -> Groups:
     def face(entry) -> int:
         _need(entry, dict, "a face")
         landmarks = entry.get("landmarks")
-        item = Face(int(entry["id"]), str(entry["photo"]),
+        item = AlbumFace(int(entry["id"]), str(entry["photo"]),
                     tuple(int(v) for v in _need(entry["box"], list, "a face's box", 4)),
                     float(entry["score"]),
                     None if landmarks is None else tuple(
