@@ -19,8 +19,6 @@ the photos and rank 0 joins the parts in rank order: the files one process write
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import hashlib
 import itertools
 import json
@@ -46,6 +44,7 @@ from facessl.embed.shards import (
 )
 from facessl.errors import FacesslError
 from facessl.files import output_folder, write_json
+from facessl.memory import give_back_freed_memory
 from facessl.progress import Progress, bar
 from facessl.provenance import git_sha
 from facessl.space.default_space import resolve_backbone
@@ -215,28 +214,11 @@ def _embed_share(folder: Path, part: Part, share: tuple[int, int], describer: Fa
                 [(photo.relative_to(folder).as_posix(), photo) for photo in batch])
             part.record(described.rows,
                         [_index_line(found, say) for found in described.photos])
-            _give_back_freed_memory()
+            give_back_freed_memory()  # measured: resident memory crept with photos
             shown.update(len(batch))
     finally:
         part.close()
         shown.close()
-
-
-@functools.cache
-def _malloc_trim():
-    try:  # glibc's; elsewhere there is none and freed memory stays as the allocator keeps it
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-def _give_back_freed_memory() -> None:
-    """Return the pages a batch freed to the system: faces and detector windows come in
-    ever new sizes, and glibc kept their freed pages, so resident memory crept up with the
-    photos seen (537, 586, 612 MB after 500, 2,000, 6,000; measured, BENCHMARKS.md)."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def _index_line(found: PhotoFaces, say: Progress) -> dict:

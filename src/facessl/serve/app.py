@@ -12,19 +12,21 @@ overlap with them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
-import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 import facessl
 from facessl.errors import FacesslError
+from facessl.memory import map_large_allocations_alone
 from facessl.recognition.predict import read_photo
 from facessl.serve.community import Community
 from facessl.serve.uploads import (
@@ -169,9 +171,16 @@ def create_app(model_path: str | Path, groups: str | Path | None = None,
     `facessl group`: the bundle is made when the first group is named); with `token`, every
     request must carry it."""
     community = Community(model_path, groups)
-    decoding = threading.BoundedSemaphore(DECODING)
+    # uploads are decoded and named by these threads only: what waits for the detector, and
+    # the memory big photos leave behind in a thread's arena, is bounded by their number
+    decoders = ThreadPoolExecutor(DECODING, thread_name_prefix="facessl-decode")
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        decoders.shutdown(cancel_futures=True)
+
     app = FastAPI(title="facessl", version=facessl.__version__, docs_url=None, redoc_url=None,
-                  description="Name the faces in a photo, or say 'unknown'.")
+                  description="Name the faces in a photo, or say 'unknown'.", lifespan=lifespan)
     app.add_middleware(UploadLimit, max_bytes=max_upload_bytes)
     app.add_middleware(_Guard, token=token)  # the outermost: it answers first
     _add_page(app)
@@ -194,12 +203,10 @@ def create_app(model_path: str | Path, groups: str | Path | None = None,
 
     def name_upload(data: bytes, name: str) -> dict:
         check_image(data, name, max_pixels)
-        with decoding:  # decoded images waiting for the detector stay this few
-            image, result = read_photo(data, name)
-            if result.error:
-                raise HTTPException(400, result.error)
-            del data
-            result, queued = community.name_photo(image, result)
+        image, result = read_photo(data, name)
+        if result.error:
+            raise HTTPException(400, result.error)
+        result, queued = community.name_photo(image, result)
         faces = [vars(f) | {"unknown_id": q} for f, q in zip(result.faces, queued)]
         return {**vars(result), "faces": faces, "message": result.message}
 
@@ -210,7 +217,7 @@ def create_app(model_path: str | Path, groups: str | Path | None = None,
                          422: {"description": "no photo in the form's file field"}})
     async def predict(request: Request) -> dict:
         data, name = await read_upload(request, max_upload_bytes)
-        return await run_in_threadpool(name_upload, data, name)
+        return await asyncio.wrap_future(decoders.submit(name_upload, data, name))
 
 
     @app.get("/album", response_model=AlbumOut)
@@ -278,6 +285,7 @@ def run_server(model_path: str | Path, groups: str | Path | None = None,
         raise FacesslError(f"`host` {host} would show this community's faces and names to "
                            "every machine that can reach it; pass `token` TOKEN (or set "
                            "FACESSL_TOKEN), or `no_auth` if that network is yours alone.")
+    map_large_allocations_alone()  # a long-running process: big photos' memory goes back
     app = create_app(model_path, groups, token=token)
     if on_ready is not None:
         on_ready(f"http://{host}:{port}/" + ("?token=..." if token else ""))

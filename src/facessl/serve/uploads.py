@@ -5,8 +5,8 @@ nothing (411), kept in memory up to the cap (a photo sent to be named never touc
 machine's disk), checked from its header before any pixel is decoded (415 not an image,
 400 damaged, 413 too many pixels), then decoded no larger than face detection needs
 (`data.photos.DETECTION_SHORT_SIDE`: a 36-megapixel JPEG as 9, a PNG shrunk right after
-decoding). At most `DECODING` uploads are decoded and named at once, whatever the number
-of clients: memory is bounded by that, not by how many photos arrive together.
+decoding). `DECODING` threads decode and name the uploads, whatever the number of
+clients: memory is bounded by that, not by how many photos arrive together.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 50_000_000  # a 50-megapixel phone photo still fits; a decompression bomb does not
-DECODING = 2  # uploads decoded and named at once: one named while the next decodes
+DECODING = 2  # threads that decode and name uploads: one names while the next decodes
 FORM_FIELD = "file"
 # the request body /predict takes, as OpenAPI describes it (it is parsed by `read_upload`)
 UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {

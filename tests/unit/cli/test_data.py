@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from test_experiment import facessl
+from conftest import facessl
 
 from facessl.config import Preprocessing
 from facessl.data.cache import decode_face

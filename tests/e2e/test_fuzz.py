@@ -32,6 +32,7 @@ from facessl.recognition.bundle import (
     weights_path,
 )
 
+pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("FACESSL_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,

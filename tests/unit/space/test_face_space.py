@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
-from test_classifier import crops, people_folder, photos
-from test_cli_errors import _fails_cleanly
-from test_experiment import facessl
+from conftest import crops, facessl, fails_cleanly, people_folder, photos
 
 from facessl.album.face_store import load_faces
 from facessl.album.group import group_album
@@ -24,17 +22,6 @@ from facessl.eval.metrics import nearest_class_mean_accuracy
 from facessl.recognition.classifier import UNKNOWN, FaceClassifier
 from facessl.space.face_model import FaceModel
 from facessl.space.face_space import FILE, load_space
-
-
-@pytest.fixture(scope="module")
-def space_checkpoint(pool_lfw, tmp_path_factory):
-    """ImageNet EfficientNet-Lite0 kept as it is, its face space fitted on 448 pool faces."""
-    out = tmp_path_factory.mktemp("space") / "lite0-space"
-    done = facessl("pretrain", "--backbone", "efficientnet_lite0", "--epochs", "0", "--split",
-                   str(pool_lfw["split"]), "--data", str(pool_lfw["folder"]), "--out", str(out))
-    assert done.returncode == 0, done.stderr
-    assert "keeping efficientnet_lite0's ImageNet-1k weights" in done.stderr + done.stdout
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -135,13 +122,13 @@ def test_a_damaged_face_space_is_named(space_checkpoint, pool_lfw, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(space_checkpoint, broken)
     (broken / FILE).write_bytes(b"not a safetensors file")
-    _fails_cleanly(facessl("enroll", str(people_folder(pool_lfw, tmp_path / "people")), "--out",
+    fails_cleanly(facessl("enroll", str(people_folder(pool_lfw, tmp_path / "people")), "--out",
                            str(tmp_path / "m"), "--backbone", str(broken)),
                    f"{broken / FILE} is damaged", "pretrain again")
 
 
 def test_no_epochs_needs_pretrained_weights(pool_lfw, tmp_path):
-    _fails_cleanly(facessl("pretrain", "--backbone", "tinyvgg", "--epochs", "0", "--split",
+    fails_cleanly(facessl("pretrain", "--backbone", "tinyvgg", "--epochs", "0", "--split",
                            str(pool_lfw["split"]), "--data", str(pool_lfw["folder"]), "--out",
                            str(tmp_path / "o")), "--epochs 0 keeps the backbone's weights",
                    "tinyvgg has none")
@@ -173,7 +160,7 @@ def test_pretrain_on_a_folder_without_faces_says_so(tmp_path):
     album.mkdir()
     from PIL import Image
     Image.new("RGB", (200, 200), (90, 120, 160)).save(album / "sky.jpg")
-    _fails_cleanly(facessl("pretrain", "--images", str(album), "--out", str(tmp_path / "o")),
+    fails_cleanly(facessl("pretrain", "--images", str(album), "--out", str(tmp_path / "o")),
                    "found 0 faces in the 1 photos under", "pass a folder with more photos")
 
 
@@ -253,7 +240,7 @@ def test_evaluate_scores_the_checkpoints_own_face_model(space_checkpoint, pool_l
         train, np.repeat(np.arange(3), 2), model.describe(crops(test, model.preprocessing)),
         np.array([people.index(f.parent.name) for f in test]))
     assert results["accuracy"]["2"]["face-model"]["mean"] == pytest.approx(expected)
-    _fails_cleanly(facessl("evaluate", "efficientnet_lite0", "--block", "4", "--split",
+    fails_cleanly(facessl("evaluate", "efficientnet_lite0", "--block", "4", "--split",
                            str(pool_lfw["split"]), "--data", str(pool_lfw["folder"]),
                            "--protocols", "face-model", "--no-verification", "--out",
                            str(tmp_path / "bare")),

@@ -6,39 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 
-import pytest
+from conftest import photos, shared_model
 from fastapi.testclient import TestClient
-from test_classifier import photos, shared_model
-from test_group import EVERYTHING, album
 
 from facessl.album import store
-from facessl.album.group import group_album
-from facessl.album.naming import split_faces
 from facessl.recognition.classifier import FaceClassifier
 from facessl.serve.app import create_app
-
-
-def _by_person(tiny_lfw, groups_dir) -> dict[str, int]:
-    """The album grouped as one group per community person (ids 1, 2, 3: sorted names)."""
-    groups = store.load(groups_dir)
-    people = sorted(tiny_lfw["manifest"]["community"])
-    for person in people[:2]:
-        split_faces(groups_dir, [str(f.id) for f in groups.faces.values()
-                                 if f.photo.startswith(person)])
-    groups = store.load(groups_dir)
-    owner = groups.group_of()
-    return {p: owner[next(f.id for f in groups.faces.values() if f.photo.startswith(p))]
-            for p in people}
-
-
-@pytest.fixture(scope="module")
-def grouped(tiny_lfw, tmp_path_factory):
-    """GROUPS_DIR with one group per person (read-only: copy it), and who is which group."""
-    base = tmp_path_factory.mktemp("community")
-    groups_dir = base / "groups"
-    group_album(album(tiny_lfw, base / "album", 4, broken=False), groups_dir,
-                threshold=float(EVERYTHING))
-    return groups_dir, _by_person(tiny_lfw, groups_dir)
 
 
 def _post(client, url: str, body: dict, status: int = 200) -> str:

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
+from conftest import EVERYTHING, album, facessl
 from PIL import Image
-from test_classifier import photos
-from test_experiment import facessl
 
 from facessl.album import store
 from facessl.album.group import group_album
 from facessl.album.naming import merge_groups, name_group, remove_faces, split_faces
 from facessl.errors import FacesslError
-
-EVERYTHING = "-1"  # a threshold every pair of faces passes: one group, deterministically
-
-
-def album(tiny_lfw, dest, per_person=6, broken=True):
-    """A flat folder of the community's train photos (and a text file named .jpg)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for person in tiny_lfw["manifest"]["community"]:
-        for photo in photos(tiny_lfw, person)[:per_person]:
-            shutil.copy(photo, dest / photo.name)  # a copy again: same bytes, new time
-    if broken:
-        (dest / "broken.jpg").write_text("not a photo")
-    return dest
 
 
 def test_group_name_enroll_predict_from_the_command_line(tiny_lfw, tmp_path):

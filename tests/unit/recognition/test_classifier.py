@@ -8,74 +8,23 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import NEWCOMER, STRANGER, crops, people_folder, photos
 from PIL import Image
 from sklearn.decomposition import PCA
 
 import facessl
 from facessl.config import Preprocessing, PretrainConfig
-from facessl.data.faces import faces_in_photo
-from facessl.data.photos import labelled_faces, load_photo, person_faces
+from facessl.data.photos import labelled_faces, person_faces
 from facessl.errors import FacesslError, FacesslNote
 from facessl.recognition.bundle import META, weights_path
 from facessl.recognition.classifier import UNKNOWN, FaceClassifier
 from facessl.recognition.enroll import enroll
 from facessl.space.neighbours import l2_normalise
 from facessl.ssl.pretrain import run_pretrain
-
-NEWCOMER = "Abdullah_Gul"  # 19 photos in the tiny fixture's unlabelled pool
-STRANGER = "Abdoulaye_Wade"  # the fixture's `unknown` person
-
-
-# ---------------------------------------------------------------- shared helpers
-
-
-def photos(tiny_lfw, person: str, roles=("train",)) -> list[Path]:
-    """Real LFW photo files of one person; `roles` of the community manifest, or the pool."""
-    community = tiny_lfw["manifest"]["community"]
-    if person in community:
-        rels = [r for role in roles for r in community[person][role]]
-    else:
-        pool = tiny_lfw["manifest"]["unlabelled"] + tiny_lfw["manifest"]["unknown"]
-        rels = [r for r in pool if r.startswith(f"{person}/")]
-    return [tiny_lfw["folder"] / r for r in rels]
-
-
-def people_folder(tiny_lfw, dest: Path) -> Path:
-    """PEOPLE_DIR/<name>/*.jpg with the 6 train photos of each community member."""
-    if not dest.is_dir():
-        for person in tiny_lfw["manifest"]["community"]:
-            (dest / person).mkdir(parents=True)
-            for photo in photos(tiny_lfw, person):
-                shutil.copy(photo, dest / person / photo.name)
-    return dest
-
-
-def shared_model(tiny_lfw, tmp_path_factory) -> Path:
-    """One model enrolled from `people_folder` for the whole session (read-only: copy it
-    before changing it)."""
-    base = tmp_path_factory.getbasetemp()
-    model = base / "shared-model"
-    if not (model / META).is_file():
-        enroll(people_folder(tiny_lfw, base / "shared-people"), model)
-    return model
-
-
-def crops(files, prep: Preprocessing) -> np.ndarray:
-    """The largest face of each photo (every photo used here has one)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        found = [faces_in_photo(load_photo(f), prep, largest_only=True) for f in files]
-    assert all(found), [f for f, faces in zip(files, found) if not faces]
-    return np.stack([faces[0][1] for faces in found])
-
-
-# ---------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="module")

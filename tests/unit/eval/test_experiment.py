@@ -1,16 +1,8 @@
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
+from conftest import facessl
 from PIL import Image
-
-
-def facessl(*args, env_extra=None, cwd=None):
-    env = dict(os.environ, **(env_extra or {}))
-    return subprocess.run([sys.executable, "-m", "facessl", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=600)
 
 
 def test_tiny_experiment_writes_a_complete_report(tiny_lfw, tmp_path):

@@ -8,9 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_classifier import crops, photos
-from test_cli_errors import _fails_cleanly
-from test_experiment import facessl
+from conftest import crops, facessl, fails_cleanly, photos
 
 from facessl.errors import FacesslError
 from facessl.models.checkpoint import load_backbone
@@ -101,7 +99,7 @@ def test_the_trained_head_variant_runs_the_training_loop(pool_lfw, tmp_path):
     bad = facessl("pretrain", "--method", "identity", "--option", "head=deep",
                   "--backbone", "efficientnet_lite0", "--split", str(pool_lfw["split"]),
                   "--data", str(pool_lfw["folder"]), "--out", str(tmp_path / "bad"))
-    _fails_cleanly(bad, "head must be 'linear' or 'mlp'")
+    fails_cleanly(bad, "head must be 'linear' or 'mlp'")
 
 
 def test_enrol_with_an_identity_checkpoint_and_keep_its_head_in_the_bundle(
@@ -123,7 +121,7 @@ def test_enrol_with_an_identity_checkpoint_and_keep_its_head_in_the_bundle(
 
 
 def test_identity_on_a_backbone_without_a_feature_map_is_refused(pool_lfw, tmp_path):
-    _fails_cleanly(facessl("pretrain", "--method", "identity", "--backbone", "tinyvgg",
+    fails_cleanly(facessl("pretrain", "--method", "identity", "--backbone", "tinyvgg",
                     "--split", str(pool_lfw["split"]), "--data", str(pool_lfw["folder"]),
                            "--out", str(tmp_path / "x")), "pass --backbone efficientnet_lite0")
 

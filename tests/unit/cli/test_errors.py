@@ -3,28 +3,17 @@
 import json
 
 import pytest
-from test_experiment import facessl
-
-
-def _fails_cleanly(done, *fragments):
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "Traceback" not in done.stderr
-    message = done.stderr.strip().splitlines()[-1]  # warnings (e.g. a truncated JPEG) may precede it
-    assert message.startswith("facessl: error: ")
-    assert done.stderr.count("facessl: error:") == 1
-    for fragment in fragments:
-        assert fragment in message
-    return message
+from conftest import facessl, fails_cleanly
 
 
 def test_missing_data_path(tmp_path):
-    _fails_cleanly(facessl("experiment", "--data", str(tmp_path / "missing"), "--out",
+    fails_cleanly(facessl("experiment", "--data", str(tmp_path / "missing"), "--out",
                            str(tmp_path / "o")), "does not exist", "--data")
 
 
 def test_folder_with_no_images(tmp_path):
     (tmp_path / "empty").mkdir()
-    _fails_cleanly(facessl("experiment", "--data", str(tmp_path / "empty"), "--out",
+    fails_cleanly(facessl("experiment", "--data", str(tmp_path / "empty"), "--out",
                            str(tmp_path / "o")), "no images found")
 
 
@@ -32,27 +21,27 @@ def test_manifest_naming_missing_files(tiny_lfw, tmp_path):
     manifest = json.loads(tiny_lfw["split"].read_text())
     manifest["unlabelled"].append("Nobody_Here/Nobody_Here_0001.jpg")
     (tmp_path / "bad.json").write_text(json.dumps(manifest))
-    _fails_cleanly(facessl("experiment", "--split", str(tmp_path / "bad.json"), "--data",
+    fails_cleanly(facessl("experiment", "--split", str(tmp_path / "bad.json"), "--data",
                            str(tiny_lfw["folder"]), "--out", str(tmp_path / "o"), "--quiet"),
                    "Nobody_Here_0001.jpg", "not in the dataset")
 
 
 def test_manifest_breaking_the_schema(tiny_lfw, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"community": [], "unlabelled": []}))
-    _fails_cleanly(facessl("experiment", "--split", str(tmp_path / "bad.json"), "--data",
+    fails_cleanly(facessl("experiment", "--split", str(tmp_path / "bad.json"), "--data",
                            str(tiny_lfw["folder"]), "--out", str(tmp_path / "o")),
                    "'community' must be a dict")
 
 
 def test_too_many_shots_names_the_person(tiny_lfw, tmp_path):
     person = sorted(tiny_lfw["manifest"]["community"])[0]
-    _fails_cleanly(facessl("experiment", "--split", str(tiny_lfw["split"]), "--data",
+    fails_cleanly(facessl("experiment", "--split", str(tiny_lfw["split"]), "--data",
                            str(tiny_lfw["folder"]), "--shots", "9", "--out", str(tmp_path / "o")),
                    f"more than {person} has", "--shots 6 or fewer")
 
 
 def test_unknown_arm(tmp_path):
-    _fails_cleanly(facessl("experiment", "--arms", "ssl", "magic", "--out", str(tmp_path / "o")),
+    fails_cleanly(facessl("experiment", "--arms", "ssl", "magic", "--out", str(tmp_path / "o")),
                    "unknown arm 'magic'", "ssl, scratch, transfer")
 
 
@@ -62,7 +51,7 @@ def test_unknown_arm(tmp_path):
 ])
 def test_output_folder_not_writable(tiny_lfw, tmp_path, make_out):
     (tmp_path / "a-file.txt").write_text("not a folder")
-    _fails_cleanly(facessl("experiment", "--split", str(tiny_lfw["split"]), "--data",
+    fails_cleanly(facessl("experiment", "--split", str(tiny_lfw["split"]), "--data",
                            str(tiny_lfw["folder"]), "--out", str(make_out(tmp_path))),
                    "cannot write to the run folder")
 
@@ -80,13 +69,13 @@ def test_a_club_without_an_unlabelled_pool_is_told_what_to_pass(tiny_lfw, tmp_pa
     assert made.returncode == 0, made.stderr
     assert "0 unlabelled images" in made.stdout and "no unlabelled pool" in made.stdout
     where = ("--split", str(tmp_path / "club.json"), "--data", str(club))
-    _fails_cleanly(facessl("experiment", *where, "--out", str(tmp_path / "e")),
+    fails_cleanly(facessl("experiment", *where, "--out", str(tmp_path / "e")),
                    "no unlabelled images for the ssl arm", "--arms scratch transfer")
-    _fails_cleanly(facessl("evaluate", "efficientnet_lite0", *where, "--shots", "1", "5",
+    fails_cleanly(facessl("evaluate", "efficientnet_lite0", *where, "--shots", "1", "5",
                            "--no-verification",
                            "--out", str(tmp_path / "v")),
                    "no unlabelled images", "--protocols knn ncm linear finetune")
-    _fails_cleanly(facessl("pretrain", *where, "--out", str(tmp_path / "p")),
+    fails_cleanly(facessl("pretrain", *where, "--out", str(tmp_path / "p")),
                    "no unlabelled images to learn from", "--min-images")
     done = facessl("experiment", *where, "--arms", "scratch", "--seeds", "0", "--epochs", "1",
                    "--out", str(tmp_path / "ok"), "--quiet")

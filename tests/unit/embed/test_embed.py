@@ -16,10 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TRUNCATED
+from conftest import TRUNCATED, facessl, photos
 from PIL import Image
-from test_classifier import photos
-from test_experiment import facessl
 
 from facessl.cli import main
 from facessl.data.faces import faces_in_photo

@@ -9,11 +9,12 @@ import shutil
 
 import pytest
 import schemathesis
+from conftest import shared_model
 from hypothesis import HealthCheck, given, settings
-from test_classifier import shared_model
-from test_community import grouped  # noqa: F401 (a fixture)
 
 from facessl.serve.app import create_app
+
+pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("FACESSL_FUZZ_EXAMPLES", "40"))
 

@@ -3,7 +3,7 @@ moments, and what it leaves must be the complete old state or the complete new o
 
 `FACESSL_KILLS` kills per command (default 2, seeded by `FACESSL_KILL_SEED`). The long run
 is the reliability benchmark: `FACESSL_KILLS=20 FACESSL_KILL_REPORT=kills.jsonl python -m
-pytest tests/test_kill.py`, which appends one JSON line per command with what each kill left.
+pytest tests/e2e/test_kill.py`, which appends one JSON line per command with what each kill left.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_classifier import NEWCOMER, people_folder, photos
-from test_group import album
+from conftest import NEWCOMER, album, people_folder, photos
 
 from facessl.album import store
 from facessl.album.face_store import load_faces
 from facessl.recognition.classifier import FaceClassifier
 
+pytestmark = pytest.mark.slow
 KILLS = int(os.environ.get("FACESSL_KILLS", "2"))
 SEED = os.environ.get("FACESSL_KILL_SEED", "0")
 REPORT = os.environ.get("FACESSL_KILL_REPORT")

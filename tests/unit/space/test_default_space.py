@@ -6,9 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from test_classifier import people_folder
-from test_experiment import facessl
-from test_face_space import space_checkpoint  # noqa: F401 (a fixture)
+from conftest import facessl, people_folder
 
 from facessl.data import lfw
 from facessl.errors import FacesslError, FacesslNote

@@ -9,10 +9,8 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import ARCHIVE
+from conftest import ARCHIVE, facessl, fails_cleanly
 from PIL import Image
-from test_cli_errors import _fails_cleanly
-from test_experiment import facessl
 
 
 def _pretrain_args(tiny_lfw, out, *extra):
@@ -144,5 +142,5 @@ def test_evaluate_scores_a_block_feature_map(tiny_lfw, tmp_path, private_cache):
     (("evaluate", "efficientnet_lite0", "--block", "16"), ("0 to 15; got 16",)),
 ])
 def test_bad_input_gets_one_clear_message(tiny_lfw, tmp_path, args, fragments):
-    _fails_cleanly(facessl(*args, "--data", str(tiny_lfw["folder"]), "--split",
+    fails_cleanly(facessl(*args, "--data", str(tiny_lfw["folder"]), "--split",
                            str(tiny_lfw["split"]), "--out", str(tmp_path / "o")), *fragments)

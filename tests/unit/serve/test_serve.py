@@ -7,11 +7,9 @@ import tempfile
 
 import numpy as np
 import pytest
-from conftest import TRUNCATED
+from conftest import TRUNCATED, facessl, photos, shared_model
 from fastapi.testclient import TestClient
 from PIL import Image
-from test_classifier import photos, shared_model
-from test_experiment import facessl
 
 from facessl.serve.app import create_app
 from facessl.serve.uploads import MAX_PIXELS, MAX_UPLOAD_BYTES

@@ -1,5 +1,5 @@
 """One training step on a fixed global batch of real faces, alone or under torchrun: what
-`tests/test_distributed.py` compares. Not a test module itself (pytest does not collect it).
+`tests/e2e/test_distributed.py` compares. Not a test module itself (pytest does not collect it).
 
 usage: python ddp_step.py classification|simclr BATCH.pt OUT.pt
 """

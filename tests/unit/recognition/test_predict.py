@@ -9,10 +9,8 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import TRUNCATED
+from conftest import NEWCOMER, TRUNCATED, facessl, people_folder, photos, shared_model
 from PIL import Image
-from test_classifier import NEWCOMER, people_folder, photos, shared_model
-from test_experiment import facessl
 
 from facessl.cli import main
 from facessl.recognition.bundle import weights_path

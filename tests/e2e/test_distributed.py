@@ -17,7 +17,9 @@ from conftest import ROOT
 from facessl.config import Preprocessing
 from facessl.data.cache import decode_face
 
-STEP = ROOT / "tests" / "ddp_step.py"
+pytestmark = pytest.mark.slow
+
+STEP = ROOT / "tests" / "e2e" / "ddp_step.py"
 
 
 def _torchrun(processes: int, *args: str) -> list[str]:

@@ -1,0 +1,55 @@
+"""What the README and docs/ say about the code is what the code is: the command synopsis
+names only commands and options the CLI has, the layout page names only modules that exist
+(and every package), and every link between the pages leads somewhere."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import ROOT
+
+from facessl.cli import build_parser
+
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+SRC = ROOT / "src" / "facessl"
+
+
+def _subcommand_help(words: list[str]) -> str:
+    parser = build_parser()
+    for word in words:
+        sub = next(a for a in parser._actions if isinstance(a.choices, dict))
+        parser = sub.choices[word]
+    return parser.format_help()
+
+
+def test_every_option_in_the_synopsis_exists():
+    synopsis = re.search(r"```text\n(facessl .*?)```", README.read_text(), re.S).group(1)
+    entries = re.split(r"\n(?=facessl )", synopsis.strip())
+    assert len(entries) >= 15
+    for entry in entries:
+        words = entry.split()
+        command = words[1:3] if words[1] == "data" else words[1:2]
+        shown = _subcommand_help(command)
+        for option in set(re.findall(r"--[a-z][a-z-]*", entry)):
+            assert option in shown, f"`facessl {' '.join(command)}` has no {option}"
+
+
+def test_the_layout_page_names_modules_that_exist_and_every_package():
+    layout = (DOCS / "layout.md").read_text()
+    for package, files in re.findall(r"`facessl\.(\w+)`[^|]*\| (.*?) \|", layout):
+        for name in re.findall(r"`(\w+\.py|static/)`", files):
+            assert (SRC / package / name).exists(), f"docs/layout.md: {package}/{name}"
+    for path in re.findall(r"`((?:\w+/)*\w+\.py)`", layout):
+        assert ((SRC / path).exists() or (ROOT / path).exists()
+                or any(SRC.glob(f"*/{path}"))), f"docs/layout.md: {path}"
+    packages = {p.parent.name for p in SRC.glob("*/__init__.py")}
+    for package in packages:
+        assert f"`{package}/" in layout or f"`facessl.{package}`" in layout, (
+            f"docs/layout.md does not say where {package}/ fits")
+
+
+def test_every_link_between_the_pages_leads_somewhere():
+    for page in [README, *DOCS.glob("*.md"), ROOT / "BENCHMARKS.md"]:
+        for target in re.findall(r"\]\(((?!https?:)[^)#]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name} links to {target}"
