@@ -26,7 +26,7 @@ from PIL import Image
 
 from facessl.config import Preprocessing
 from facessl.data.lfw import ImageSource
-from facessl.errors import FacesslError
+from facessl.errors import FacesslError, FacesslNote
 from facessl.files import atomic_path, cache_root, write_json
 from facessl.progress import bar
 
@@ -118,7 +118,8 @@ def open_image(data: bytes, name: str = "", short_side: int | None = None
     except OSError as exc:
         if "truncated" not in str(exc) or image.format != "JPEG":
             raise
-    warnings.warn(f"{name or 'image'} is a truncated file; using the part that decodes")
+    warnings.warn(FacesslNote(f"{name or 'image'} is a truncated file; using the part that "
+                              "decodes"))
     return _reduced(Image.open(io.BytesIO(data + JPEG_END)), short_side), True
 
 
@@ -179,9 +180,10 @@ def load_or_build(source: ImageSource, prep: Preprocessing, quiet: bool = False,
         paths, truncated, unreadable, shape = _decode_into(rows, source, prep, quiet, cut,
                                                            detector)
         for rel in truncated:
-            warnings.warn(f"{rel} is a truncated JPEG: decoded as far as it goes (rest grey)")
+            warnings.warn(FacesslNote(f"{rel} is a truncated JPEG: decoded as far as it goes "
+                                      "(rest grey)"))
         for rel in unreadable:
-            warnings.warn(f"{rel} is not a readable image: skipped")
+            warnings.warn(FacesslNote(f"{rel} is not a readable image: skipped"))
         if not paths:
             raise FacesslError(f"no readable images in {source.path}; pass a folder of photos.")
         with atomic_path(folder / "images.npy", suffix=".npy") as tmp, tmp.open("wb") as out:

@@ -27,7 +27,7 @@ from facessl.config import Preprocessing
 from facessl.data.cache import open_image
 from facessl.data.faces import Box, faces_in_photo
 from facessl.data.lfw import IMAGE_SUFFIXES, ImageSource
-from facessl.errors import FacesslError
+from facessl.errors import FacesslError, FacesslNote
 from facessl.progress import bar
 
 # A photo is decoded for face detection with its short side reduced by a whole factor to no
@@ -252,7 +252,7 @@ def album_faces(files: list[Path], prep: Preprocessing, quiet: bool = True,
     for found in faces_of_photos(((str(f), f) for f in files), prep, detector,
                                  progress=None if quiet else "album faces", total=len(files)):
         if found.error:
-            warnings.warn(f"album photo skipped: {found.error}")
+            warnings.warn(FacesslNote(f"album photo skipped: {found.error}"))
             unreadable += 1
         crops += [crop for _, crop in found.faces]
     shape = (0, prep.size, prep.size, prep.channels)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TRUNCATED, facessl, photos
+from conftest import TRUNCATED, facessl, facessl_process, photos
 from PIL import Image
 
 from facessl.cli import main
@@ -72,7 +72,7 @@ def embed_args(album: Path, out: Path, space: Path) -> list[str]:
 def reference(album, space, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """One uninterrupted run in one process: what every other run must reproduce."""
     out = tmp_path_factory.mktemp("embed-reference") / "out"
-    done = facessl(*embed_args(album, out, space), env_extra=ONE_THREAD)
+    done = facessl_process(*embed_args(album, out, space), env_extra=ONE_THREAD)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     return out, done
 
@@ -137,6 +137,7 @@ def test_every_face_is_one_row_as_the_face_model_describes_it(album, space, refe
     assert meta["summary"]["space"] is not None
 
 
+@pytest.mark.slow
 def test_a_killed_run_continues_to_the_files_an_uninterrupted_run_writes(
         album, space, reference, tmp_path):
     """SIGKILL once the first batch is recorded, damage the parts as a kill in the middle
@@ -163,7 +164,7 @@ def test_a_killed_run_continues_to_the_files_an_uninterrupted_run_writes(
         rows.write(b"\x7f" * 1000)  # part of a row nobody recorded
     with open(out / "parts" / "index-0-of-1.jsonl", "ab") as lines:
         lines.write(b'{"photo": "half')
-    done = facessl(*embed_args(album, out, space), env_extra=ONE_THREAD)
+    done = facessl_process(*embed_args(album, out, space), env_extra=ONE_THREAD)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert f"; {embedded} of them were embedded by an earlier run" in done.stdout
     same_output(out, reference[0], exact=True)
@@ -184,6 +185,7 @@ def test_parts_begun_by_two_processes_are_not_continued_by_one(album, space, ref
         f"finish it, or delete {parts} to start again.")
 
 
+@pytest.mark.slow
 def test_two_torchrun_processes_write_what_one_process_writes(album, space, reference,
                                                               tmp_path):
     out = tmp_path / "out"

@@ -39,6 +39,7 @@ def test_pretrain_writes_a_self_describing_checkpoint(checkpoint, tiny_lfw):
     assert not (checkpoint / "resume.pt").exists()
 
 
+@pytest.mark.slow  # a real process, killed
 def test_pretrain_resumes_after_being_killed(tiny_lfw, tmp_path):
     out = tmp_path / "killed"
     args = [sys.executable, "-m", "facessl", *_pretrain_args(tiny_lfw, out, "--epochs", "8")]
