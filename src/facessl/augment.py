@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from facessl.errors import InputError
+
 AUGMENTATIONS = ("none", "flip", "flip+shift")
 
 
@@ -49,7 +51,7 @@ def build_augmentation(name: str) -> nn.Module:
             K.RandomHorizontalFlip(),
             K.RandomAffine(degrees=5, translate=(0.06, 0.06), scale=(0.95, 1.05), p=0.8),
         )
-    raise ValueError(f"unknown augmentation {name!r}; expected one of {AUGMENTATIONS}")
+    raise InputError(f"unknown augmentation {name!r}; expected one of {AUGMENTATIONS}")
 
 
 class BatchPipeline(nn.Module):

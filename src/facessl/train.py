@@ -22,7 +22,7 @@ from torch import nn
 from facessl import distributed
 from facessl.augment import BatchPipeline, TorchFaces
 from facessl.config import TrainConfig
-from facessl.errors import FacesslError
+from facessl.errors import FacesslError, InputError
 from facessl.files import atomic_path
 
 
@@ -92,7 +92,7 @@ def _lr_schedule(config: TrainConfig, total_steps: int) -> Callable[[int], float
         return lambda step: config.lr
     if config.schedule == "cosine":
         return lambda step: 0.5 * config.lr * (1 + math.cos(math.pi * step / total_steps))
-    raise ValueError(f"unknown schedule {config.schedule!r}; expected 'constant' or 'cosine'")
+    raise InputError(f"unknown schedule {config.schedule!r}; expected 'constant' or 'cosine'")
 
 
 def _optimizer(parameters: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
@@ -101,7 +101,7 @@ def _optimizer(parameters: list[nn.Parameter], config: TrainConfig) -> torch.opt
                                weight_decay=config.weight_decay)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; expected 'sgd' or 'adamw'")
+    raise InputError(f"unknown optimizer {config.optimizer!r}; expected 'sgd' or 'adamw'")
 
 
 def _batches(n: int, batch_size: int, weights: torch.Tensor | None,

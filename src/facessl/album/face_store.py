@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facessl.errors import FacesslError
+from facessl.errors import DataError
 from facessl.files import atomic_path
 
 FILE = "faces.npz"
@@ -31,11 +31,11 @@ def load_faces(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with np.load(path) as stored:
             ids, crops, rows = stored["ids"], stored["crops"], stored["rows"].astype(np.float32)
     except (OSError, ValueError, KeyError) as exc:
-        raise FacesslError(f"{path} is damaged ({exc}); delete it and run `facessl group` "
-                           "again (it finds the faces anew).") from None
+        raise DataError(f"{path} is damaged ({exc}); delete it and run `facessl group` "
+                        "again (it finds the faces anew).") from None
     if not len(ids) == len(crops) == len(rows):
-        raise FacesslError(f"{path} is damaged (its arrays disagree in length); delete it and "
-                           "run `facessl group` again.")
+        raise DataError(f"{path} is damaged (its arrays disagree in length); delete it and "
+                        "run `facessl group` again.")
     return ids, crops, rows
 
 

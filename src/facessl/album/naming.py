@@ -1,7 +1,8 @@
 """The user's edits of an album's groups: `facessl name / merge / split / remove-face`.
 
-Each loads GROUPS_DIR/groups.json, changes it and writes it back atomically; contact
-sheets are redrawn for the groups that changed, so what a person checks is what is saved.
+Each loads GROUPS_DIR/groups.json (or takes the `groups` a caller already loaded from it),
+changes it and writes it back atomically; contact sheets are redrawn for the groups that
+changed, so what a person checks is what is saved.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from facessl.errors import FacesslError
 from facessl.recognition.names import check_name
 
 
-def name_group(folder: str | Path, group_id: str, name: str) -> Group:
+def name_group(folder: str | Path, group_id: str, name: str,
+               groups: Groups | None = None) -> Group:
     """Give group `group_id` the person's `name` (or a new name)."""
     check_name(name)
-    groups = store.load(folder)
+    groups = groups or store.load(folder)
     group = groups.get(group_id)
     for other in groups.groups.values():
         if other.name == name and other.id != group.id:
@@ -30,9 +32,10 @@ def name_group(folder: str | Path, group_id: str, name: str) -> Group:
     return group
 
 
-def merge_groups(folder: str | Path, into: str, others: list[str]) -> Group:
+def merge_groups(folder: str | Path, into: str, others: list[str],
+                 groups: Groups | None = None) -> Group:
     """Move every face of the groups `others` into group `into`; the others are gone."""
-    groups = store.load(folder)
+    groups = groups or store.load(folder)
     target, sources = groups.get(into), [groups.get(g) for g in others]
     if any(s.id == target.id for s in sources):
         raise FacesslError(f"group {target.id} cannot be merged into itself.")

@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from facessl.errors import FacesslError
+from facessl.errors import DataError, FacesslError, InputError
 from facessl.files import write_json
 from facessl.recognition.names import check_name
 
@@ -97,25 +97,25 @@ class Groups:
         try:
             return self.groups[int(group_id)]
         except (ValueError, KeyError):
-            raise FacesslError(f"there is no group {group_id}; groups: "
-                               f"{', '.join(map(str, self.groups)) or 'none'}.") from None
+            raise InputError(f"there is no group {group_id}; groups: "
+                             f"{', '.join(map(str, self.groups)) or 'none'}.") from None
 
 
 def load(folder: str | Path) -> Groups:
     """Read and check `folder`/groups.json (written by `save`, maybe edited by hand)."""
     path = Path(folder).expanduser() / FILE
     if not path.is_file():
-        raise FacesslError(f"{path} does not exist; run `facessl group ALBUM_DIR --out "
-                           f"{folder}` first.")
+        raise DataError(f"{path} does not exist; run `facessl group ALBUM_DIR --out "
+                        f"{folder}` first.")
     try:
         raw = json.loads(path.read_text())
         groups = _parse(raw)
     except json.JSONDecodeError as exc:
-        raise FacesslError(f"{path} is not valid JSON ({exc}); undo the edit or run "
-                           "`facessl group` again.") from None
+        raise DataError(f"{path} is not valid JSON ({exc}); undo the edit or run "
+                        "`facessl group` again.") from None
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise FacesslError(f"{path} is not a groups file facessl can read ({_reason(exc)}); "
-                           "undo the edit or run `facessl group` again.") from None
+        raise DataError(f"{path} is not a groups file facessl can read ({_reason(exc)}); "
+                        "undo the edit or run `facessl group` again.") from None
     _check(groups, path)
     return groups
 
@@ -179,17 +179,17 @@ def _check(groups: Groups, path: Path) -> None:
     names = {}
     for group in groups.groups.values():
         if not group.faces:
-            raise FacesslError(f"{path}: group {group.id} has no faces; delete it from the file "
-                               "or run `facessl group` again.")
+            raise DataError(f"{path}: group {group.id} has no faces; delete it from the file "
+                            "or run `facessl group` again.")
         if group.name is not None:
             try:
                 check_name(group.name)
             except FacesslError as exc:
-                raise FacesslError(f"{path}: group {group.id}: {exc}") from None
+                raise DataError(f"{path}: group {group.id}: {exc}") from None
             if group.name in names:
-                raise FacesslError(f"{path}: groups {names[group.name]} and {group.id} are both "
-                                   f"named {group.name!r}; merge them (facessl merge) or "
-                                   "rename one.")
+                raise DataError(f"{path}: groups {names[group.name]} and {group.id} are both "
+                                f"named {group.name!r}; merge them (facessl merge) or "
+                                "rename one.")
             names[group.name] = group.id
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from facessl.errors import InputError
+
 
 def _conv_bn(in_channels: int, out_channels: int, stride: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False),
@@ -40,7 +42,7 @@ class ResNet18(nn.Module):
     def __init__(self, num_classes: int, in_channels: int = 3, input_size: int = 64):
         super().__init__()
         if input_size < 8:
-            raise ValueError(f"ResNet18 needs an input of at least 8 pixels (it halves the "
+            raise InputError(f"ResNet18 needs an input of at least 8 pixels (it halves the "
                              f"maps three times), got {input_size}")
         layers: list[nn.Module] = [*_conv_bn(in_channels, 64), nn.ReLU(inplace=True)]
         channels = 64

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from facessl.errors import InputError
+
 
 def _out_side(size: int) -> int:
     """Feature-map side after two (conv, conv, pool) stages without padding."""
@@ -35,7 +37,7 @@ class TinyVGG(nn.Module):
         )
         side = _out_side(input_size)
         if side < 1:
-            raise ValueError(f"TinyVGG needs an input of at least 16 pixels, got {input_size}")
+            raise InputError(f"TinyVGG needs an input of at least 16 pixels, got {input_size}")
         self.feature_shape = (c4, side, side)
         self.embedding = nn.Sequential(nn.Flatten(), nn.Linear(c4 * side * side, hidden),
                                        nn.ReLU(inplace=True))

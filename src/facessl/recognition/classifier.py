@@ -18,7 +18,7 @@ import torch
 
 from facessl.config import ClassifierConfig
 from facessl.data.faces import default_detector
-from facessl.errors import FacesslError
+from facessl.errors import NotFittedError
 from facessl.models.checkpoint import detector_of
 from facessl.models.encoders import face_preprocessing
 from facessl.provenance import git_sha
@@ -277,6 +277,6 @@ class FaceClassifier:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "prototypes_"):
-            raise FacesslError("this FaceClassifier is not fitted yet; call fit(...) or "
-                               "FaceClassifier.load(path) first.")
+            raise NotFittedError("this FaceClassifier is not fitted yet; call fit(...) or "
+                                 "FaceClassifier.load(path) first.")
 

@@ -2,7 +2,7 @@
 
 Each writes the model bundle as `product.bundle` saves it (new weights beside the old, then
 the JSON that switches to them), so a killed command leaves the old bundle or the new one,
-never half of one; tests/test_kill.py kills them to show it.
+never half of one; tests/e2e/test_kill.py kills them to show it.
 """
 
 from __future__ import annotations

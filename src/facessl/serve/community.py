@@ -23,7 +23,7 @@ from facessl.album.face_store import load_faces, typical_face
 from facessl.errors import FacesslError
 from facessl.models.encoders import face_preprocessing
 from facessl.recognition.classifier import FaceClassifier
-from facessl.recognition.names import UNKNOWN, check_name
+from facessl.recognition.names import UNKNOWN
 from facessl.recognition.predict import PhotoResult, name_faces
 
 QUEUE_LENGTH = 100  # the most recent unknown faces kept for naming
@@ -122,11 +122,12 @@ class Community:
         with self.lock:
             groups = self._groups()
             self._know([f for g in groups.groups.values() for f in g.faces])
-        where = {f: i for i, f in enumerate(self._ids)}
+            ids, rows = self._ids, self._rows  # replaced, never changed, when the store grows
+        where = {f: i for i, f in enumerate(ids)}
         ordered = sorted(groups.groups.values(), key=lambda g: (g.name is not None, -len(g.faces)))
         out = []
         for group in ordered:
-            typical = typical_face(group.faces, where, self._rows)
+            typical = typical_face(group.faces, where, rows)
             shown = [typical] + [f for f in group.faces if f != typical][:7]
             out.append({"id": group.id, "name": group.name, "size": len(group.faces),
                         "faces": shown})
@@ -136,8 +137,7 @@ class Community:
     def name_group(self, group_id: int, name: str) -> str:
         """Name a group and enrol it (or rename the person it is)."""
         with self.lock:
-            check_name(name)
-            groups = self._groups()
+            groups = self._groups()  # read once: the edit below changes and saves this copy
             old = groups.get(group_id).name
             named = {g.name for g in groups.groups.values()}
             if self.clf is not None and name in self.clf.people and name not in named:
@@ -145,35 +145,39 @@ class Community:
                                    f"photos; give this group another name, or remove {name} "
                                    f"first (facessl remove-person {self.model} {name}) if this "
                                    "group should take their place.")
-            naming.name_group(self.groups_dir, str(group_id), name)
+            naming.name_group(self.groups_dir, str(group_id), name, groups)
             if old is not None and old != name and self.clf is not None and old in self.clf.people:
                 self.clf.rename_person(old, name).save(self.model)
                 return f"{old} is now called {name}."
-            self.waiting = self._enrol_named(self._groups())
+            self.waiting = self._enrol_named(groups)
             return self.waiting or f"{name} is enrolled; {_people(self.clf)}."
 
     def merge(self, into: int, other: int) -> str:
         """One group from two; faces new to an enrolled person join their prototype."""
         with self.lock:
-            groups = self._groups()
+            groups = self._groups()  # read once: the edit below changes and saves this copy
             before = {f for g in groups.groups.values() if g.name for f in g.faces}
-            target = naming.merge_groups(self.groups_dir, str(into), [str(other)])
+            target = naming.merge_groups(self.groups_dir, str(into), [str(other)], groups)
             added = [f for f in target.faces if f not in before]
             if target.name and self.clf is not None and target.name in self.clf.people:
                 if added:
                     self.clf.add_faces(target.name, self._crops(added)).save(self.model)
                 return f"group {other} joined {target.name}'s group {target.id}."
-            self.waiting = self._enrol_named(self._groups())
+            self.waiting = self._enrol_named(groups)
             return self.waiting or f"group {other} joined group {target.id}."
 
     def face_png(self, face_id: int) -> bytes:
         """A face of the album as a PNG thumbnail."""
-        return _png(self._crops([face_id])[0])
+        with self.lock:  # the store may be read again meanwhile
+            crop = self._crops([face_id])[0]
+        return _png(crop)
 
     def unknown_png(self, queue_id: int) -> bytes:
-        if queue_id not in self.unknown:
+        with self.lock:  # the queue changes under uploads and names
+            face = self.unknown.get(queue_id)
+        if face is None:
             raise FacesslError(f"no unknown face {queue_id} is waiting.")
-        return _png(self.unknown[queue_id].crop)
+        return _png(face.crop)
 
     def _enrol_named(self, groups) -> str | None:
         """Enrol the named groups the model lacks (named before a model could be made, or

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from facessl.augment import BatchPipeline
+from facessl.errors import InputError
 from facessl.files import atomic_path, cache_root
 from facessl.space import search
 
@@ -93,7 +94,7 @@ class KMeansPixels(nn.Module):
         labels = torch.as_tensor(labels)
         if labels.ndim != 1 or len(labels) == 0 or labels.is_floating_point() \
                 or labels.min() < 0:
-            raise ValueError(f"labels must be one non-negative integer cluster id per training "
+            raise InputError(f"labels must be one non-negative integer cluster id per training "
                              f"row; got a {labels.dtype} tensor of shape {tuple(labels.shape)}")
         self.backbone = backbone
         self.pipeline = BatchPipeline(mean, std, augment)

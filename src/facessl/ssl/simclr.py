@@ -14,11 +14,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from facessl import distributed
+from facessl.errors import InputError
 
 
 def _check_probability(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} is a probability; got {value}, expected 0 <= {name} <= 1")
+        raise InputError(f"{name} is a probability; got {value}, expected 0 <= {name} <= 1")
 
 
 class ViewAugmentation(nn.Module):
@@ -38,7 +39,7 @@ class ViewAugmentation(nn.Module):
         super().__init__()
         low, high = crop_scale
         if not 0.0 < low <= high <= 1.0:
-            raise ValueError(f"crop_scale is the kept fraction of the image; got {crop_scale}, "
+            raise InputError(f"crop_scale is the kept fraction of the image; got {crop_scale}, "
                              "expected (low, high) with 0 < low <= high <= 1")
         for name, value in (("flip_p", flip_p), ("jitter_p", jitter_p),
                             ("grayscale_p", grayscale_p), ("blur_p", blur_p)):
@@ -92,12 +93,12 @@ class NTXentLoss(nn.Module):
     def __init__(self, temperature: float = 0.5):
         super().__init__()
         if not temperature > 0:
-            raise ValueError(f"temperature must be > 0; got {temperature}")
+            raise InputError(f"temperature must be > 0; got {temperature}")
         self.temperature = temperature
 
     def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
         if z_a.ndim != 2 or z_a.shape != z_b.shape or len(z_a) < 2:
-            raise ValueError(f"NT-Xent needs two N x D batches of the same shape with N >= 2; "
+            raise InputError(f"NT-Xent needs two N x D batches of the same shape with N >= 2; "
                              f"got {tuple(z_a.shape)} and {tuple(z_b.shape)}")
         n, mine = len(z_a), distributed.rank() * len(z_a)
         z_a, z_b = F.normalize(z_a, dim=1), F.normalize(z_b, dim=1)

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import facessl, fails_cleanly
+from conftest import facessl, fails_cleanly, people_folder
 
 
 def test_missing_data_path(tmp_path):
@@ -81,3 +81,19 @@ def test_a_club_without_an_unlabelled_pool_is_told_what_to_pass(tiny_lfw, tmp_pa
                    "--out", str(tmp_path / "ok"), "--quiet")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "ok" / "report.md").is_file()
+
+
+def test_python_errors_name_arguments_and_the_command_line_names_flags(tiny_lfw, tmp_path):
+    """The API's refusal names its Python argument (`out`), is an `InputError` (a
+    FacesslError and a ValueError); the CLI says the same with the flag (--out)."""
+    from facessl.errors import FacesslError, InputError
+    from facessl.recognition.enroll import enroll
+
+    people = people_folder(tiny_lfw, tmp_path / "people")
+    with pytest.raises(InputError, match="^`out` .* is inside .*people, where it would be read "
+                                         "as one more person") as refused:
+        enroll(people, people / "model")
+    assert isinstance(refused.value, FacesslError) and isinstance(refused.value, ValueError)
+    message = fails_cleanly(facessl("enroll", people, "--out", people / "model"),
+                            "facessl: error: --out ", "read as one more person")
+    assert "`out`" not in message

@@ -53,3 +53,50 @@ def test_every_link_between_the_pages_leads_somewhere():
     for page in [README, *DOCS.glob("*.md"), ROOT / "BENCHMARKS.md"]:
         for target in re.findall(r"\]\(((?!https?:)[^)#]+)(?:#[^)]*)?\)", page.read_text()):
             assert (page.parent / target).exists(), f"{page.name} links to {target}"
+
+
+def _sections(text: str) -> dict[str, str]:
+    """Each heading's anchor (as GitHub makes it) -> the text under it, to the next heading
+    of the same or a higher level."""
+    out, heads = {}, list(re.finditer(r"^(#+) (.+)$", text, re.M))
+    for i, head in enumerate(heads):
+        level = len(head[1])
+        end = next((h.start() for h in heads[i + 1:] if len(h[1]) <= level), len(text))
+        anchor = re.sub(r"[^\w\- ]", "", head[2].lower()).replace(" ", "-")
+        out[anchor] = text[head.end():end]
+    return out
+
+
+FIGURE = re.compile(r"\*\*([^*]*?\d[^*]*?)\*\*")  # a summary's headline figures are bold
+
+
+def test_every_headline_figure_of_the_benchmarks_summary_is_in_its_section():
+    """A bold figure in BENCHMARKS.md's summary is the figure its linked section measured
+    (with the command beside it), so the two cannot drift apart."""
+    text = (ROOT / "BENCHMARKS.md").read_text()
+    summary = text[text.index("## Summary"):text.index("\n## ", text.index("## Summary") + 1)]
+    sections = _sections(text)
+    checked = 0
+    for row in summary.splitlines():
+        link = re.search(r"\]\(#([^)]+)\)", row)
+        if not row.startswith("| ") or link is None:
+            continue
+        section = sections[link[1]]
+        for figure in FIGURE.findall(row.split(" | ")[1]):
+            for number in re.findall(r"\d[\d,]*(?:\.\d+)?", figure):
+                assert number in section, f"summary figure {number} ({figure}) is not in " \
+                                          f"section #{link[1]}"
+                checked += 1
+    assert checked >= 20
+
+
+def test_the_readme_quotes_the_benchmarks_figures():
+    """Every measured figure the README states with a percent, ms or a score is one
+    BENCHMARKS.md holds."""
+    benchmarks = (ROOT / "BENCHMARKS.md").read_text()
+    readme = README.read_text()
+    quoted = re.findall(r"(\d+(?:\.\d+)?) ?(?:%|ms\b)|AUROC[^)]*? (0\.\d+)|F (0\.\d+)", readme)
+    numbers = {n for group in quoted for n in group if n}
+    assert len(numbers) >= 10
+    for number in numbers:
+        assert number in benchmarks, f"the README's {number} is not in BENCHMARKS.md"
