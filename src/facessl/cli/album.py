@@ -1,6 +1,6 @@
 """`facessl group / name / merge / split / remove-face`: from an unlabelled album to people.
 
-Parsing only; each handler calls one function of `product.group` or `product.naming` and
+Parsing only; each handler calls one function of `album.group` or `album.naming` and
 prints what changed, with the next command to run.
 """
 

@@ -1,6 +1,6 @@
 """What `facessl enroll`, `add-person` and `remove-person` do: folders in, a bundle out.
 
-Each writes the model bundle as `product.bundle` saves it (new weights beside the old, then
+Each writes the model bundle as `recognition.bundle` saves it (new weights beside the old, then
 the JSON that switches to them), so a killed command leaves the old bundle or the new one,
 never half of one; tests/e2e/test_kill.py kills them to show it.
 """
