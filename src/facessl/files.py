@@ -3,7 +3,11 @@
 Every writer goes to a temporary file in the destination folder and renames it into place;
 a reader therefore sees either the old file or the complete new one. A temporary file is
 named after its destination and the process writing it, so what a killed writer left is
-recognised, and deleted, by the next write of the same file.
+recognised, and deleted, by the next write of the same file. Tensors (bundles, checkpoints,
+face spaces) are written and read back one way, `tensor_bytes` / `write_bytes` /
+`read_tensors`: safetensors (no pickle), refused when linked, resized or not the SHA-256 a
+companion JSON recorded. An output folder is checked once, before any work
+(`output_folder`).
 """
 
 from __future__ import annotations
