@@ -1,31 +1,91 @@
 """Group unit rows of a face space into people, leaving the faces it is unsure of alone.
 
-Average-linkage agglomerative clustering (SciPy's, from one BLAS Gram matrix): two groups
-join while the mean cosine between their faces stays above the threshold, so a group is
-a set of faces that look alike on average, not a chain of look-alikes (a kNN-graph
-variant chained people together: pairwise precision 0.18 on lfw62-v1's community photos).
-Memory is N x N / 2 distances: 1.6 GB at 20,000 faces. A face left in a group of one is
-"ungrouped" (label -1).
+Average linkage: two groups join while the mean cosine between their faces stays above the
+threshold, so a group is a set of faces that look alike on average, not a chain of
+look-alikes (a kNN-graph variant that joined any two faces' groups chained people together:
+pairwise precision 0.18 on lfw62-v1's community photos).
+
+It runs in memory that grows with the faces, not their square. The mean cosine between two
+groups is the dot product of their faces' sums over the product of their sizes, so each
+group keeps one sum and every merge is scored exactly. Only groups joined by an edge of the
+k-nearest-neighbour graph (`space.search.top_k`: faiss when installed, blocked exact search
+otherwise) are candidates: two groups none of whose faces is among the other's nearest
+`NEIGHBOURS` have a mean cosine below any useful threshold. Merging the best candidate
+first until none reaches the threshold is what SciPy's dense average linkage cut at the
+threshold gives (average linkage never merges above an earlier merge), for the groups the
+graph connects. A face left in a group of one is "ungrouped" (label -1).
 """
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
+
+from facessl.space.search import top_k
 
 UNGROUPED = -1
+NEIGHBOURS = 30  # candidate groups per face: more than a person's faces in most albums
 
 
-def cluster_rows(rows: np.ndarray, threshold: float, min_group: int = 2) -> np.ndarray:
+def cluster_rows(rows: np.ndarray, threshold: float, min_group: int = 2,
+                 neighbours: int = NEIGHBOURS) -> np.ndarray:
     """A label per row (unit length, cosine = dot): groups of at least `min_group` faces
     numbered 0, 1, ... largest first; UNGROUPED for the rest."""
     n = len(rows)
     if n < max(min_group, 2):
         return np.full(n, UNGROUPED, np.int64)
-    distance = 1.0 - rows.astype(np.float32) @ rows.T.astype(np.float32)
-    condensed = np.clip(distance[np.triu_indices(n, 1)], 0, None).astype(np.float64)
-    labels = fcluster(linkage(condensed, method="average"), 1 - threshold, criterion="distance")
-    return _ordered(labels, min_group)
+    rows = np.asarray(rows, dtype=np.float32)
+    nearest, cosines = top_k(rows, rows, min(neighbours, n - 1), exclude_self=True)
+    return _ordered(_average_linkage(rows, nearest, cosines, threshold), min_group)
+
+
+def _average_linkage(rows: np.ndarray, nearest: np.ndarray, cosines: np.ndarray,
+                     threshold: float) -> np.ndarray:
+    """Each row's group (the id of a row in it): the best-scoring pair of groups joined by a
+    graph edge merges first, while its mean cosine reaches `threshold`."""
+    n = len(rows)
+    linked: list[set[int]] = [set() for _ in range(n)]
+    for i, (js, sims) in enumerate(zip(nearest, cosines)):
+        for j, sim in zip(js.tolist(), sims.tolist()):
+            linked[i].add(j)
+            linked[j].add(i)
+    heap = [(-sim, i, j, 0, 0) for i, (js, sims) in enumerate(zip(nearest, cosines))
+            for j, sim in zip(js.tolist(), sims.tolist()) if i < j and sim >= threshold]
+    heapq.heapify(heap)
+    sums: dict[int, np.ndarray] = {}  # a group of two or more: the sum of its rows
+    size = np.ones(n, np.int64)
+    version = np.zeros(n, np.int64)  # a group's score entries older than this are stale
+    owner = np.arange(n)  # a merged-away group -> the group it joined
+    while heap:
+        score, a, b, seen_a, seen_b = heapq.heappop(heap)
+        if -score < threshold:
+            break
+        if owner[a] != a or owner[b] != b or version[a] != seen_a or version[b] != seen_b:
+            continue
+        if size[a] < size[b]:
+            a, b = b, a
+        sums[a] = sums.get(a, rows[a]) + sums.pop(b, rows[b])
+        size[a] += size[b]
+        owner[b] = a
+        version[a] += 1
+        linked[a] |= linked[b]
+        linked[a] -= {a, b}
+        for c in linked[b]:
+            linked[c].discard(b)
+            if c != a:
+                linked[c].add(a)
+        linked[b] = set()
+        for c in linked[a]:
+            mean = float(sums[a] @ sums.get(c, rows[c])) / (size[a] * size[c])
+            if mean >= threshold:
+                heapq.heappush(heap, (-mean, a, c, version[a], version[c]))
+    for i in range(n):  # path compression: every row to its group's surviving id
+        root = i
+        while owner[root] != root:
+            root = owner[root]
+        owner[i] = root
+    return owner
 
 
 def _ordered(labels: np.ndarray, min_group: int) -> np.ndarray:

@@ -1,0 +1,67 @@
+"""Average linkage over the k-nearest-neighbour graph: the dense method's groups, in memory
+that grows with the faces, on rows shaped like a face space's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.cluster.hierarchy import fcluster, linkage
+
+from facessl.space.clustering import UNGROUPED, _ordered, cluster_rows
+
+
+def _people(count: int, faces: int, dim: int = 64, spread: float = 1.2, seed: int = 0,
+            strangers: int = 0) -> np.ndarray:
+    """Unit rows: `count` people of `faces` faces each around their own direction, and
+    `strangers` faces of nobody else; whitened face rows look like this (near-orthogonal
+    people, faces of one person a modest cosine apart)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(count, dim))
+    rows = np.concatenate([np.repeat(centres, faces, axis=0) * 0.5
+                           + spread * rng.normal(size=(count * faces, dim)),
+                           rng.normal(size=(strangers, dim))])
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _dense(rows: np.ndarray, threshold: float) -> np.ndarray:
+    """SciPy's average linkage on every pair, cut at `threshold`: the reference."""
+    distance = 1.0 - rows.astype(np.float64) @ rows.T.astype(np.float64)
+    condensed = np.clip(distance[np.triu_indices(len(rows), 1)], 0, None)
+    return _ordered(fcluster(linkage(condensed, method="average"), 1 - threshold,
+                             criterion="distance"), 2)
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pairs = {(x, y) for x, y in zip(a.tolist(), b.tolist())}
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+@pytest.mark.parametrize("threshold", [0.05, 0.1, 0.2])
+def test_on_the_complete_graph_it_is_scipys_average_linkage(threshold):
+    rows = _people(12, 6, strangers=10, seed=1)
+    ours = cluster_rows(rows, threshold, neighbours=len(rows) - 1)
+    assert _same_partition(ours, _dense(rows, threshold))
+
+
+def test_thirty_neighbours_find_the_groups_the_dense_method_finds():
+    rows = _people(40, 8, strangers=200, seed=2)
+    ours, dense = cluster_rows(rows, 0.1), _dense(rows, 0.1)
+    agree = np.mean([ours[i] == ours[j] for i, j in zip(*np.triu_indices(len(rows), 1))
+                     if dense[i] == dense[j] and dense[i] != UNGROUPED])
+    assert agree >= 0.99  # pairs the dense method groups, grouped here too
+
+
+def test_each_person_is_one_group_and_people_are_not_glued_together():
+    rows = _people(5, 10, dim=1024, seed=3)
+    labels = cluster_rows(rows, 0.1)
+    for person in range(5):
+        mine = labels[person * 10:(person + 1) * 10]
+        assert len(set(mine.tolist())) == 1 and mine[0] != UNGROUPED
+    assert len(set(labels.tolist())) == 5
+
+
+def test_tiny_inputs():
+    assert cluster_rows(np.zeros((0, 4), np.float32), 0.1).tolist() == []
+    assert cluster_rows(_people(1, 1), 0.1).tolist() == [UNGROUPED]
+    two = _people(1, 2, spread=0.01)
+    assert cluster_rows(two, 0.1).tolist() == [0, 0]
