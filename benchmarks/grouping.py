@@ -11,10 +11,10 @@ against people, the share of faces grouped, and the wall time of the whole `grou
 call (detection included); a second call on the same folder times a re-run, which reads no
 photo again. `--kmeans` adds k-means on the same face rows given the true number of people
 (a reference a real user would not have); `--recluster T ...` clusters the stored rows
-again at other thresholds, in seconds.
+again at other thresholds, in seconds (`--agreement Z ...`: and with these agreements).
 
     python benchmarks/grouping.py [--threshold T ...] [--role train|pool|person:NAME] [--backbone B]
-                                  [--kmeans] [--recluster T ...]
+                                  [--kmeans] [--recluster T ...] [--agreement Z ...]
 
 Without --threshold, `facessl group`'s default (config.GroupConfig); without --backbone,
 its default face space. The groups stay in WORKDIR/groups-<backbone>-<threshold> (label_next.py
@@ -100,11 +100,12 @@ def kmeans_labels(out: Path, faces: list, people: int) -> np.ndarray:
     return KMeans(people, n_init=3, random_state=0).fit_predict(l2_normalise(chosen))
 
 
-def recluster_labels(out: Path, faces: list, threshold: float) -> np.ndarray:
+def recluster_labels(out: Path, faces: list, threshold: float,
+                     agreement: float = 0.0) -> np.ndarray:
     """`facessl group`'s clustering of every stored row at another threshold (no photo is
     read again); the scored faces' groups, ungrouped ones each on their own."""
     ids, _, rows = load_faces(out)
-    labels = cluster_rows(rows, threshold, GroupConfig().min_group)
+    labels = cluster_rows(rows, threshold, GroupConfig().min_group, agreement=agreement)
     where = {int(f): i for i, f in enumerate(ids)}
     return np.array([labels[where[f.id]] if labels[where[f.id]] != UNGROUPED else -1 - n
                      for n, f in enumerate(faces)])
@@ -125,6 +126,8 @@ def main() -> None:
     parser.add_argument("--kmeans", action="store_true")
     parser.add_argument("--recluster", type=float, nargs="*", default=[], metavar="T",
                         help="also cluster the last run's stored rows at these thresholds")
+    parser.add_argument("--agreement", type=float, nargs="+", default=[0.0], metavar="Z",
+                        help="with --recluster: also these agreements (space.clustering)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/facessl-grouping"))
     args = parser.parse_args()
     workdir = args.workdir / args.role
@@ -153,8 +156,10 @@ def main() -> None:
         print(_row(f"{space} space, k-means with the true k = {len(set(person))}",
                    scores(kmeans_labels(out, faces, len(set(person))), person)))
     for threshold in args.recluster:
-        print(_row(f"{space} space, the same rows clustered again at {threshold:g}",
-                   scores(recluster_labels(out, faces, threshold), person)))
+        for agreement in args.agreement:
+            print(_row(f"{space} space, the same rows clustered again at {threshold:g}, "
+                       f"agreement {agreement:g}",
+                       scores(recluster_labels(out, faces, threshold, agreement), person)))
     print(f"({len(groups.faces)} faces found in {len(truth)} photos; {len(faces)} scored)")
 
 

@@ -145,6 +145,10 @@ class GroupConfig:
     threshold: float = 0.03  # mean cosine two groups need to join: the best BCubed F on pool
     # people with 6+ photos for the face model's rows (benchmarks/group_threshold_select.py)
     min_group: int = 2  # a smaller cluster leaves its face ungrouped
+    # standard errors by which two groups' mean cosine must clear the threshold (see
+    # space.clustering): 2 lifts the community album's BCubed F from 0.895 to 0.912, yet
+    # look-alike strangers stay glued on the pool (BENCHMARKS.md, "Album grouping"): off
+    agreement: float = 0.0
 
 
 @dataclass

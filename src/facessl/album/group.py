@@ -73,7 +73,8 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
     ids, crops, rows = _combine(stored, found, model, quiet)
     groups.photos.update({rel: _signature(f) for rel, f in todo.items() if rel not in skipped})
     active = np.array([f not in groups.removed for f in ids], bool)
-    labels = cluster_rows(rows[active], groups.threshold, DEFAULTS.min_group)
+    labels = cluster_rows(rows[active], groups.threshold, DEFAULTS.min_group,
+                          agreement=DEFAULTS.agreement)
     _assign(groups, ids[active], labels)
     if on_disk is None or not np.array_equal(on_disk, ids):
         face_store.save_faces(out, ids, crops, rows)

@@ -14,6 +14,12 @@ otherwise) are candidates: two groups none of whose faces is among the other's n
 first until none reaches the threshold is what SciPy's dense average linkage cut at the
 threshold gives (average linkage never merges above an earlier merge), for the groups the
 graph connects. A face left in a group of one is "ungrouped" (label -1).
+
+`agreement` asks small groups for more: a mean of few cosines between strangers strays
+further from zero than a mean of many, so two groups must clear the threshold by that many
+standard errors of such a mean. Off by default (`config.GroupConfig`): it lifts a
+community album's groups, but look-alike strangers are more alike than random pairs, and
+an album of one-off strangers stays glued (BENCHMARKS.md, "Album grouping").
 """
 
 from __future__ import annotations
@@ -29,21 +35,37 @@ NEIGHBOURS = 30  # candidate groups per face: more than a person's faces in most
 
 
 def cluster_rows(rows: np.ndarray, threshold: float, min_group: int = 2,
-                 neighbours: int = NEIGHBOURS) -> np.ndarray:
+                 neighbours: int = NEIGHBOURS, agreement: float = 0.0) -> np.ndarray:
     """A label per row (unit length, cosine = dot): groups of at least `min_group` faces
-    numbered 0, 1, ... largest first; UNGROUPED for the rest."""
+    numbered 0, 1, ... largest first; UNGROUPED for the rest.
+
+    `agreement` > 0 keeps look-alike strangers apart: two groups of sizes a and b join only
+    if their mean cosine also clears `threshold` by `agreement` standard errors of a mean of
+    a x b cosines between strangers (`stranger_spread`): two single faces need a cosine far
+    above what strangers reach, large groups little more than `threshold`."""
     n = len(rows)
     if n < max(min_group, 2):
         return np.full(n, UNGROUPED, np.int64)
     rows = np.asarray(rows, dtype=np.float32)
     nearest, cosines = top_k(rows, rows, min(neighbours, n - 1), exclude_self=True)
-    return _ordered(_average_linkage(rows, nearest, cosines, threshold), min_group)
+    margin = agreement * stranger_spread(rows)
+    return _ordered(_average_linkage(rows, nearest, cosines, threshold, margin), min_group)
+
+
+def stranger_spread(rows: np.ndarray, pairs: int = 20_000, seed: int = 0) -> float:
+    """The standard deviation of the cosine between two rows drawn at random: in an album of
+    many people, nearly always two strangers."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(len(rows), size=(2, pairs))
+    keep = a != b
+    return float(np.std(np.einsum("ij,ij->i", rows[a[keep]], rows[b[keep]])))
 
 
 def _average_linkage(rows: np.ndarray, nearest: np.ndarray, cosines: np.ndarray,
-                     threshold: float) -> np.ndarray:
+                     threshold: float, margin: float) -> np.ndarray:
     """Each row's group (the id of a row in it): the best-scoring pair of groups joined by a
-    graph edge merges first, while its mean cosine reaches `threshold`."""
+    graph edge merges first, while its mean cosine reaches `threshold` plus `margin` over
+    the square root of the pair's sizes' product."""
     n = len(rows)
     linked: list[set[int]] = [set() for _ in range(n)]
     for i, (js, sims) in enumerate(zip(nearest, cosines)):
@@ -51,7 +73,7 @@ def _average_linkage(rows: np.ndarray, nearest: np.ndarray, cosines: np.ndarray,
             linked[i].add(j)
             linked[j].add(i)
     heap = [(-sim, i, j, 0, 0) for i, (js, sims) in enumerate(zip(nearest, cosines))
-            for j, sim in zip(js.tolist(), sims.tolist()) if i < j and sim >= threshold]
+            for j, sim in zip(js.tolist(), sims.tolist()) if i < j and sim >= threshold + margin]
     heapq.heapify(heap)
     sums: dict[int, np.ndarray] = {}  # a group of two or more: the sum of its rows
     size = np.ones(n, np.int64)
@@ -77,8 +99,9 @@ def _average_linkage(rows: np.ndarray, nearest: np.ndarray, cosines: np.ndarray,
                 linked[c].add(a)
         linked[b] = set()
         for c in linked[a]:
-            mean = float(sums[a] @ sums.get(c, rows[c])) / (size[a] * size[c])
-            if mean >= threshold:
+            pairs = size[a] * size[c]
+            mean = float(sums[a] @ sums.get(c, rows[c])) / pairs
+            if mean >= threshold + margin / pairs ** 0.5:
                 heapq.heappush(heap, (-mean, a, c, version[a], version[c]))
     for i in range(n):  # path compression: every row to its group's surviving id
         root = i
@@ -89,8 +112,9 @@ def _average_linkage(rows: np.ndarray, nearest: np.ndarray, cosines: np.ndarray,
 
 
 def _ordered(labels: np.ndarray, min_group: int) -> np.ndarray:
-    """Relabel: groups of at least `min_group` faces as 0, 1, ... by size; others UNGROUPED."""
-    ids, counts = np.unique(labels, return_counts=True)
-    order = [ids[i] for i in np.argsort(-counts, kind="stable") if counts[i] >= min_group]
+    """Relabel: groups of at least `min_group` faces as 0, 1, ... by size, groups of one
+    size in the order of their first face; others UNGROUPED."""
+    ids, first, counts = np.unique(labels, return_index=True, return_counts=True)
+    order = [ids[i] for i in np.lexsort((first, -counts)) if counts[i] >= min_group]
     mapping = {old: new for new, old in enumerate(order)}
     return np.array([mapping.get(v, UNGROUPED) for v in labels], np.int64)

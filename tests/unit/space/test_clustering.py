@@ -65,3 +65,16 @@ def test_tiny_inputs():
     assert cluster_rows(_people(1, 1), 0.1).tolist() == [UNGROUPED]
     two = _people(1, 2, spread=0.01)
     assert cluster_rows(two, 0.1).tolist() == [0, 0]
+
+
+def test_with_agreement_strangers_stay_ungrouped_and_people_stay_whole():
+    """Look-alike strangers (random rows: their best pairs reach 4 standard deviations)
+    are glued without `agreement` and stay apart with it; each person stays one group."""
+    rows = _people(5, 10, dim=1024, spread=0.8, strangers=300, seed=4)
+    glued = cluster_rows(rows, 0.05)
+    apart = cluster_rows(rows, 0.05, agreement=3.0)
+    assert np.sum(glued[50:] != UNGROUPED) > 0
+    assert np.all(apart[50:] == UNGROUPED)
+    for person in range(5):
+        mine = apart[person * 10:(person + 1) * 10]
+        assert len(set(mine.tolist())) == 1 and mine[0] != UNGROUPED
