@@ -34,7 +34,8 @@ SEED = os.environ.get("FACESSL_KILL_SEED", "0")
 REPORT = os.environ.get("FACESSL_KILL_REPORT")
 
 
-def facessl(*args: str) -> list[str]:
+def facessl_argv(*args: str) -> list[str]:
+    """The argv of `facessl ARGS` as a process of its own, to be killed."""
     return [sys.executable, "-m", "facessl", *map(str, args)]
 
 
@@ -97,7 +98,7 @@ def community(tiny_lfw, tmp_path_factory):
     for photo in photos(tiny_lfw, NEWCOMER)[:4]:
         shutil.copy(photo, newcomer / photo.name)
     model = root / "model"
-    run_to_end(facessl("enroll", people, "--out", model, "--quiet"))
+    run_to_end(facessl_argv("enroll", people, "--out", model, "--quiet"))
     return {"model": model, "people": people, "two": two, "newcomer": newcomer,
             "names": tuple(sorted(p.name for p in people.iterdir()))}
 
@@ -106,11 +107,11 @@ def _change(command: str, community: dict, model: Path) -> tuple[list[str], tupl
     """The command line that changes `model` in place, and the people it leaves."""
     names = community["names"]
     if command == "enroll":
-        return (facessl("enroll", community["two"], "--out", model, "--quiet"), names[:2])
+        return (facessl_argv("enroll", community["two"], "--out", model, "--quiet"), names[:2])
     if command == "add-person":
-        return (facessl("add-person", model, NEWCOMER, community["newcomer"], "--quiet"),
+        return (facessl_argv("add-person", model, NEWCOMER, community["newcomer"], "--quiet"),
                 tuple(sorted((*names, NEWCOMER))))
-    return facessl("remove-person", model, names[0]), names[1:]
+    return facessl_argv("remove-person", model, names[0]), names[1:]
 
 
 @pytest.mark.parametrize("command", ["enroll", "add-person", "remove-person"])
@@ -152,7 +153,7 @@ def test_a_bundle_killed_in_the_middle_of_saving_is_the_old_one_or_the_new_one(
         community, tmp_path):
     """Saving over and over, so the kills land inside the writes themselves."""
     smaller = tmp_path / "smaller"
-    run_to_end(facessl("remove-person", shutil.copytree(community["model"], smaller),
+    run_to_end(facessl_argv("remove-person", shutil.copytree(community["model"], smaller),
                        community["names"][0]))
     states = {tuple(sorted(FaceClassifier.load(m).people)) for m in (community["model"],
                                                                         smaller)}
@@ -176,23 +177,23 @@ def test_a_bundle_killed_in_the_middle_of_saving_is_the_old_one_or_the_new_one(
 
 def test_a_killed_regrouping_keeps_the_groups_and_a_re_run_finishes_them(tiny_lfw, tmp_path):
     photos_dir, base = album(tiny_lfw, tmp_path / "album", 3, broken=False), tmp_path / "base"
-    run_to_end(facessl("group", photos_dir, "--out", base, "--quiet"))
+    run_to_end(facessl_argv("group", photos_dir, "--out", base, "--quiet"))
     before = len(store.load(base).faces)
     album(tiny_lfw, photos_dir, 6, broken=False)  # the album grows
     reference = shutil.copytree(base, tmp_path / "reference")
-    seconds, _ = run_to_end(facessl("group", photos_dir, "--out", reference, "--quiet"))
+    seconds, _ = run_to_end(facessl_argv("group", photos_dir, "--out", reference, "--quiet"))
     after = len(store.load(reference).faces)
     assert after > before
     work, outcomes = tmp_path / "work", []
     for i, moment in enumerate(moments("group", seconds)):
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(base, work)
-        killed = kill_at(facessl("group", photos_dir, "--out", work, "--quiet"), moment,
+        killed = kill_at(facessl_argv("group", photos_dir, "--out", work, "--quiet"), moment,
                          tmp_path / f"kill{i}.log")
         faces = len(store.load(work).faces)
         assert faces in (before, after)
         outcomes.append(("old" if faces == before else "new") if killed else "finished")
-        run_to_end(facessl("group", photos_dir, "--out", work, "--quiet"))
+        run_to_end(facessl_argv("group", photos_dir, "--out", work, "--quiet"))
         groups = store.load(work)
         ids = load_faces(work)[0]
         assert len(ids) == len(set(ids.tolist())) == after, "a face stored twice"
@@ -203,7 +204,7 @@ def test_a_killed_regrouping_keeps_the_groups_and_a_re_run_finishes_them(tiny_lf
     shutil.rmtree(work)
     shutil.copytree(base, work)
     shutil.copy(reference / "faces.npz", work / "faces.npz")
-    run_to_end(facessl("group", photos_dir, "--out", work, "--quiet"))
+    run_to_end(facessl_argv("group", photos_dir, "--out", work, "--quiet"))
     ids = load_faces(work)[0]
     assert len(ids) == len(set(ids.tolist())) == after, "a face stored twice"
     assert set(ids.tolist()) == set(store.load(work).faces)
@@ -211,15 +212,15 @@ def test_a_killed_regrouping_keeps_the_groups_and_a_re_run_finishes_them(tiny_lf
 
 def test_a_killed_naming_leaves_the_old_name_or_the_new_one(tiny_lfw, tmp_path):
     photos_dir, base = album(tiny_lfw, tmp_path / "album", 3, broken=False), tmp_path / "base"
-    run_to_end(facessl("group", photos_dir, "--out", base, "--threshold", "-1", "--quiet"))
-    args = facessl("name", base, "1", "Everyone")
+    run_to_end(facessl_argv("group", photos_dir, "--out", base, "--threshold", "-1", "--quiet"))
+    args = facessl_argv("name", base, "1", "Everyone")
     seconds, _ = run_to_end(args)
     work, outcomes = tmp_path / "work", []
     for i, moment in enumerate(moments("name", seconds)):
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(base, work)
         store.save(work, _unnamed(store.load(work)))
-        killed = kill_at(facessl("name", work, "1", "Everyone"), moment, tmp_path / f"{i}.log")
+        killed = kill_at(facessl_argv("name", work, "1", "Everyone"), moment, tmp_path / f"{i}.log")
         name = store.load(work).get(1).name
         assert name in (None, "Everyone")
         outcomes.append(("old" if name is None else "new") if killed else "finished")
@@ -236,7 +237,7 @@ def _unnamed(groups):
 
 def test_a_killed_pretraining_resumes_losing_at_most_the_epoch_it_was_in(tiny_lfw, tmp_path):
     def args(out):
-        return facessl("pretrain", "--method", "rotation", "--backbone", "tinyvgg", "--split",
+        return facessl_argv("pretrain", "--method", "rotation", "--backbone", "tinyvgg", "--split",
                        tiny_lfw["split"], "--data", tiny_lfw["folder"], "--batch-size", "16",
                        "--epochs", "6", "--out", out)
 
@@ -271,7 +272,7 @@ def _epochs(log: Path) -> list[int]:
 def test_a_killed_experiment_re_run_finishes_and_trusts_no_half_written_file(tiny_lfw,
                                                                               tmp_path):
     out = tmp_path / "run"
-    args = facessl("experiment", "--split", tiny_lfw["split"], "--data", tiny_lfw["folder"],
+    args = facessl_argv("experiment", "--split", tiny_lfw["split"], "--data", tiny_lfw["folder"],
                    "--arms", "ssl", "scratch", "--seeds", "0", "--epochs", "2",
                    "--pretext-epochs", "2", "--quiet", "--out", out)
     seconds, _ = run_to_end(args)

@@ -81,8 +81,8 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
     store.save(out, groups)
     draw_sheets(out, groups, *_redrawn(out, groups, before))
     grouped = len(groups.faces) - len(groups.ungrouped) - len(groups.removed)
-    return groups, GroupSummary(len(files), len(todo), len(groups.faces), len(found[0]), grouped,
-                           skipped, gone, suggestions(groups, ids, rows))
+    return groups, GroupSummary(len(files), len(todo), len(groups.faces), len(found[0]),
+                                grouped, skipped, gone, suggestions(groups, ids, rows))
 
 
 def _redrawn(out: Path, groups: Groups, before: dict[int, list[int]]

@@ -211,9 +211,8 @@ class _Cutter:
         array, truncated = decode_face(data, self.prep, rel)  # raises for an unreadable image
         if self.detector is None:
             return array, truncated
-        from facessl.data.photos import (
-            faces_of_photos,  # the product's loop, photo to faces
-        )
+        # the product's loop, photo to faces
+        from facessl.data.photos import faces_of_photos
 
         (found,) = faces_of_photos([(rel, data)], self.prep, self.detector, largest_only=True)
         if found.faces:

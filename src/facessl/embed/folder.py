@@ -108,7 +108,7 @@ def embed_folder(folder: str | Path, out: str | Path, backbone: str = DEFAULT_FA
     if not distributed.is_main():
         return None
     return EmbedSummary(**_join(out, plan, describer), seconds=time.perf_counter() - started,
-                   before=before)
+                        before=before)
 
 
 def _listing(folder: Path) -> tuple[int, str]:
@@ -163,7 +163,7 @@ def _finished(out: Path, wanted: dict) -> EmbedSummary | None:
     if distributed.is_main():
         shutil.rmtree(out / PARTS, ignore_errors=True)  # a run killed just before removing it
     return EmbedSummary(**meta["summary"], seconds=0.0, before=meta["summary"]["photos"],
-                   already_complete=True)
+                        already_complete=True)
 
 
 def _agreed(out: Path, wanted: dict) -> tuple[dict, int]:

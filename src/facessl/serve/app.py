@@ -106,13 +106,13 @@ class QueueOut(BaseModel):
     faces: list[UnknownOut]
 
 
-PNG = {200: {"content": {"image/png": {}}, "description": "a face crop"}}
-
-
 class HealthOut(BaseModel):
     status: str
     version: str
     people: int
+
+
+PNG = {200: {"content": {"image/png": {}}, "description": "a face crop"}}
 
 
 # the page's own files only: no inline script, no other origin, never inside a frame
@@ -174,6 +174,7 @@ def create_app(model_path: str | Path, groups: str | Path | None = None,
     # uploads are decoded and named by these threads only: what waits for the detector, and
     # the memory big photos leave behind in a thread's arena, is bounded by their number
     decoders = ThreadPoolExecutor(DECODING, thread_name_prefix="facessl-decode")
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
@@ -183,11 +184,21 @@ def create_app(model_path: str | Path, groups: str | Path | None = None,
                   description="Name the faces in a photo, or say 'unknown'.", lifespan=lifespan)
     app.add_middleware(UploadLimit, max_bytes=max_upload_bytes)
     app.add_middleware(_Guard, token=token)  # the outermost: it answers first
-    _add_page(app)
 
     @app.exception_handler(FacesslError)
     def refused(request: Request, exc: FacesslError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    _add_page(app)
+    _add_naming_routes(app, community, decoders, max_upload_bytes, max_pixels)
+    _add_album_routes(app, community)
+    return app
+
+
+def _add_naming_routes(app: FastAPI, community: Community, decoders: ThreadPoolExecutor,
+                       max_upload_bytes: int, max_pixels: int) -> None:
+    """Naming uploads and the people they are named after: health, people, a photo named,
+    the unknown faces of uploads to name, a person removed."""
 
     @app.get("/health", response_model=HealthOut)
     def health() -> dict:
@@ -219,26 +230,9 @@ def create_app(model_path: str | Path, groups: str | Path | None = None,
         data, name = await read_upload(request, max_upload_bytes)
         return await asyncio.wrap_future(decoders.submit(name_upload, data, name))
 
-
-    @app.get("/album", response_model=AlbumOut)
-    def album() -> dict:
-        return community.album()
-
-    @app.post("/groups/{group_id}/name", response_model=DoneOut)
-    def name_group(group_id: int, body: NameIn) -> dict:
-        return {"message": community.name_group(group_id, body.name)}
-
-    @app.post("/groups/merge", response_model=DoneOut)
-    def merge(body: MergeIn) -> dict:
-        return {"message": community.merge(body.into, body.other)}
-
     @app.delete("/people/{name}", response_model=DoneOut)
     def remove_person(name: str) -> dict:
         return {"message": community.remove_person(name)}
-
-    @app.get("/faces/{face_id}.png", response_class=Response, responses=PNG)
-    def face(face_id: int) -> Response:
-        return Response(community.face_png(face_id), media_type="image/png")
 
     @app.get("/unknown", response_model=QueueOut)
     def unknown() -> dict:
@@ -253,7 +247,25 @@ def create_app(model_path: str | Path, groups: str | Path | None = None,
     def name_unknown(queue_id: int, body: NameIn) -> dict:
         return {"message": community.name_unknown(queue_id, body.name)}
 
-    return app
+
+def _add_album_routes(app: FastAPI, community: Community) -> None:
+    """The album's groups (`serve --groups`): shown, named, merged, their faces' thumbnails."""
+
+    @app.get("/album", response_model=AlbumOut)
+    def album() -> dict:
+        return community.album()
+
+    @app.post("/groups/{group_id}/name", response_model=DoneOut)
+    def name_group(group_id: int, body: NameIn) -> dict:
+        return {"message": community.name_group(group_id, body.name)}
+
+    @app.post("/groups/merge", response_model=DoneOut)
+    def merge(body: MergeIn) -> dict:
+        return {"message": community.merge(body.into, body.other)}
+
+    @app.get("/faces/{face_id}.png", response_class=Response, responses=PNG)
+    def face(face_id: int) -> Response:
+        return Response(community.face_png(face_id), media_type="image/png")
 
 
 def _add_page(app: FastAPI) -> None:
