@@ -1,8 +1,9 @@
 """Time and memory of `space.clustering.cluster_rows` alone, on an album's stored face rows.
 
-Reads GROUPS_DIR/faces.npz (written by `facessl group`), and for each size N clusters its
-first N rows in a fresh process at the default threshold: wall time, the process's peak
-resident memory, and how much of it is above the rows themselves (float32, loaded first).
+Reads GROUPS_DIR/faces.safetensors (written by `facessl group`), and for each size N
+clusters its first N rows in a fresh process at the default threshold: wall time, the
+process's peak resident memory, and how much of it is above the rows themselves (float32,
+loaded first).
 
     python benchmarks/cluster_memory.py GROUPS_DIR [--sizes 5000 15000]
 """
@@ -16,6 +17,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from facessl.album.face_store import load_faces
 
 CHILD = """
 import resource, sys, time
@@ -39,9 +42,9 @@ def main() -> None:
     parser.add_argument("groups", type=Path)
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 15000])
     args = parser.parse_args()
-    with np.load(args.groups / "faces.npz") as stored, tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         rows = Path(tmp) / "rows.npy"
-        np.save(rows, stored["rows"])
+        np.save(rows, load_faces(args.groups).rows)
         print(f"{len(np.load(rows, mmap_mode='r')):,} stored faces in {args.groups}")
         print("| faces | seconds | peak RSS MB | MB above the rows | groups | grouped |")
         print("| --- | --- | --- | --- | --- | --- |")

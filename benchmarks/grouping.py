@@ -94,9 +94,9 @@ def scores(label: np.ndarray, person: np.ndarray) -> dict:
 
 def kmeans_labels(out: Path, faces: list, people: int) -> np.ndarray:
     """k-means (scikit-learn, k = the true number of people) on the faces' stored rows."""
-    ids, _, rows = load_faces(out)
-    where = {int(f): i for i, f in enumerate(ids)}
-    chosen = rows[[where[f.id] for f in faces]]
+    stored = load_faces(out)
+    where = stored.where
+    chosen = stored.rows[[where[f.id] for f in faces]].astype(np.float32)
     return KMeans(people, n_init=3, random_state=0).fit_predict(l2_normalise(chosen))
 
 
@@ -104,9 +104,9 @@ def recluster_labels(out: Path, faces: list, threshold: float,
                      agreement: float = 0.0) -> np.ndarray:
     """`facessl group`'s clustering of every stored row at another threshold (no photo is
     read again); the scored faces' groups, ungrouped ones each on their own."""
-    ids, _, rows = load_faces(out)
-    labels = cluster_rows(rows, threshold, GroupConfig().min_group, agreement=agreement)
-    where = {int(f): i for i, f in enumerate(ids)}
+    stored = load_faces(out)
+    labels = cluster_rows(stored.rows, threshold, GroupConfig().min_group, agreement=agreement)
+    where = stored.where
     return np.array([labels[where[f.id]] if labels[where[f.id]] != UNGROUPED else -1 - n
                      for n, f in enumerate(faces)])
 

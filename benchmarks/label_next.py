@@ -55,9 +55,9 @@ class Album:
         self.person_of_photo = json.loads((workdir / "truth.json").read_text())
         source = json.loads((workdir / "sources.json").read_text())
         self.photo_of_source = {rel: name for name, rel in source.items()}
-        ids, crops, rows = load_faces(self.dir)
-        self.where = {int(f): i for i, f in enumerate(ids)}
-        self.crops, self.rows = crops, rows
+        faces = load_faces(self.dir)
+        self.where = faces.where
+        self.crops, self.rows = faces.crops, faces.rows.astype(np.float32)
         self.largest = {f.photo: f.id for f in largest_faces(self.groups)}
 
     def person(self, face_id: int) -> str | None:

@@ -6,8 +6,9 @@ named after its destination and the process writing it, so what a killed writer 
 recognised, and deleted, by the next write of the same file. Tensors (bundles, checkpoints,
 face spaces) are written and read back one way, `tensor_bytes` / `write_bytes` /
 `read_tensors`: safetensors (no pickle), refused when linked, resized or not the SHA-256 a
-companion JSON recorded. An output folder is checked once, before any work
-(`output_folder`).
+companion JSON recorded. Arrays too large to hold in memory (an album's faces) are the same
+format, written piece by piece (`streamed_tensors`) and read where used (`map_tensors`).
+An output folder is checked once, before any work (`output_folder`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+import numpy as np
 
 from facessl.errors import DataError, InputError
 
@@ -155,6 +159,137 @@ def read_tensors(path: Path, sha256: str | None = None, size: int | None = None,
         return safetensors.torch.load(data), header.get("__metadata__") or {}
     except (SafetensorError, ValueError, AttributeError) as exc:
         raise DataError(f"{path} is damaged ({exc}); {redo}.") from None
+
+
+_DTYPES = {"U8": np.uint8, "I64": np.int64, "F16": np.float16, "F32": np.float32}
+
+
+@contextlib.contextmanager
+def streamed_tensors(dest: Path, layout: dict[str, tuple[str, tuple[int, ...]]],
+                     metadata: dict[str, str] | None = None
+                     ) -> Iterator[Callable[[str, np.ndarray], None]]:
+    """Write a safetensors file piece by piece, for arrays too large to hold at once.
+    `layout`: name -> (dtype "U8" / "I64" / "F16" / "F32", shape), in the order the block
+    writes them; the block gets `write(name, piece)` and must give each tensor's rows, in
+    order, up to its shape. The file is renamed into place only when all of it was written."""
+    header, offset = {}, 0
+    for name, (dtype, shape) in layout.items():
+        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[dtype]).itemsize
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    if metadata:
+        header["__metadata__"] = metadata
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
+    order, done = list(layout), dict.fromkeys(layout, 0)
+
+    def finished() -> None:  # tensors written in full (or empty) leave the queue
+        while order and done[order[0]] == layout[order[0]][1][0]:
+            order.pop(0)
+
+    finished()
+    with atomic_path(Path(dest), suffix=Path(dest).suffix) as tmp, open(tmp, "wb") as file:
+        file.write(len(text).to_bytes(8, "little") + text)
+
+        def write(name: str, piece: np.ndarray) -> None:
+            dtype, shape = layout[name]
+            piece = np.ascontiguousarray(piece, dtype=_DTYPES[dtype])
+            if not len(piece):
+                return
+            if not order or order[0] != name or piece.shape[1:] != tuple(shape[1:]) \
+                    or done[name] + len(piece) > shape[0]:
+                raise ValueError(f"{name}: a piece of shape {piece.shape} does not continue "
+                                 f"{dest} (written {done[name]} of {shape}, next "
+                                 f"{order[0] if order else 'nothing'})")
+            file.write(piece.tobytes())
+            done[name] += len(piece)
+            finished()
+
+        yield write
+        if order:
+            raise ValueError(f"{dest}: {order[0]} was not written in full")
+
+
+class DiskArray:
+    """A read-only array in a file, read where it is indexed (an int, a slice, a list of
+    ints) or converted whole (`np.asarray`). Unlike a memory map, what was read does not stay
+    in the process's resident memory: an album of 100,000 faces is read a piece at a time."""
+
+    def __init__(self, path: Path, offset: int, dtype: np.dtype, shape: tuple[int, ...]):
+        self.path, self.offset, self.dtype, self.shape = path, offset, np.dtype(dtype), shape
+        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            return self._rows(range(len(self))[key], 1)[0]
+        if isinstance(key, slice):
+            picked = range(len(self))[key]
+            if picked.step == 1:
+                return self._rows(picked.start, len(picked))
+            key = list(picked)
+        index = np.asarray(key)
+        index = (np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64)).reshape(-1)
+        if len(index) and (index.min() < -len(self) or index.max() >= len(self)):
+            raise IndexError(f"index out of range for {len(self)} rows")
+        out = np.empty((len(index), *self.shape[1:]), self.dtype)
+        with open(self.path, "rb") as file:
+            for i, row in enumerate(index % max(len(self), 1)):
+                out[i] = self._read(file, int(row), 1)[0]
+        return out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.empty(self.shape, dtype or self.dtype)
+        step = max(1, (64 << 20) // max(self.row_bytes, 1))  # 64 MB read at a time
+        for start in range(0, len(self), step):
+            out[start:start + step] = self._rows(start, min(step, len(self) - start))
+        return out
+
+    def astype(self, dtype) -> np.ndarray:
+        return np.asarray(self, dtype)
+
+    def _rows(self, start: int, count: int) -> np.ndarray:
+        with open(self.path, "rb") as file:
+            return self._read(file, start, count)
+
+    def _read(self, file, start: int, count: int) -> np.ndarray:
+        data = os.pread(file.fileno(), count * self.row_bytes, self.offset + start * self.row_bytes)
+        if len(data) != count * self.row_bytes:
+            raise DataError(f"{self.path} is shorter than its header says; it was cut short "
+                            "or changed while being read.")
+        return np.frombuffer(data, self.dtype).reshape(count, *self.shape[1:]).copy()
+
+
+def map_tensors(path: Path, redo: str) -> tuple[dict[str, DiskArray], dict[str, str]]:
+    """(name -> `DiskArray`, metadata) of a safetensors file: its arrays are read from disk
+    only where they are used. Refused (a `DataError` that ends with `redo`) when it is a
+    link or damaged."""
+    path = Path(path)
+    if path.is_symlink():
+        raise DataError(f"{path} is a link (to {path.readlink()}); facessl reads only its own "
+                        f"files, never pointers elsewhere. {redo[0].upper()}{redo[1:]}.")
+    try:
+        with open(path, "rb") as file:
+            length = int.from_bytes(file.read(8), "little")
+            if not 0 < length <= path.stat().st_size - 8:
+                raise ValueError("no header")
+            header = json.loads(file.read(length))
+        metadata = header.pop("__metadata__", None) or {}
+        arrays, end = {}, 0
+        for name, entry in header.items():
+            start, stop = entry["data_offsets"]
+            dtype, shape = np.dtype(_DTYPES[entry["dtype"]]), tuple(entry["shape"])
+            if stop - start != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+                raise ValueError(f"{name}'s offsets disagree with its shape")
+            end = max(end, stop)
+            arrays[name] = DiskArray(path, 8 + length + start, dtype, shape)
+        if 8 + length + end != path.stat().st_size:
+            raise ValueError("its size disagrees with its header")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path} is damaged ({exc}); {redo}.") from None
+    return arrays, metadata
 
 
 def save_figure(fig, dest: Path) -> None:

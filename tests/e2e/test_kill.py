@@ -25,6 +25,7 @@ import torch
 from conftest import NEWCOMER, album, people_folder, photos
 
 from facessl.album import store
+from facessl.album.face_store import FILE as FACES_FILE
 from facessl.album.face_store import load_faces
 from facessl.recognition.classifier import FaceClassifier
 
@@ -195,17 +196,17 @@ def test_a_killed_regrouping_keeps_the_groups_and_a_re_run_finishes_them(tiny_lf
         outcomes.append(("old" if faces == before else "new") if killed else "finished")
         run_to_end(facessl_argv("group", photos_dir, "--out", work, "--quiet"))
         groups = store.load(work)
-        ids = load_faces(work)[0]
+        ids = load_faces(work).ids
         assert len(ids) == len(set(ids.tolist())) == after, "a face stored twice"
         assert set(ids.tolist()) == set(groups.faces)
         assert not leftovers(work), leftovers(work)
     report("group (album grown)", seconds, outcomes)
-    # The narrowest window, made on purpose: the new faces.npz written, groups.json not yet.
+    # The narrowest window, made on purpose: the new faces.safetensors written, groups.json not yet.
     shutil.rmtree(work)
     shutil.copytree(base, work)
-    shutil.copy(reference / "faces.npz", work / "faces.npz")
+    shutil.copy(reference / FACES_FILE, work / FACES_FILE)
     run_to_end(facessl_argv("group", photos_dir, "--out", work, "--quiet"))
-    ids = load_faces(work)[0]
+    ids = load_faces(work).ids
     assert len(ids) == len(set(ids.tolist())) == after, "a face stored twice"
     assert set(ids.tolist()) == set(store.load(work).faces)
 

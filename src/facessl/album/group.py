@@ -1,34 +1,51 @@
 """`facessl group ALBUM_DIR --out GROUPS_DIR`: find the people in an album of unlabelled photos.
 
 Every face of every photo is found and cut as `facessl predict` cuts it, described in the
-face space enrolment will use, and clustered (`space.clustering`). A re-run describes only
-new or changed photos, and keeps what the user did: faces already in a group stay there,
-a group keeps its id and name, a new face joins the group its cluster's grouped faces
-belong to, and only clusters of new or ungrouped faces become new groups.
+face space enrolment will use, and clustered (`space.clustering`); crops and rows go to
+disk photo by photo and piece by piece, so memory does not grow with the album's crops. A
+re-run describes only new or changed photos, and keeps what the user did: faces already in
+a group stay there and a group keeps its id and name. At the same threshold it grows the
+groups (`_grow`: new faces join the groups they are like, the rest are clustered among
+themselves); at a new threshold it clusters every face again, and a cluster whose faces are
+already grouped gives its new faces to their group.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from facessl.album import face_store, store
-from facessl.album.face_store import typical_face
+from facessl.album.face_store import StoredFaces, typical_face
 from facessl.album.sheets import draw_sheets
 from facessl.album.store import Groups
 from facessl.config import DEFAULT_FACE_SPACE, ClassifierConfig, GroupConfig
 from facessl.data.photos import faces_of_photos, photo_files
 from facessl.errors import FacesslError
-from facessl.files import output_folder
-from facessl.space.clustering import UNGROUPED, cluster_rows
+from facessl.files import DiskArray, output_folder
+from facessl.progress import bar
+from facessl.space.clustering import (
+    NEIGHBOURS,
+    UNGROUPED,
+    cluster_rows,
+    stranger_spread,
+)
 from facessl.space.face_model import FaceModel
+from facessl.space.search import top_k
 from facessl.space.whitening import Whitening
 
 DEFAULTS = GroupConfig()
 CLASSIFIER = ClassifierConfig()  # a bare backbone's album whitening: the classifier's shrink
+PIECE = 1024  # faces copied or described at once: bounds memory at any album size
 
 
 @dataclass
@@ -41,11 +58,12 @@ class GroupSummary:
     skipped: dict[str, str]  # photo -> why, from this run
     gone: int  # photos no longer in the album (their faces dropped)
     suggestions: list[tuple[int, int, int]]  # (group, faces, a representative face)
+    seconds: dict[str, float]  # wall time of each step: finding, describing, grouping, drawing
 
 
 def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
                 threshold: float | None = None, quiet: bool = True) -> tuple[Groups, GroupSummary]:
-    """Group the faces of `album` into `out` (groups.json, faces.npz, contact sheets)."""
+    """Group the faces of `album` into `out` (groups.json, faces.safetensors, contact sheets)."""
     album, out = Path(album).expanduser(), Path(out).expanduser()
     if album.is_file():
         raise FacesslError(f"{album} is a file; pass the folder of the album's photos.")
@@ -62,27 +80,55 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
                            f"by {groups.detector}); pass `backbone` {groups.backbone}, or a new "
                            "`out` to group the album in another space.")
     groups.album = str(album.resolve())
+    # A re-run at the same threshold grows the groups; a first run, a new threshold or a
+    # bare backbone (every face described again) clusters every face.
+    growing = previous is not None and model.space is not None and threshold in (
+        None, previous.threshold)
     groups.threshold = groups.threshold if threshold is None else threshold
-    stored = face_store.load_faces(out) if previous else (None, None, None)
-    on_disk, before = stored[0], {g.id: list(g.faces) for g in groups.groups.values()}
+    stored = face_store.load_faces(out) if previous else face_store.NONE
+    before = {g.id: list(g.faces) for g in groups.groups.values()}
     current = {str(f.relative_to(album)): f for f in files}
     gone = _forget_changed(groups, current)
-    stored = _still_known(stored, groups)
     todo = {rel: f for rel, f in current.items() if rel not in groups.photos}
-    found, skipped = _find_faces(groups, todo, model, quiet)
-    ids, crops, rows = _combine(stored, found, model, quiet)
+    # the new crops, on disk (named so that what a killed run left is deleted by the next)
+    clock = _Clock()
+    with tempfile.NamedTemporaryFile(dir=out, prefix=f".{face_store.FILE}.{os.getpid()}-",
+                                     suffix=".tmp-crops") as scratch:
+        new_ids, skipped = _find_faces(groups, todo, model, quiet, scratch)
+        new_crops = _on_disk(scratch, len(new_ids), model)
+        clock("finding faces")
+        if len(new_ids) or len(stored) != len(groups.faces):
+            _save(out, stored, groups, new_ids, new_crops, model, quiet)
+        clock("describing faces")
+    faces = face_store.load_faces(out)
     groups.photos.update({rel: _signature(f) for rel, f in todo.items() if rel not in skipped})
-    active = np.array([f not in groups.removed for f in ids], bool)
-    labels = cluster_rows(rows[active], groups.threshold, DEFAULTS.min_group,
-                          agreement=DEFAULTS.agreement)
-    _assign(groups, ids[active], labels)
-    if on_disk is None or not np.array_equal(on_disk, ids):
-        face_store.save_faces(out, ids, crops, rows)
+    if growing:
+        _grow(groups, faces, new_ids)
+    else:
+        active = np.array([f not in groups.removed for f in faces.ids], bool)
+        labels = cluster_rows(faces.rows if active.all() else faces.rows[active],
+                              groups.threshold, DEFAULTS.min_group,
+                              agreement=DEFAULTS.agreement)
+        _assign(groups, faces.ids[active], labels)
+    clock("grouping")
     store.save(out, groups)
     draw_sheets(out, groups, *_redrawn(out, groups, before))
+    clock("drawing sheets")
     grouped = len(groups.faces) - len(groups.ungrouped) - len(groups.removed)
-    return groups, GroupSummary(len(files), len(todo), len(groups.faces), len(found[0]),
-                                grouped, skipped, gone, suggestions(groups, ids, rows))
+    return groups, GroupSummary(len(files), len(todo), len(groups.faces), len(new_ids),
+                                grouped, skipped, gone, suggestions(groups, faces), clock.seconds)
+
+
+class _Clock:
+    """Seconds per step, each from the end of the one before."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step], self.last = now - self.last, now
 
 
 def _redrawn(out: Path, groups: Groups, before: dict[int, list[int]]
@@ -128,11 +174,11 @@ def _forget_changed(groups: Groups, current: dict[str, Path]) -> int:
     return len(stale - current.keys())
 
 
-def _find_faces(groups: Groups, files: dict[str, Path], model: FaceModel,
-                quiet: bool) -> tuple[tuple[list[int], list[np.ndarray]], dict[str, str]]:
-    """((new face ids, their crops), photos that could not be read -> why); the faces are
-    added to `groups`."""
-    new_ids, crops, skipped = [], [], {}
+def _find_faces(groups: Groups, files: dict[str, Path], model: FaceModel, quiet: bool,
+                scratch: BinaryIO) -> tuple[np.ndarray, dict[str, str]]:
+    """(new face ids, photos that could not be read -> why); the faces are added to
+    `groups`, their crops written to `scratch` one photo at a time."""
+    new_ids, skipped = [], {}
     for found in faces_of_photos(files.items(), model.preprocessing, model.detector,
                                  progress=None if quiet else "finding faces",
                                  total=len(files)):
@@ -144,45 +190,46 @@ def _find_faces(groups: Groups, files: dict[str, Path], model: FaceModel,
             face = groups.new_face(found.name, (box.x, box.y, box.w, box.h),
                                    round(box.score, 4), box.landmarks)
             new_ids.append(face.id)
-            crops.append(crop)
+            scratch.write(np.ascontiguousarray(crop, np.uint8).tobytes())
     groups.skipped.update(skipped)
-    return (new_ids, crops), skipped
+    scratch.flush()
+    return np.array(new_ids, np.int64), skipped
 
 
-def _still_known(stored, groups: Groups):
-    """The stored (ids, crops, rows) of faces groups.json still holds, read before new faces
-    get ids: faces.npz is written first, so a run killed before groups.json left faces
-    there whose ids the next run hands out again."""
-    if stored[0] is None:
-        return stored
-    keep = np.isin(stored[0], list(groups.faces))
-    return tuple(part[keep] for part in stored)
+def _on_disk(scratch, count: int, model: FaceModel) -> DiskArray | np.ndarray:
+    prep = model.preprocessing
+    shape = (count, prep.size, prep.size, prep.channels)
+    return DiskArray(Path(scratch.name), 0, np.uint8, shape) if count else np.zeros(shape, np.uint8)
 
 
-def _combine(stored, found, model: FaceModel, quiet: bool):
-    """(ids, crops, rows) of every face of the album: the stored ones, and the new ones
-    described now. A bare backbone's whitening is fitted on the album's faces, so there
-    every face is described again."""
-    (new_ids, new_crops), prep = found, model.preprocessing
-    ids = np.array(new_ids, np.int64)
-    crops = (np.stack(new_crops) if new_crops
-             else np.zeros((0, prep.size, prep.size, prep.channels), np.uint8))
-    old_rows = None
-    if stored[0] is not None and len(stored[0]):
-        ids = np.concatenate([stored[0], ids])
-        crops = np.concatenate([stored[1], crops])
-        old_rows = stored[2] if model.space is not None else None
-    todo = crops if old_rows is None else crops[len(old_rows):]
-    width = old_rows.shape[1] if old_rows is not None else 1
-    rows = (_album_rows(model, todo, None if quiet else "describing faces") if len(todo)
-            else np.zeros((0, width), np.float32))
-    return ids, crops, rows if old_rows is None else np.concatenate([old_rows, rows])
+def _save(out: Path, stored: StoredFaces, groups: Groups, new_ids: np.ndarray,
+          new_crops: DiskArray | np.ndarray, model: FaceModel, quiet: bool) -> None:
+    """Write faces.safetensors: the stored faces groups.json still holds (faces.safetensors
+    is written first, so a run killed before groups.json left faces there whose ids the
+    next run hands out again), then the new ones. Only new faces are described, except
+    under a bare backbone, whose whitening is fitted on the album's faces: there every face
+    is described again."""
+    kept = np.flatnonzero(np.isin(stored.ids, list(groups.faces)))
+    ids = np.concatenate([stored.ids[kept], new_ids])
+    crops = [*_pieces(stored.crops, kept), *_pieces(new_crops)]
+    label = None if quiet else "describing faces"
+    if model.space is not None:
+        described = (model.describe(c) for c in bar(_pieces(new_crops), label, unit="piece",
+                                                      total=-(-len(new_crops) // PIECE)))
+        rows, width = itertools.chain(_pieces(stored.rows, kept), described), model.dimension
+    else:
+        raw = np.concatenate([np.zeros((0, model.raw_dimension), np.float32)] + [
+            model.describe(c) for c in bar(crops, label, unit="piece")])
+        whitening = Whitening.fit(raw, CLASSIFIER.shrink)
+        rows, width = (whitening(r) for r in _pieces(raw)), whitening.dimension
+    face_store.save_faces(out, ids, new_crops.shape[1:], width, crops, rows)
 
 
-def _album_rows(model: FaceModel, crops: np.ndarray, progress: str | None) -> np.ndarray:
-    """The model's unit rows; a bare backbone's whitened on the album's own faces."""
-    rows = model.describe(crops, progress)
-    return rows if model.space is not None else Whitening.fit(rows, CLASSIFIER.shrink)(rows)
+def _pieces(array: DiskArray | np.ndarray, index: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """`array` (its rows `index`) PIECE rows at a time, read from disk only when asked."""
+    count = len(array) if index is None else len(index)
+    for start in range(0, count, PIECE):
+        yield array[start:start + PIECE] if index is None else array[index[start:start + PIECE]]
 
 
 def _assign(groups: Groups, ids: np.ndarray, labels: np.ndarray) -> None:
@@ -200,11 +247,60 @@ def _assign(groups: Groups, ids: np.ndarray, labels: np.ndarray) -> None:
             groups.new_group(free)
 
 
-def suggestions(groups: Groups, ids: np.ndarray, rows: np.ndarray,
+def _grow(groups: Groups, faces: StoredFaces, new_ids: np.ndarray) -> None:
+    """A re-run's new faces, without clustering the album again (a 1% larger album costs
+    about 1% of the first run): each joins the group it is most like on average among the
+    groups of its nearest grouped faces, where that mean clears the threshold as a merge in
+    `cluster_rows` must; the rest, with the faces left ungrouped before, are clustered
+    among themselves into new groups. Nothing the user did is undone."""
+    if not len(new_ids):
+        return
+    where, owner = faces.where, groups.group_of()
+    new = np.asarray(faces.rows[[where[int(f)] for f in new_ids]], np.float32)
+    left = [int(f) for f in new_ids]
+    if owner:
+        members = np.array(sorted(owner, key=where.get))
+        keys = np.asarray(faces.rows[[where[f] for f in members]], np.float32)
+        margin = DEFAULTS.agreement * stranger_spread(keys)
+        nearest, _ = top_k(new, keys, min(NEIGHBOURS, len(keys)))
+        sums: dict[int, np.ndarray] = {}
+        left = []
+        for face, row, near in zip(new_ids.tolist(), new, nearest):
+            group, mean = _most_alike(row, {owner[f] for f in members[near].tolist()}, groups,
+                                      faces, where, sums)
+            size = len(groups.groups[group].faces)
+            if mean >= groups.threshold + margin / size ** 0.5:
+                groups.groups[group].faces = sorted(groups.groups[group].faces + [face])
+                sums[group] += row
+            else:
+                left.append(face)
+    free = sorted(set(left) | set(groups.ungrouped), key=where.get)
+    labels = cluster_rows(faces.rows[[where[f] for f in free]], groups.threshold,
+                          DEFAULTS.min_group, agreement=DEFAULTS.agreement)
+    for label in range(labels.max(initial=UNGROUPED) + 1):
+        groups.new_group([f for f, of in zip(free, labels) if of == label])
+
+
+def _most_alike(row: np.ndarray, candidates: set[int], groups: Groups, faces: StoredFaces,
+                where: dict[int, int], sums: dict[int, np.ndarray]) -> tuple[int, float]:
+    """(the candidate group `row` has the highest mean cosine with, that mean); `sums`
+    caches each group's sum of rows."""
+    best, best_mean = -1, -np.inf
+    for group in sorted(candidates):
+        if group not in sums:
+            index = sorted(where[f] for f in groups.groups[group].faces)
+            sums[group] = np.asarray(faces.rows[index], np.float32).sum(axis=0)
+        mean = float(row @ sums[group]) / len(groups.groups[group].faces)
+        if mean > best_mean:
+            best, best_mean = group, mean
+    return best, best_mean
+
+
+def suggestions(groups: Groups, faces: StoredFaces,
                 limit: int = 10) -> list[tuple[int, int, int]]:
     """What to name next: the largest unnamed groups, each with its most typical face (the
     one most like the rest), whose name labels the most faces per question asked."""
-    where = {int(f): i for i, f in enumerate(ids)}
+    where, rows = faces.where, faces.rows
     unnamed = [g for g in sorted(groups.groups.values(), key=lambda g: -len(g.faces))
                if g.name is None][:limit]
     return [(g.id, len(g.faces), typical_face(g.faces, where, rows)) for g in unnamed]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from facessl.album.face_store import crops_by_id
+from facessl.album.face_store import load_faces
 from facessl.album.store import Groups
 from facessl.files import atomic_path
 
@@ -33,17 +33,21 @@ def draw_sheets(folder: str | Path, groups: Groups, changed: list[int] | None = 
     sheets = folder / "sheets"
     sheets.mkdir(exist_ok=True)
     wanted = list(groups.groups) if changed is None else changed
-    crops = crops_by_id(folder, list(groups.faces))
+    crops = load_faces(folder).crops_of  # read for one sheet at a time
     for group_id in wanted:
         group = groups.groups[group_id]
         title = f"group {group.id}" + (f": {group.name}" if group.name else " (unnamed)")
+        shown = group.faces[:MOST_FACES]
         _save(sheets / f"group-{group.id}.png",
-              _sheet(f"{title}, {len(group.faces)} faces", group.faces, crops))
+              _sheet(f"{title}, {len(group.faces)} faces", group.faces, crops(shown)))
     ungrouped = groups.ungrouped
-    _save(sheets / "ungrouped.png", _sheet(f"ungrouped, {len(ungrouped)} faces", ungrouped, crops))
+    _save(sheets / "ungrouped.png", _sheet(f"ungrouped, {len(ungrouped)} faces", ungrouped,
+                                           crops(ungrouped[:MOST_FACES])))
     for group_id in removed:
         (sheets / f"group-{group_id}.png").unlink(missing_ok=True)
-    _save(folder / "overview.png", _overview(groups, crops))
+    overview = _by_size(groups)[:OVERVIEW_GROUPS]
+    _save(folder / "overview.png", _overview(groups, crops(
+        [f for g in overview for f in g.faces[:OVERVIEW_FACES]])))
 
 
 def _sheet(title: str, faces: list[int], crops: dict[int, np.ndarray]) -> Image.Image:
@@ -62,8 +66,12 @@ def _sheet(title: str, faces: list[int], crops: dict[int, np.ndarray]) -> Image.
     return sheet
 
 
+def _by_size(groups: Groups) -> list:
+    return sorted(groups.groups.values(), key=lambda g: -len(g.faces))
+
+
 def _overview(groups: Groups, crops: dict[int, np.ndarray]) -> Image.Image:
-    ordered = sorted(groups.groups.values(), key=lambda g: -len(g.faces))
+    ordered = _by_size(groups)
     shown, label_width, row = ordered[:OVERVIEW_GROUPS], 180, THUMB + 4
     height = max(1, len(shown)) * row + (TITLE if len(ordered) > len(shown) else 0)
     sheet = Image.new("RGB", (label_width + OVERVIEW_FACES * THUMB, height), "white")

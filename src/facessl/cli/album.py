@@ -1,4 +1,5 @@
-"""`facessl group / name / merge / split / remove-face`: from an unlabelled album to people.
+"""`facessl group / name / merge / split / remove-face / find`: from an unlabelled album to
+people, and back to every photo of one.
 
 Parsing only; each handler calls one function of `album.group` or `album.naming` and
 prints what changed, with the next command to run.
@@ -7,6 +8,7 @@ prints what changed, with the next command to run.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -71,6 +73,25 @@ def _remove_face(args: argparse.Namespace) -> int:
     return 0
 
 
+def _find(args: argparse.Namespace) -> int:
+    from facessl.album.find import find_person
+
+    faces = find_person(args.groups, args.name, args.model)
+    if args.json:
+        json.dump({"name": args.name, "photos": len({f.photo for f in faces}),
+                   "faces": [vars(f) for f in faces]}, sys.stdout, indent=1)
+        print()
+        return 0
+    by_model = sum(f.group is None for f in faces)
+    print(f"{args.name}: {len({f.photo for f in faces})} photos ({len(faces) - by_model} faces "
+          f"in named groups" + (f", {by_model} named by {args.model}" if args.model else "")
+          + ")", file=sys.stderr)
+    for face in faces:
+        how = f"group {face.group}" if face.group is not None else f"model {face.score:.2f}"
+        print(f"{face.photo}\tf{face.face}\t{how}")
+    return 0
+
+
 def _faces(count: int) -> str:
     return f"{count} face" if count == 1 else f"{count} faces"
 
@@ -116,3 +137,16 @@ def add_album_commands(sub: argparse._SubParsersAction) -> None:
     remove.add_argument("groups", metavar="GROUPS_DIR")
     remove.add_argument("faces", metavar="FACE", nargs="+", help="face ids (f12), as on sheets")
     remove.set_defaults(func=_remove_face)
+
+    find = sub.add_parser("find", help="every photo of a person in a grouped album",
+                          description="List the photos NAME appears in: the faces of the "
+                                      "groups named NAME and, with --model, every face outside "
+                                      "named groups that the model names NAME. One line per "
+                                      "face: photo, face id, how it was found.")
+    find.add_argument("groups", metavar="GROUPS_DIR")
+    find.add_argument("name", metavar="NAME")
+    find.add_argument("--model", metavar="MODEL",
+                      help="the bundle `facessl enroll --groups GROUPS_DIR` wrote: also the "
+                           "faces it names NAME (above its unknown threshold)")
+    find.add_argument("--json", action="store_true", help="one JSON document instead")
+    find.set_defaults(func=_find)

@@ -190,8 +190,13 @@ class FaceClassifier:
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """N x C cosine similarities of each face to each enrolled person's prototype."""
-        rows = self.transform(X)  # first: it says if the model is unfitted
-        return self.model_.score(self.whitening_(rows), self.prototypes_)
+        return self.similarities(self.transform(X))  # transform first: it checks fitting
+
+    def similarities(self, rows: np.ndarray) -> np.ndarray:
+        """`decision_function` of faces the face model has described already (`transform`'s
+        rows, or the rows `facessl group` stored): no face is described again."""
+        self._check_fitted()
+        return self.model_.score(self.whitening_(np.asarray(rows, np.float32)), self.prototypes_)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """N x (C + 1) probabilities over `classes_`: a softmax of temperature x cosine,

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from facessl.album import naming, store
+from facessl.album.face_store import FILE as FACES_FILE
 from facessl.album.face_store import load_faces, typical_face
 from facessl.errors import FacesslError
 from facessl.models.encoders import face_preprocessing
@@ -122,12 +123,11 @@ class Community:
         with self.lock:
             groups = self._groups()
             self._know([f for g in groups.groups.values() for f in g.faces])
-            ids, rows = self._ids, self._rows  # replaced, never changed, when the store grows
-        where = {f: i for i, f in enumerate(ids)}
+            faces, where = self._faces, self._where  # replaced, never changed, when it grows
         ordered = sorted(groups.groups.values(), key=lambda g: (g.name is not None, -len(g.faces)))
         out = []
         for group in ordered:
-            typical = typical_face(group.faces, where, rows)
+            typical = typical_face(group.faces, where, faces.rows)
             shown = [typical] + [f for f in group.faces if f != typical][:7]
             out.append({"id": group.id, "name": group.name, "size": len(group.faces),
                         "faces": shown})
@@ -207,21 +207,21 @@ class Community:
         return store.load(self.groups_dir)
 
     def _load_store(self) -> None:
-        ids, crops, rows = load_faces(self.groups_dir)
-        self._ids, self._rows = ids.tolist(), rows
-        self._crops_by_id = dict(zip(self._ids, crops))
+        """Map the album's stored faces (read from disk as they are shown or enrolled)."""
+        self._faces = load_faces(self.groups_dir)
+        self._where = self._faces.where
 
     def _crops(self, faces: list[int]) -> np.ndarray:
         self._know(faces)
-        return np.stack([self._crops_by_id[f] for f in faces])
+        return self._faces.crops[[self._where[f] for f in faces]]
 
     def _know(self, faces: list[int]) -> None:
-        """Reads faces.npz again if `facessl group` grew it since (the server keeps running)."""
-        if any(f not in self._crops_by_id for f in faces):
+        """Maps the store again if `facessl group` grew it since (the server keeps running)."""
+        if any(f not in self._where for f in faces):
             self._load_store()
-        missing = [f for f in faces if f not in self._crops_by_id]
+        missing = [f for f in faces if f not in self._where]
         if missing:
-            raise FacesslError(f"{self.groups_dir}'s faces.npz lacks face {missing[0]}; run "
+            raise FacesslError(f"{self.groups_dir}'s {FACES_FILE} lacks face {missing[0]}; run "
                                "facessl group on the album again.")
 
 

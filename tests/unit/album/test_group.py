@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import EVERYTHING, album, facessl
 from PIL import Image
 
 from facessl.album import store
+from facessl.album.face_store import FILE as FACES_FILE
+from facessl.album.face_store import load_faces
 from facessl.album.group import group_album
 from facessl.album.naming import merge_groups, name_group, remove_faces, split_faces
-from facessl.errors import FacesslError
+from facessl.errors import FacesslError, FacesslNote
+from facessl.files import DiskArray
 
 
 def test_group_name_enroll_predict_from_the_command_line(tiny_lfw, tmp_path):
@@ -124,3 +130,90 @@ def test_bad_albums_and_enrolments_say_what_to_do(tiny_lfw, tmp_path):
     assert done.returncode == 2 and "exactly one of them" in done.stderr
     done = facessl("name", str(tmp_path / "nowhere"), "1", "Ann")
     assert done.returncode == 2 and "run `facessl group ALBUM_DIR" in done.stderr
+
+
+def test_a_regrouped_album_grows_its_groups_by_who_the_new_faces_are_like(
+        tiny_lfw, space_checkpoint, tmp_path):
+    photos_dir, out = album(tiny_lfw, tmp_path / "album", 4, broken=False), tmp_path / "g"
+    groups, _ = group_album(photos_dir, out, backbone=str(space_checkpoint),
+                            threshold=float(EVERYTHING))
+    people = sorted(tiny_lfw["manifest"]["community"])
+    for person in people[1:]:  # one group per person, as a user's splits would leave it
+        split_faces(out, [str(f.id) for f in groups.faces.values()
+                          if f.photo.startswith(person)])
+    groups = store.load(out)
+    group_of_person = {p: groups.group_of()[next(f.id for f in groups.faces.values()
+                                                   if f.photo.startswith(p))] for p in people}
+    for person, group in group_of_person.items():
+        name_group(out, str(group), person)
+    before = set(store.load(out).faces)
+    album(tiny_lfw, photos_dir, per_person=6, broken=False)  # two new photos per person
+    groups, summary = group_album(photos_dir, out)
+    new = [f for f in groups.faces.values() if f.id not in before]
+    assert summary.new_photos == 2 * len(people) and summary.new_faces == len(new)
+    assert sorted(groups.groups) == sorted(group_of_person.values())  # no group made or lost
+    owner = groups.group_of()
+    right = sum(owner[f.id] == group_of_person[f.photo.rsplit("_", 1)[0]] for f in new)
+    # chance is one in len(people); this small test face space (ImageNet weights, 448
+    # faces) names 7 of 10 right
+    assert right >= 0.6 * len(new), f"{right} of {len(new)} new faces joined their person"
+    assert all(groups.groups[g].name == p for p, g in group_of_person.items())
+
+
+def test_the_stored_faces_are_read_as_needed_and_old_or_damaged_stores_say_so(
+        grouped, tmp_path):
+    out = tmp_path / "groups"
+    shutil.copytree(grouped[0], out)
+    faces = load_faces(out)
+    assert isinstance(faces.crops, DiskArray) and faces.rows.dtype == np.float16
+    assert len(faces) == len(store.load(out).faces)
+    ids, crops, rows = faces.ids.copy(), np.array(faces.crops), np.array(faces.rows)
+    (out / FACES_FILE).unlink()  # the earlier format: one npz, read whole
+    np.savez(out / "faces.npz", ids=ids, crops=crops, rows=rows)
+    with pytest.warns(FacesslNote, match="converted from faces.npz"):
+        again = load_faces(out)
+    assert not (out / "faces.npz").exists()
+    assert np.array_equal(again.ids, ids) and np.array_equal(again.crops, crops)
+    assert np.array_equal(again.rows, rows)
+    name_group(out, "1", "Ann")
+    data = (out / FACES_FILE).read_bytes()
+    (out / FACES_FILE).write_bytes(data[:len(data) // 2])  # a copy cut short
+    for command in (("group", str(grouped[0].parent / "album"), "--out", str(out)),
+                    ("enroll", "--groups", str(out), "--out", str(tmp_path / "m"))):
+        done = facessl(*command)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert f"{out / FACES_FILE} is damaged" in done.stderr and "delete it" in done.stderr
+
+
+def test_find_lists_every_photo_of_a_named_person(grouped, tmp_path):
+    out = tmp_path / "groups"
+    shutil.copytree(grouped[0], out)
+    people, group_of = sorted(grouped[1]), grouped[1]
+    first = people[0]
+    for person in people:
+        name_group(out, str(group_of[person]), person)
+    groups = store.load(out)
+    mine = sorted(f.id for f in groups.faces.values() if f.photo.startswith(first))
+    done = facessl("find", str(out), first)
+    assert done.returncode == 0, done.stderr
+    lines = [line.split("\t") for line in done.stdout.splitlines()]
+    assert [int(face[1:]) for _, face, _ in lines] == mine
+    assert all(Path(photo).is_file() and Path(photo).name.startswith(first)
+               for photo, _, _ in lines)
+    photos = len({groups.faces[f].photo for f in mine})
+    assert f"{first}: {photos} photos ({len(mine)} faces in named groups)" in done.stderr
+    split_faces(out, [f"f{mine[0]}"])  # one of them leaves the named group
+    assert int(facessl("find", str(out), first).stdout.count("\n")) == len(mine) - 1
+    model = tmp_path / "model"
+    assert facessl("enroll", "--groups", str(out), "--out", str(model)).returncode == 0
+    done = facessl("find", str(out), first, "--model", str(model), "--json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    by_model = [f for f in found["faces"] if f["group"] is None]
+    # the one face outside named groups, named by the model
+    assert [f["face"] for f in by_model] == [mine[0]]
+    assert by_model[0]["score"] > 0
+    done = facessl("find", str(out), "Nobody")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "nobody is named 'Nobody'" in done.stderr
+    assert f"the names are: {', '.join(people)}" in done.stderr

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import NEWCOMER, STRANGER, crops, people_folder, photos
+from conftest import facessl as run_facessl
 from PIL import Image
 from sklearn.decomposition import PCA
 
@@ -266,8 +267,6 @@ def test_the_threshold_in_the_bundle_rules(fitted, community, tmp_path):
 
 
 def test_a_threshold_set_by_hand_survives_add_person(fitted, tiny_lfw, tmp_path):
-    from test_experiment import facessl as run_facessl
-
     from facessl.recognition.enroll import add_person
 
     newcomer = tmp_path / NEWCOMER
