@@ -8,8 +8,8 @@ pairwise precision 0.18 on lfw62-v1's community photos).
 It runs in memory that grows with the faces, not their square. The mean cosine between two
 groups is the dot product of their faces' sums over the product of their sizes, so each
 group keeps one sum and every merge is scored exactly. Only groups joined by an edge of the
-k-nearest-neighbour graph (`space.search.top_k`: faiss when installed, blocked exact search
-otherwise) are candidates: two groups none of whose faces is among the other's nearest
+k-nearest-neighbour graph (`space.search.neighbour_graph`: a bfloat16 shortlist scored again
+exactly) are candidates: two groups none of whose faces is among the other's nearest
 `NEIGHBOURS` have a mean cosine below any useful threshold. Merging the best candidate
 first until none reaches the threshold is what SciPy's dense average linkage cut at the
 threshold gives (average linkage never merges above an earlier merge), for the groups the
@@ -28,7 +28,7 @@ import heapq
 
 import numpy as np
 
-from facessl.space.search import top_k
+from facessl.space.search import neighbour_graph
 
 UNGROUPED = -1
 NEIGHBOURS = 30  # candidate groups per face: more than a person's faces in most albums
@@ -46,8 +46,9 @@ def cluster_rows(rows: np.ndarray, threshold: float, min_group: int = 2,
     n = len(rows)
     if n < max(min_group, 2):
         return np.full(n, UNGROUPED, np.int64)
-    rows = np.asarray(rows, dtype=np.float32)
-    nearest, cosines = top_k(rows, rows, min(neighbours, n - 1), exclude_self=True)
+    # the store's float16 rows stay float16 (half the memory); each group's sum is float32
+    rows = np.asarray(rows, np.float16 if rows.dtype == np.float16 else np.float32)
+    nearest, cosines = neighbour_graph(rows, neighbours)
     margin = agreement * stranger_spread(rows)
     return _ordered(_average_linkage(rows, nearest, cosines, threshold, margin), min_group)
 
@@ -58,7 +59,8 @@ def stranger_spread(rows: np.ndarray, pairs: int = 20_000, seed: int = 0) -> flo
     rng = np.random.default_rng(seed)
     a, b = rng.integers(len(rows), size=(2, pairs))
     keep = a != b
-    return float(np.std(np.einsum("ij,ij->i", rows[a[keep]], rows[b[keep]])))
+    first, second = (np.asarray(rows[i[keep]], np.float32) for i in (a, b))
+    return float(np.std(np.einsum("ij,ij->i", first, second)))
 
 
 def _average_linkage(rows: np.ndarray, nearest: np.ndarray, cosines: np.ndarray,
@@ -87,7 +89,8 @@ def _average_linkage(rows: np.ndarray, nearest: np.ndarray, cosines: np.ndarray,
             continue
         if size[a] < size[b]:
             a, b = b, a
-        sums[a] = sums.get(a, rows[a]) + sums.pop(b, rows[b])
+        sums[a] = _sum(sums, rows, a) + _sum(sums, rows, b)
+        sums.pop(b, None)
         size[a] += size[b]
         owner[b] = a
         version[a] += 1
@@ -100,7 +103,7 @@ def _average_linkage(rows: np.ndarray, nearest: np.ndarray, cosines: np.ndarray,
         linked[b] = set()
         for c in linked[a]:
             pairs = size[a] * size[c]
-            mean = float(sums[a] @ sums.get(c, rows[c])) / pairs
+            mean = float(sums[a] @ _sum(sums, rows, c)) / pairs
             if mean >= threshold + margin / pairs ** 0.5:
                 heapq.heappush(heap, (-mean, a, c, version[a], version[c]))
     for i in range(n):  # path compression: every row to its group's surviving id
@@ -109,6 +112,11 @@ def _average_linkage(rows: np.ndarray, nearest: np.ndarray, cosines: np.ndarray,
             root = owner[root]
         owner[i] = root
     return owner
+
+
+def _sum(sums: dict[int, np.ndarray], rows: np.ndarray, group: int) -> np.ndarray:
+    """A group's sum of rows (float32); a single face's row."""
+    return sums[group] if group in sums else rows[group].astype(np.float32)
 
 
 def _ordered(labels: np.ndarray, min_group: int) -> np.ndarray:

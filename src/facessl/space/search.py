@@ -122,6 +122,48 @@ def _top_k_faiss(queries: np.ndarray, keys: np.ndarray, k: int, exclude_self: bo
             sims[keep].reshape(len(q), k))
 
 
+def neighbour_graph(rows: np.ndarray, k: int, block: int = 1024, rescore: int = 128
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit row's k most similar other rows: (indices N x k, cosines N x k float32,
+    most similar first), for the tens of thousands of rows of a large album.
+
+    A shortlist of 2k candidates per row comes from bfloat16 products (torch; on CPUs with
+    bfloat16 matrix units 5.5x faster than float32: 1,701 against 312 GFLOPS on this
+    machine's 2 cores), then the candidates are scored again exactly, in float32 from
+    `rows` as given, and the best k kept. The result is `top_k`'s unless a bfloat16
+    rounding (about 1e-3 of a cosine) moves a true neighbour beyond the 2k-th candidate.
+    Memory: `rows`, one bfloat16 copy, and `block` rows' scores."""
+    import torch  # here: the numpy path of this module never needs it
+
+    n = len(rows)
+    k = min(k, n - 1)
+    wide = min(n - 1, 2 * k)
+    exact = torch.from_numpy(np.ascontiguousarray(rows))
+    keys = exact.to(torch.bfloat16)
+    indices, cosines = torch.empty((n, k), dtype=torch.int64), torch.empty((n, k))
+    # the candidates' rows, gathered into buffers made once: fresh ones cost more in page
+    # faults than the gathering itself
+    gathered = torch.empty((rescore * wide, exact.shape[1]), dtype=exact.dtype)
+    widened = torch.empty((rescore * wide, exact.shape[1]))
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        scores = keys[start:stop] @ keys.T
+        scores[torch.arange(stop - start), torch.arange(start, stop)] = -torch.inf
+        shortlist = scores.topk(wide, dim=1).indices
+        del scores
+        for first in range(start, stop, rescore):
+            last = min(first + rescore, stop)
+            candidates = shortlist[first - start:last - start]
+            size = candidates.numel()
+            torch.index_select(exact, 0, candidates.flatten(), out=gathered[:size])
+            rows_of = widened[:size].copy_(gathered[:size]).view(last - first, wide, -1)
+            sims = torch.bmm(rows_of, exact[first:last].float().unsqueeze(2)).squeeze(2)
+            best = sims.topk(k, dim=1)
+            indices[first:last] = candidates.gather(1, best.indices)
+            cosines[first:last] = best.values
+    return indices.numpy(), cosines.numpy()
+
+
 # ---------------------------------------------------------------- k-means
 
 

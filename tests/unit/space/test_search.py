@@ -188,3 +188,24 @@ def test_bad_input_says_what_was_wrong(pixels, use, backend):
         search.kmeans(rows, 0, seed=0)
     with pytest.raises(FacesslError, match="n_init must be a positive integer"):
         search.kmeans(rows, 2, seed=0, n_init=0)
+
+
+# ---------------------------------------------------------------- the album's graph
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_the_neighbour_graph_is_the_exact_one(pixels, dtype):
+    """The bfloat16 shortlist, scored again exactly, gives the exact neighbours of real face
+    rows centred as a face space centres them (cosines around 0, as in an album)."""
+    rows = l2_normalise(pixels - pixels.mean(axis=0)).astype(dtype)
+    exact = rows.astype(np.float32) @ rows.astype(np.float32).T
+    np.fill_diagonal(exact, -np.inf)
+    expected = np.argsort(-exact, axis=1, kind="stable")[:, :10]
+    indices, cosines = search.neighbour_graph(rows, 10)
+    assert indices.shape == (len(rows), 10) and cosines.dtype == np.float32
+    same = np.mean([set(a) == set(b) for a, b in zip(indices, expected)])
+    assert same >= 0.995, same
+    assert np.allclose(cosines, np.take_along_axis(exact, indices, axis=1), atol=1e-5)
+    assert (np.diff(cosines, axis=1) <= 0).all()  # most similar first
+    few, _ = search.neighbour_graph(rows[:4], 10)  # fewer rows than k: every other row
+    assert few.shape == (4, 3) and all(i not in r for i, r in enumerate(few))
