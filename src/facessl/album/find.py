@@ -32,11 +32,13 @@ class FoundFace:
 
 
 def find_person(groups_dir: str | Path, name: str,
-                model: str | Path | None = None) -> list[FoundFace]:
-    """The faces of `name` in the album of `groups_dir`, in the order of their photos."""
+                model: str | Path | FaceClassifier | None = None) -> list[FoundFace]:
+    """The faces of `name` in the album of `groups_dir`, in the order of their photos;
+    `model`: the enrolled bundle (a path, or the classifier already loaded)."""
     groups_dir = Path(groups_dir).expanduser()
     groups = store.load(groups_dir)
-    clf = FaceClassifier.load(model) if model is not None else None
+    clf = model if isinstance(model, FaceClassifier) or model is None else \
+        FaceClassifier.load(model)
     named = [g for g in groups.groups.values() if g.name == name]
     if not named and (clf is None or name not in clf.people):
         names = sorted({g.name for g in groups.groups.values() if g.name}

@@ -211,7 +211,10 @@ def _save(out: Path, stored: StoredFaces, groups: Groups, new_ids: np.ndarray,
     is described again."""
     kept = np.flatnonzero(np.isin(stored.ids, list(groups.faces)))
     ids = np.concatenate([stored.ids[kept], new_ids])
-    crops = [*_pieces(stored.crops, kept), *_pieces(new_crops)]
+
+    def crops():  # read from disk a piece at a time, as often as asked
+        return itertools.chain(_pieces(stored.crops, kept), _pieces(new_crops))
+
     label = None if quiet else "describing faces"
     if model.space is not None:
         described = (model.describe(c) for c in bar(_pieces(new_crops), label, unit="piece",
@@ -219,10 +222,10 @@ def _save(out: Path, stored: StoredFaces, groups: Groups, new_ids: np.ndarray,
         rows, width = itertools.chain(_pieces(stored.rows, kept), described), model.dimension
     else:
         raw = np.concatenate([np.zeros((0, model.raw_dimension), np.float32)] + [
-            model.describe(c) for c in bar(crops, label, unit="piece")])
+            model.describe(c) for c in bar(crops(), label, unit="piece")])
         whitening = Whitening.fit(raw, CLASSIFIER.shrink)
         rows, width = (whitening(r) for r in _pieces(raw)), whitening.dimension
-    face_store.save_faces(out, ids, new_crops.shape[1:], width, crops, rows)
+    face_store.save_faces(out, ids, new_crops.shape[1:], width, crops(), rows)
 
 
 def _pieces(array: DiskArray | np.ndarray, index: np.ndarray | None = None) -> Iterator[np.ndarray]:

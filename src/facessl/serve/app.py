@@ -95,6 +95,18 @@ class AlbumOut(BaseModel):
     waiting: str | None = Field(description="why a named group is not enrolled yet")
 
 
+class PhotoOut(BaseModel):
+    file: str = Field(description="the photo's path inside the album")
+    faces: list[int] = Field(description="its faces of this person (thumbnails: /faces/ID.png)")
+    how: str = Field(description="'group N' (a named group), or 'model S' (named by the "
+                                 "enrolled model at similarity S)")
+
+
+class PersonOut(BaseModel):
+    name: str
+    photos: list[PhotoOut]
+
+
 class UnknownOut(BaseModel):
     id: int
     file: str
@@ -113,6 +125,7 @@ class HealthOut(BaseModel):
 
 
 PNG = {200: {"content": {"image/png": {}}, "description": "a face crop"}}
+JPEG = {200: {"content": {"image/jpeg": {}}, "description": "a photo, made small"}}
 
 
 # the page's own files only: no inline script, no other origin, never inside a frame
@@ -249,7 +262,8 @@ def _add_naming_routes(app: FastAPI, community: Community, decoders: ThreadPoolE
 
 
 def _add_album_routes(app: FastAPI, community: Community) -> None:
-    """The album's groups (`serve --groups`): shown, named, merged, their faces' thumbnails."""
+    """The album's groups (`serve --groups`): shown, named, merged, their faces' thumbnails;
+    a person's photos."""
 
     @app.get("/album", response_model=AlbumOut)
     def album() -> dict:
@@ -266,6 +280,14 @@ def _add_album_routes(app: FastAPI, community: Community) -> None:
     @app.get("/faces/{face_id}.png", response_class=Response, responses=PNG)
     def face(face_id: int) -> Response:
         return Response(community.face_png(face_id), media_type="image/png")
+
+    @app.get("/people/{name}/photos", response_model=PersonOut)
+    def photos_of(name: str) -> dict:
+        return community.photos_of(name)
+
+    @app.get("/photos/{face_id}.jpg", response_class=Response, responses=JPEG)
+    def photo(face_id: int) -> Response:
+        return Response(community.photo_jpeg(face_id), media_type="image/jpeg")
 
 
 def _add_page(app: FastAPI) -> None:

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from facessl.album import naming, store
 from facessl.album.face_store import FILE as FACES_FILE
+from facessl.album.find import find_person
 from facessl.album.face_store import load_faces, typical_face
 from facessl.errors import FacesslError
 from facessl.models.encoders import face_preprocessing
@@ -28,6 +29,7 @@ from facessl.recognition.names import UNKNOWN
 from facessl.recognition.predict import PhotoResult, name_faces
 
 QUEUE_LENGTH = 100  # the most recent unknown faces kept for naming
+PHOTO_THUMB = 240  # px, the longer side of a photo on a person's page
 
 
 @dataclass
@@ -171,6 +173,41 @@ class Community:
         with self.lock:  # the store may be read again meanwhile
             crop = self._crops([face_id])[0]
         return _png(crop)
+
+    def photos_of(self, name: str) -> dict:
+        """Every photo of `name` in the album: the groups named so, and the faces outside
+        named groups that the enrolled model names so (`album.find`)."""
+        with self.lock:  # groups.json and the store change under naming
+            album = Path(self._groups().album)
+            faces = find_person(self.groups_dir, name, self.clf)
+        photos: dict[str, list] = {}
+        for face in faces:
+            photos.setdefault(face.photo, []).append(face)
+        return {"name": name, "photos": [
+            {"file": str(Path(photo).relative_to(album)), "faces": [f.face for f in found],
+             "how": ", ".join(sorted({f"group {f.group}" if f.group is not None
+                                      else f"model {f.score:.2f}" for f in found}))}
+            for photo, found in photos.items()]}
+
+    def photo_jpeg(self, face_id: int) -> bytes:
+        """A thumbnail of the album photo that face `face_id` is in."""
+        with self.lock:
+            groups = self._groups()
+        face = groups.faces.get(face_id)
+        if face is None:
+            raise FacesslError(f"the album has no face f{face_id}.")
+        path = Path(groups.album) / face.photo
+        try:
+            with Image.open(path) as image:
+                image.draft("RGB", (PHOTO_THUMB, PHOTO_THUMB))  # JPEG: decoded small
+                thumb = ImageOps.exif_transpose(image).convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise FacesslError(f"the photo {face.photo} cannot be read ({exc}): it was moved "
+                               "or changed since `facessl group`; run it again.") from None
+        thumb.thumbnail((PHOTO_THUMB, PHOTO_THUMB))
+        buffer = io.BytesIO()
+        thumb.save(buffer, "JPEG", quality=85)
+        return buffer.getvalue()
 
     def unknown_png(self, queue_id: int) -> bytes:
         with self.lock:  # the queue changes under uploads and names

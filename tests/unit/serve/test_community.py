@@ -3,11 +3,14 @@ merged and renamed, a name that collides with an enrolled person, the unknown-fa
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+from pathlib import Path
 
 from conftest import photos, shared_model
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from facessl.album import store
 from facessl.recognition.classifier import FaceClassifier
@@ -51,6 +54,15 @@ def test_naming_groups_builds_the_model_and_names_uploads(grouped, tiny_lfw, tmp
         assert "now called Ariel_Sharon" in _post(client, f"/groups/{group[ariel]}/name",
                                                   {"name": "Ariel_Sharon"})
         assert client.get("/people").json()["people"] == ["Ariel_Sharon", "Donald"]
+        # the person's page: every photo of the named group, each as a small JPEG
+        groups = store.load(groups_dir)
+        theirs = {groups.faces[f].photo for f in groups.groups[group[ariel]].faces}
+        shown = client.get("/people/Ariel_Sharon/photos").json()
+        assert shown["name"] == "Ariel_Sharon" and {p["file"] for p in shown["photos"]} == theirs
+        assert all(p["how"] == f"group {group[ariel]}" for p in shown["photos"])
+        jpeg = client.get(f"/photos/{shown['photos'][0]['faces'][0]}.jpg")
+        assert jpeg.headers["content-type"] == "image/jpeg"
+        assert max(Image.open(io.BytesIO(jpeg.content)).size) <= 240
     assert {g.name for g in store.load(groups_dir).groups.values()} == \
         {"Donald", "Ariel_Sharon"}
 
@@ -69,6 +81,16 @@ def test_refusals_are_one_clear_sentence(grouped, tiny_lfw, tmp_path_factory, tm
         assert "into itself" in _post(client, "/groups/merge",
                                       {"into": group[ariel], "other": group[ariel]}, 400)
         assert client.get("/faces/99999.png").status_code == 400
+        assert "no face f99999" in client.get("/photos/99999.jpg").json()["detail"]
+        assert "nobody is named 'Nobody'" in client.get("/people/Nobody/photos").json()["detail"]
+        groups = store.load(groups_dir)
+        face = groups.groups[group[ariel]].faces[0]
+        photo = Path(groups.album) / groups.faces[face].photo
+        photo.rename(tmp_path / "moved.jpg")  # the shared album: put back below
+        try:
+            assert "cannot be read" in client.get(f"/photos/{face}.jpg").json()["detail"]
+        finally:
+            (tmp_path / "moved.jpg").rename(photo)
         assert client.post("/groups/1/name", json={}).status_code == 422
         assert "enrolled; 4 people" in _post(client, f"/groups/{group[donald]}/name",
                                              {"name": "Donald"})
@@ -78,6 +100,7 @@ def test_refusals_are_one_clear_sentence(grouped, tiny_lfw, tmp_path_factory, tm
     assert FaceClassifier.load(model).people == [*enrolled, "Donald"]
     with TestClient(create_app(model)) as client:  # no --groups
         assert "no album" in client.get("/album").json()["detail"]
+        assert "no album" in client.get(f"/people/{enrolled[0]}/photos").json()["detail"]
 
 
 def test_a_person_removed_over_http_is_gone_from_the_model_and_its_answers(tiny_lfw,

@@ -24,9 +24,14 @@ async function refresh() {
   const groups = album.ok ? await album.json() : null;
   const faceOf = {};
   for (const g of groups ? groups.groups : []) if (g.name) faceOf[g.name] = g.faces[0];
-  $("people").replaceChildren(...people.people.map((name) => make("li", {},
-    ...(name in faceOf ? [make("img", { src: `faces/${faceOf[name]}.png`, alt: "" })] : []),
-    make("span", { className: "person", textContent: name }))));
+  $("people").replaceChildren(...people.people.map((name) => {
+    const open = make("button", { type: "button", className: "person", textContent: name });
+    open.addEventListener("click", () => showPerson(name));
+    return make("li", {},
+      ...(name in faceOf ? [make("img", { src: `faces/${faceOf[name]}.png`, alt: "" })] : []),
+      open);
+  }));
+  filterPeople();
   if (groups) { $("album").hidden = false; showGroups(groups); }
   showQueue((await (await fetch("unknown")).json()).faces);
 }
@@ -46,6 +51,32 @@ function showGroups(album) {
     return card;
   }));
 }
+function filterPeople() {
+  const wanted = $("search").value.trim().toLowerCase();
+  for (const li of $("people").children) {
+    li.hidden = !li.querySelector(".person").textContent.toLowerCase().includes(wanted);
+  }
+}
+async function showPerson(name) {
+  $("person").hidden = false;
+  $("person-name").textContent = name;
+  $("person-photos").replaceChildren();
+  const response = await fetch(`people/${encodeURIComponent(name)}/photos`);
+  const result = await response.json();
+  if (!response.ok) { say($("person-status"), { ok: false, text: result.detail }); return; }
+  const count = result.photos.length;
+  say($("person-status"), { ok: true, text: `${count} photo${count === 1 ? "" : "s"} of ${name} in the album.` });
+  $("person-photos").replaceChildren(...result.photos.map((p) => make("figure", { className: "photo" },
+    make("img", { src: `photos/${p.faces[0]}.jpg`, alt: p.file, loading: "lazy" }),
+    make("figcaption", { textContent: `${p.file} (${p.how})` }))));
+  $("person").scrollIntoView();
+}
+$("search").addEventListener("input", filterPeople);
+$("find").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const first = [...$("people").children].find((li) => !li.hidden);
+  if (first) showPerson(first.querySelector(".person").textContent);
+});
 function showQueue(faces) {
   $("queue").hidden = faces.length === 0;
   $("unknown").replaceChildren(...faces.map((f) => {
