@@ -1,11 +1,18 @@
 """Time and memory of `space.clustering.cluster_rows` alone, on an album's stored face rows.
 
 Reads GROUPS_DIR/faces.safetensors (written by `facessl group`), and for each size N
-clusters its first N rows in a fresh process at the default threshold: wall time, the
-process's peak resident memory, and how much of it is above the rows themselves (float32,
-loaded first).
+clusters its first N rows in a fresh process at `facessl group`'s settings, float16 as
+`facessl group` holds them: wall time, the process's peak resident memory, and how much of
+it is above the rows themselves (loaded first).
 
-    python benchmarks/cluster_memory.py GROUPS_DIR [--sizes 5000 15000]
+Sizes beyond the album's faces are made of its rows and copies of them: each copy is its
+row moved in a random direction so that two copies of one face have a cosine of about
+`--copy-cosine` (0.25, a photo of the same person in the face space). That measures the
+memory and time of grouping that many rows of the face space's width, with groups about
+as tight as a person's; it says nothing of how right the groups are (the copies are no
+one's photos), nor of finding and describing the faces.
+
+    python benchmarks/cluster_memory.py GROUPS_DIR [--sizes 5000 15000 100000]
 """
 
 from __future__ import annotations
@@ -25,11 +32,11 @@ import resource, sys, time
 import numpy as np
 from facessl.config import GroupConfig
 from facessl.space.clustering import cluster_rows
-rows = np.asarray(np.load(sys.argv[1], mmap_mode="r")[: int(sys.argv[2])], dtype=np.float32)
-rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+rows = np.asarray(np.load(sys.argv[1], mmap_mode="r")[: int(sys.argv[2])], dtype=np.float16)
 loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 started = time.perf_counter()
-labels = cluster_rows(rows, GroupConfig().threshold, GroupConfig().min_group)
+labels = cluster_rows(rows, GroupConfig().threshold, GroupConfig().min_group,
+                      agreement=GroupConfig().agreement)
 seconds = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"| {len(rows):,} | {seconds:.1f} | {peak:.0f} | {peak - loaded:.0f} | "
@@ -37,15 +44,37 @@ print(f"| {len(rows):,} | {seconds:.1f} | {peak:.0f} | {peak - loaded:.0f} | "
 """
 
 
+def with_copies(rows: np.ndarray, size: int, cosine: float, seed: int = 0) -> np.ndarray:
+    """`rows`, then copies of them (in turn) up to `size` rows: row + t x a random unit
+    direction, at unit length, with t such that two copies of a row have `cosine`."""
+    if size <= len(rows):
+        return rows
+    step = np.sqrt(1 / cosine - 1)
+    rng = np.random.default_rng(seed)
+    out = np.empty((size, rows.shape[1]), np.float16)
+    out[:len(rows)] = rows
+    for start in range(len(rows), size, 4096):
+        stop = min(start + 4096, size)
+        base = rows[np.arange(start, stop) % len(rows)].astype(np.float32)
+        noise = rng.standard_normal(base.shape).astype(np.float32)
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+        moved = base + step * noise
+        out[start:stop] = moved / np.linalg.norm(moved, axis=1, keepdims=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("groups", type=Path)
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 15000])
+    parser.add_argument("--copy-cosine", type=float, default=0.25)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rows = Path(tmp) / "rows.npy"
-        np.save(rows, load_faces(args.groups).rows)
-        print(f"{len(np.load(rows, mmap_mode='r')):,} stored faces in {args.groups}")
+        stored = np.asarray(load_faces(args.groups).rows, np.float16)
+        np.save(rows, with_copies(stored, max(args.sizes), args.copy_cosine))
+        print(f"{len(stored):,} stored faces in {args.groups}, "
+              f"{max(0, max(args.sizes) - len(stored)):,} copies")
         print("| faces | seconds | peak RSS MB | MB above the rows | groups | grouped |")
         print("| --- | --- | --- | --- | --- | --- |")
         for size in args.sizes:

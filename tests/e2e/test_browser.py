@@ -18,6 +18,8 @@ import httpx
 import pytest
 from conftest import free_port, photos, shared_model
 
+from facessl.album import store
+
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.slow
 
@@ -141,6 +143,24 @@ def test_an_album_is_named_in_the_page_and_its_people_recognised(grouped, browse
         sync_api.expect(page.locator("#album-status")).to_contain_text("2 people")
         sync_api.expect(page.locator("#people .person")).to_have_text(["Donald", "Others"])
         assert page.locator("#people img").count() == 2  # each with their group's face
+        # find a person, open their page: every photo of their group, as a thumbnail
+        page.fill("#search", "don")
+        sync_api.expect(page.locator("#people li:visible .person")).to_have_text(["Donald"])
+        page.press("#search", "Enter")
+        sync_api.expect(page.locator("#person-name")).to_have_text("Donald")
+        donalds = {f.photo for f in store.load(groups_dir).faces.values()
+                   if f.photo.startswith(donald)}
+        shown = page.locator("#person-photos figure img")
+        sync_api.expect(shown).to_have_count(len(donalds))
+        sync_api.expect(page.locator("#person-status")).to_contain_text(
+            f"{len(donalds)} photos of Donald")
+        page.wait_for_function("() => [...document.querySelectorAll('#person-photos img')]"
+                               ".every(i => i.complete && i.naturalWidth > 0)")
+        assert set(shown.evaluate_all("imgs => imgs.map(i => i.alt)")) == donalds
+        page.fill("#search", "")
+        sync_api.expect(page.locator("#people li:visible")).to_have_count(2)
+        page.click("#people .person >> text=Others")
+        sync_api.expect(page.locator("#person-name")).to_have_text("Others")
         page.set_input_files("#file", str(photos(tiny_lfw, donald, ("test",))[0]))
         page.click("button[type=submit]")
         sync_api.expect(page.locator("#photo .box .name").first).to_have_text(

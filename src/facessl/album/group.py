@@ -264,7 +264,7 @@ def _grow(groups: Groups, faces: StoredFaces, new_ids: np.ndarray) -> None:
     if owner:
         members = np.array(sorted(owner, key=where.get))
         keys = np.asarray(faces.rows[[where[f] for f in members]], np.float32)
-        margin = DEFAULTS.agreement * stranger_spread(keys)
+        margin = DEFAULTS.agreement * stranger_spread(keys) if DEFAULTS.agreement else 0.0
         nearest, _ = top_k(new, keys, min(NEIGHBOURS, len(keys)))
         sums: dict[int, np.ndarray] = {}
         left = []

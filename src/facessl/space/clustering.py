@@ -49,18 +49,22 @@ def cluster_rows(rows: np.ndarray, threshold: float, min_group: int = 2,
     # the store's float16 rows stay float16 (half the memory); each group's sum is float32
     rows = np.asarray(rows, np.float16 if rows.dtype == np.float16 else np.float32)
     nearest, cosines = neighbour_graph(rows, neighbours)
-    margin = agreement * stranger_spread(rows)
+    margin = agreement * stranger_spread(rows) if agreement else 0.0
     return _ordered(_average_linkage(rows, nearest, cosines, threshold, margin), min_group)
 
 
 def stranger_spread(rows: np.ndarray, pairs: int = 20_000, seed: int = 0) -> float:
     """The standard deviation of the cosine between two rows drawn at random: in an album of
-    many people, nearly always two strangers."""
+    many people, nearly always two strangers. Computed a thousand pairs at a time: 20,000
+    pairs of face-space rows at once would take a gigabyte."""
     rng = np.random.default_rng(seed)
     a, b = rng.integers(len(rows), size=(2, pairs))
     keep = a != b
-    first, second = (np.asarray(rows[i[keep]], np.float32) for i in (a, b))
-    return float(np.std(np.einsum("ij,ij->i", first, second)))
+    a, b = a[keep], b[keep]
+    cosines = [np.einsum("ij,ij->i", np.asarray(rows[a[i:i + 1000]], np.float32),
+                         np.asarray(rows[b[i:i + 1000]], np.float32))
+               for i in range(0, len(a), 1000)]
+    return float(np.std(np.concatenate(cosines)))
 
 
 def _average_linkage(rows: np.ndarray, nearest: np.ndarray, cosines: np.ndarray,

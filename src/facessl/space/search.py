@@ -122,7 +122,7 @@ def _top_k_faiss(queries: np.ndarray, keys: np.ndarray, k: int, exclude_self: bo
             sims[keep].reshape(len(q), k))
 
 
-def neighbour_graph(rows: np.ndarray, k: int, block: int = 1024, rescore: int = 128
+def neighbour_graph(rows: np.ndarray, k: int, block: int = 1024, rescore: int = 32
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Each unit row's k most similar other rows: (indices N x k, cosines N x k float32,
     most similar first), for the tens of thousands of rows of a large album.

@@ -1,0 +1,89 @@
+"""`facessl find`: does it list every photo of a named person in a grouped album, and only theirs?
+
+The album is lfw62-v1's community train photos (2,403 photos of 62 people, one flat folder;
+benchmarks/grouping.py writes it and its truth), grouped by `facessl group` with its
+defaults. A simulated user then names the groups as the page lets them: each group of two
+or more faces is shown with its faces; the user recognises the person most of its photos
+show (the truth of each photo's largest face), merges the groups of one person into the
+largest and names it. No other face is looked at. `enroll --groups` makes the model, and
+for each person `find` lists photos: the named groups alone, and with the model (faces
+outside named groups that it names so). A photo is found if any listed face is in it; it
+is right if the photo is of that person. Reported: precision and recall over all
+(person, photo) pairs, and the worst person's recall.
+
+    python benchmarks/find_person.py [--workdir /tmp/facessl-grouping]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from grouping import album_truth, largest_faces
+
+from facessl.album import store
+from facessl.album.find import find_person
+from facessl.album.group import group_album
+from facessl.album.naming import merge_groups, name_group
+from facessl.recognition.enroll import enroll_groups
+
+
+def name_like_a_user(groups_dir: Path, truth: dict[str, str]) -> int:
+    """Merge and name each group after the person most of its photos show; the groups
+    named (questions the user answered)."""
+    groups = store.load(groups_dir)
+    largest = {f.id for f in largest_faces(groups)}
+    whose: dict[str, list[int]] = {}
+    for group in sorted(groups.groups.values(), key=lambda g: -len(g.faces)):
+        people = Counter(truth[groups.faces[f].photo] for f in group.faces if f in largest)
+        if people:
+            whose.setdefault(people.most_common(1)[0][0], []).append(group.id)
+    for person, ids in whose.items():
+        if len(ids) > 1:
+            merge_groups(groups_dir, str(ids[0]), [str(i) for i in ids[1:]])
+        name_group(groups_dir, str(ids[0]), person)
+    return sum(len(ids) for ids in whose.values())
+
+
+def score(groups_dir: Path, truth: dict[str, str], model: Path | None) -> tuple:
+    """(precision, recall, the worst person's recall) of `find` for every person."""
+    right = listed = 0
+    worst = 1.0
+    people = sorted(set(truth.values()))
+    theirs = Counter(truth.values())
+    for person in people:
+        found = {Path(f.photo).name for f in find_person(groups_dir, person, model)}
+        hits = sum(truth[p] == person for p in found)
+        right, listed = right + hits, listed + len(found)
+        worst = min(worst, hits / theirs[person])
+    return right / max(listed, 1), right / len(truth), worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/facessl-grouping"))
+    args = parser.parse_args()
+    workdir = args.workdir / "train"
+    truth = album_truth("lfw62-v1", "train", workdir)
+    with tempfile.TemporaryDirectory() as tmp:
+        groups_dir, model = Path(tmp) / "groups", Path(tmp) / "model"
+        existing = workdir / "groups-default-default"
+        if (existing / store.FILE).is_file():
+            shutil.copytree(existing, groups_dir)
+        group_album(workdir / "album", groups_dir)
+        named = name_like_a_user(groups_dir, truth)
+        enroll_groups(groups_dir, model)
+        print(f"{len(truth)} photos of {len(set(truth.values()))} people; the user named or "
+              f"merged {named} groups")
+        print("| find | precision | recall | worst person's recall |")
+        print("| --- | --- | --- | --- |")
+        for label, bundle in (("named groups", None), ("named groups + the model", model)):
+            precision, recall, worst = score(groups_dir, truth, bundle)
+            print(f"| {label} | {precision:.3f} | {recall:.3f} | {worst:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
