@@ -11,10 +11,12 @@ against people, the share of faces grouped, and the wall time of the whole `grou
 call (detection included); a second call on the same folder times a re-run, which reads no
 photo again. `--kmeans` adds k-means on the same face rows given the true number of people
 (a reference a real user would not have); `--recluster T ...` clusters the stored rows
-again at other thresholds, in seconds (`--agreement Z ...`: and with these agreements).
+again at other thresholds, in seconds (`--agreement Z ...`: and with these agreements;
+`--draws N`: and N small albums drawn from the album, 10 to 15 people x 10 to 15 photos).
 
     python benchmarks/grouping.py [--threshold T ...] [--role train|pool|person:NAME] [--backbone B]
                                   [--kmeans] [--recluster T ...] [--agreement Z ...]
+                                  [--draws N]
 
 Without --threshold, `facessl group`'s default (config.GroupConfig); without --backbone,
 its default face space. The groups stay in WORKDIR/groups-<backbone>-<threshold> (label_next.py
@@ -111,6 +113,35 @@ def recluster_labels(out: Path, faces: list, threshold: float,
                      for n, f in enumerate(faces)])
 
 
+def small_albums(out: Path, groups, truth: dict[str, str], draws: int, threshold: float,
+                 agreement: float) -> list[dict]:
+    """Scores of `draws` small albums drawn from this one (seeds 0, 1, ...): 10 to 15 people
+    with 10 or more photos, 10 to 15 photos each, every face of those photos clustered as
+    `facessl group` clusters (a face's row does not depend on the album it is in)."""
+    stored = load_faces(out)
+    rows = np.asarray(stored.rows, np.float32)
+    by_person: dict[str, list[str]] = {}
+    for photo, person in sorted(truth.items()):
+        by_person.setdefault(person, []).append(photo)
+    regulars = sorted(p for p, photos in by_person.items() if len(photos) >= 10)
+    largest = {f.photo: f.id for f in largest_faces(groups)}
+    results = []
+    for seed in range(draws):
+        rng = np.random.default_rng(seed)
+        people = rng.choice(regulars, rng.integers(10, 16), replace=False)
+        photos = {ph for person in people for ph in rng.choice(
+            by_person[person], min(len(by_person[person]), rng.integers(10, 16)),
+            replace=False)}
+        faces = [f.id for f in groups.faces.values() if f.photo in photos]
+        index = [stored.where[f] for f in faces]
+        labels = cluster_rows(rows[index], threshold, GroupConfig().min_group,
+                              agreement=agreement)
+        scored = [(labels[i] if labels[i] != UNGROUPED else -1 - i, truth[groups.faces[f].photo])
+                  for i, f in enumerate(faces) if largest.get(groups.faces[f].photo) == f]
+        results.append(scores(np.array([s for s, _ in scored]), np.array([p for _, p in scored])))
+    return results
+
+
 def _row(method: str, s: dict, first: str = "", again: str = "") -> str:
     return (f"| {method} | {s['pairwise_p']:.3f} | {s['pairwise_r']:.3f} | {s['bcubed_p']:.3f} "
             f"| {s['bcubed_r']:.3f} | {s['bcubed_f']:.3f} | {s['groups']} / {s['people']} | "
@@ -128,6 +159,8 @@ def main() -> None:
                         help="also cluster the last run's stored rows at these thresholds")
     parser.add_argument("--agreement", type=float, nargs="+", default=[0.0], metavar="Z",
                         help="with --recluster: also these agreements (space.clustering)")
+    parser.add_argument("--draws", type=int, default=0, metavar="N",
+                        help="with --recluster: also N small albums drawn from this one")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/facessl-grouping"))
     args = parser.parse_args()
     workdir = args.workdir / args.role
@@ -160,6 +193,12 @@ def main() -> None:
             print(_row(f"{space} space, the same rows clustered again at {threshold:g}, "
                        f"agreement {agreement:g}",
                        scores(recluster_labels(out, faces, threshold, agreement), person)))
+            if args.draws:
+                drawn = small_albums(out, groups, truth, args.draws, threshold, agreement)
+                mean = {k: float(np.mean([d[k] for d in drawn])) for k in drawn[0]}
+                print(_row(f"{args.draws} small albums drawn from it (10-15 people x 10-15 "
+                           f"photos), mean; worst BCubed F "
+                           f"{min(d['bcubed_f'] for d in drawn):.3f}", mean))
     print(f"({len(groups.faces)} faces found in {len(truth)} photos; {len(faces)} scored)")
 
 

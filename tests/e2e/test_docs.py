@@ -192,6 +192,21 @@ def _predict_lines(done, cwd) -> None:
                             line), line
 
 
+def _find_lines(done, cwd) -> None:
+    """`find`: one line per face (a photo that exists, its face id, how it was found), and
+    on stderr how many photos; `--json`: the same as one document."""
+    if "--json" in done.args:
+        found = json.loads(done.stdout)
+        assert found["faces"] and all(Path(f["photo"]).is_file() for f in found["faces"])
+        return
+    lines = done.stdout.strip().splitlines()
+    assert lines and re.search(r": \d+ photos? \(", done.stderr), done.stderr
+    for line in lines:
+        photo, face, how = line.split("\t")
+        assert Path(photo).is_file() and re.fullmatch(r"f\d+", face), line
+        assert re.fullmatch(r"group \d+|model -?[01]\.\d\d", how), line
+
+
 def _files(*names: str):
     """A check that the command's --out folder holds `names` (globs)."""
     def check(done, cwd) -> None:
@@ -213,6 +228,7 @@ PROMISES = {
     "enroll": _files("bundle.json", "weights-*.safetensors"),
     "predict": _predict_lines,
     "group": _files("groups.json", "overview.png", "sheets/group-*.png"),
+    "find": _find_lines,
     "embed": _files("embeddings.npy", "faces.csv", "photos.csv", "embed.json"),
     "pretrain": _files("checkpoint.json", "backbone.safetensors"),
     "evaluate": _files("results.json"),

@@ -34,8 +34,9 @@ def _group(args: argparse.Namespace) -> int:
         for group, faces, face in summary.suggestions:
             print(f"  group {group}: {faces} faces, e.g. f{face}:  "
                   f"facessl name {args.out} {group} NAME")
+    steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in summary.seconds.items())
     print(f"wrote {args.out}/groups.json, overview.png and sheets/ in "
-          f"{time.perf_counter() - started:.1f} s")
+          f"{time.perf_counter() - started:.1f} s ({steps})")
     return 0
 
 

@@ -17,9 +17,10 @@ graph connects. A face left in a group of one is "ungrouped" (label -1).
 
 `agreement` asks small groups for more: a mean of few cosines between strangers strays
 further from zero than a mean of many, so two groups must clear the threshold by that many
-standard errors of such a mean. Off by default (`config.GroupConfig`): it lifts a
-community album's groups, but look-alike strangers are more alike than random pairs, and
-an album of one-off strangers stays glued (BENCHMARKS.md, "Album grouping").
+standard errors of such a mean (`facessl group` asks for 1: `config.GroupConfig`). It lifts
+a community album's groups and keeps small albums' groups purer, but look-alike strangers
+are more alike than random pairs: an album of one-off strangers stays glued (BENCHMARKS.md,
+"The album at any size").
 """
 
 from __future__ import annotations

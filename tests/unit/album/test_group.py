@@ -114,6 +114,9 @@ def test_bad_albums_and_enrolments_say_what_to_do(tiny_lfw, tmp_path):
     photos_dir = album(tiny_lfw, tmp_path / "album", per_person=1, broken=False)
     with pytest.raises(FacesslError, match="`out` .* is inside .*album, where its contact sheets would be read"):
         group_album(photos_dir, photos_dir / "groups")
+    done = facessl("group", str(photos_dir), "--out", "/proc/facessl-groups")  # read-only
+    assert done.returncode == 2 and "cannot write to the groups folder" in done.stderr
+    assert "finding faces" not in done.stderr  # refused before any work
     Image.new("RGB", (200, 150), "grey").save(tmp_path / "empty" / "wall.jpg")
     groups, summary = group_album(tmp_path / "empty", tmp_path / "g1")
     assert summary.faces == 0 and not groups.groups and (tmp_path / "g1" / "overview.png").is_file()
