@@ -4,7 +4,7 @@ Albums of real LFW photos, one flat folder each (no names in sight): lfw62-v1's 
 train photos (2,403 photos of 62 people), a seeded draw of 6,000 photos from all of LFW, and
 all 13,233 photos of LFW (5,749 people, most with one photo). Each album is grouped from
 scratch in a fresh process with N torch threads (`--threads 1 2`), which reports its peak
-resident memory (ru_maxrss: what `/usr/bin/time -v` reports), the wall time of each step
+resident memory (VmHWM, read before the groups are scored), the wall time of each step
 (finding faces: decoding + detection + alignment; describing; grouping; drawing sheets), and
 the groups against the truth: pairwise precision and recall over pairs of faces in one
 group, BCubed F (an ungrouped face is its own group), groups of 2+, the share of faces
@@ -31,7 +31,7 @@ from pathlib import Path
 from grouping import album_truth
 
 CHILD = """
-import json, resource, sys, time, warnings
+import json, sys, time, warnings
 import numpy as np
 import torch
 torch.set_num_threads(int(sys.argv[3]))
@@ -43,7 +43,8 @@ truth = json.loads(open(sys.argv[4]).read())
 started = time.perf_counter()
 groups, summary = group_album(sys.argv[1], sys.argv[2])
 wall = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before scoring's matrices
+with open("/proc/self/status") as status:  # VmHWM: ru_maxrss keeps the parent's over exec
+    peak = next(int(l.split()[1]) for l in status if l.startswith("VmHWM")) / 1024
 faces = largest_faces(groups)
 owner = groups.group_of()
 label = np.array([owner.get(f.id, -f.id) for f in faces])

@@ -28,17 +28,26 @@ import numpy as np
 from facessl.album.face_store import load_faces
 
 CHILD = """
-import resource, sys, time
+import sys, time
 import numpy as np
 from facessl.config import GroupConfig
 from facessl.space.clustering import cluster_rows
-rows = np.asarray(np.load(sys.argv[1], mmap_mode="r")[: int(sys.argv[2])], dtype=np.float16)
-loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def peak_mb():  # this process's own high-water mark (ru_maxrss keeps the parent's over exec)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+
+with open(sys.argv[1], "rb") as file:  # read, not mapped: mapped pages would count as RSS
+    np.lib.format.read_magic(file)
+    shape, _, _ = np.lib.format.read_array_header_1_0(file)
+    count = min(int(sys.argv[2]), shape[0])
+    rows = np.fromfile(file, np.float16, count * shape[1]).reshape(count, shape[1])
+loaded = peak_mb()
 started = time.perf_counter()
 labels = cluster_rows(rows, GroupConfig().threshold, GroupConfig().min_group,
                       agreement=GroupConfig().agreement)
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = peak_mb()
 print(f"| {len(rows):,} | {seconds:.1f} | {peak:.0f} | {peak - loaded:.0f} | "
       f"{labels.max() + 1:,} | {100 * np.mean(labels >= 0):.1f}% |")
 """

@@ -148,7 +148,8 @@ def neighbour_graph(rows: np.ndarray, k: int, block: int = 1024, rescore: int = 
 
     n = len(rows)
     k = min(k, n - 1)
-    exact = torch.from_numpy(np.ascontiguousarray(rows))
+    rows = np.ascontiguousarray(rows)
+    exact = torch.from_numpy(rows if rows.flags.writeable else rows.copy())  # torch wants it
     keys = exact.to(torch.bfloat16 if _bfloat16_units() else torch.float32)
     wide = min(n - 1, 2 * k) if keys.dtype == torch.bfloat16 else k
     indices, cosines = torch.empty((n, k), dtype=torch.int64), torch.empty((n, k))
