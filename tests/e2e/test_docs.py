@@ -153,7 +153,7 @@ def _shrunk(argv: list[str], home: Path, pool_lfw: dict) -> list[str]:
     }
     if command[0] not in extra and command[0] not in (
             "enroll", "predict", "add-person", "remove-person", "group", "name", "merge", "embed",
-            "split", "remove-face"):
+            "split", "remove-face", "find"):
         pytest.fail(f"the docs run `facessl {command[0]}`: teach tests/e2e/test_docs.py "
                     "which options shrink its budget")
     data = tiny if command[0] in ("experiment", "pretrain", "evaluate") and not own_data else []
