@@ -90,6 +90,10 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
     current = {str(f.relative_to(album)): f for f in files}
     gone = _forget_changed(groups, current)
     todo = {rel: f for rel, f in current.items() if rel not in groups.photos}
+    # the stored faces groups.json still holds, chosen before new faces get ids:
+    # faces.safetensors is written first, so a run killed before groups.json left faces
+    # there whose ids this run hands out again
+    kept = np.flatnonzero(np.isin(stored.ids, list(groups.faces)))
     # the new crops, on disk (named so that what a killed run left is deleted by the next)
     clock = _Clock()
     with tempfile.NamedTemporaryFile(dir=out, prefix=f".{face_store.FILE}.{os.getpid()}-",
@@ -97,8 +101,8 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
         new_ids, skipped = _find_faces(groups, todo, model, quiet, scratch)
         new_crops = _on_disk(scratch, len(new_ids), model)
         clock("finding faces")
-        if len(new_ids) or len(stored) != len(groups.faces):
-            _save(out, stored, groups, new_ids, new_crops, model, quiet)
+        if len(new_ids) or len(kept) != len(stored):
+            _save(out, stored, kept, new_ids, new_crops, model, quiet)
         clock("describing faces")
     faces = face_store.load_faces(out)
     groups.photos.update({rel: _signature(f) for rel, f in todo.items() if rel not in skipped})
@@ -202,14 +206,11 @@ def _on_disk(scratch, count: int, model: FaceModel) -> DiskArray | np.ndarray:
     return DiskArray(Path(scratch.name), 0, np.uint8, shape) if count else np.zeros(shape, np.uint8)
 
 
-def _save(out: Path, stored: StoredFaces, groups: Groups, new_ids: np.ndarray,
+def _save(out: Path, stored: StoredFaces, kept: np.ndarray, new_ids: np.ndarray,
           new_crops: DiskArray | np.ndarray, model: FaceModel, quiet: bool) -> None:
-    """Write faces.safetensors: the stored faces groups.json still holds (faces.safetensors
-    is written first, so a run killed before groups.json left faces there whose ids the
-    next run hands out again), then the new ones. Only new faces are described, except
-    under a bare backbone, whose whitening is fitted on the album's faces: there every face
-    is described again."""
-    kept = np.flatnonzero(np.isin(stored.ids, list(groups.faces)))
+    """Write faces.safetensors: the stored faces `kept`, then the new ones. Only new faces
+    are described, except under a bare backbone, whose whitening is fitted on the album's
+    faces: there every face is described again."""
     ids = np.concatenate([stored.ids[kept], new_ids])
 
     def crops():  # read from disk a piece at a time, as often as asked
