@@ -175,7 +175,8 @@ def streamed_tensors(dest: Path, layout: dict[str, tuple[str, tuple[int, ...]]],
     header, offset = {}, 0
     for name, (dtype, shape) in layout.items():
         size = int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[dtype]).itemsize
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + size]}
+        header[name] = {"dtype": dtype, "shape": list(shape),
+                        "data_offsets": [offset, offset + size]}
         offset += size
     if metadata:
         header["__metadata__"] = metadata
@@ -231,7 +232,7 @@ class DiskArray:
                 return self._rows(picked.start, len(picked))
             key = list(picked)
         index = np.asarray(key)
-        index = (np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64)).reshape(-1)
+        index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64).ravel()
         if len(index) and (index.min() < -len(self) or index.max() >= len(self)):
             raise IndexError(f"index out of range for {len(self)} rows")
         out = np.empty((len(index), *self.shape[1:]), self.dtype)
@@ -241,7 +242,7 @@ class DiskArray:
         return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        out = np.empty(self.shape, dtype or self.dtype)
+        out = np.empty(self.shape, self.dtype if dtype is None else dtype)
         step = max(1, (64 << 20) // max(self.row_bytes, 1))  # 64 MB read at a time
         for start in range(0, len(self), step):
             out[start:start + step] = self._rows(start, min(step, len(self) - start))
@@ -255,11 +256,13 @@ class DiskArray:
             return self._read(file, start, count)
 
     def _read(self, file, start: int, count: int) -> np.ndarray:
-        data = os.pread(file.fileno(), count * self.row_bytes, self.offset + start * self.row_bytes)
-        if len(data) != count * self.row_bytes:
+        out = np.empty((count, *self.shape[1:]), self.dtype)  # read straight into it
+        got = os.preadv(file.fileno(), [memoryview(out).cast("B")],
+                        self.offset + start * self.row_bytes)
+        if got != out.nbytes:
             raise DataError(f"{self.path} is shorter than its header says; it was cut short "
                             "or changed while being read.")
-        return np.frombuffer(data, self.dtype).reshape(count, *self.shape[1:]).copy()
+        return out
 
 
 def map_tensors(path: Path, redo: str) -> tuple[dict[str, DiskArray], dict[str, str]]:

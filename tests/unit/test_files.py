@@ -46,12 +46,12 @@ def test_a_streamed_file_is_safetensors_and_reads_back_where_indexed(tmp_path):
 def test_a_streamed_file_must_be_written_in_order_and_in_full(tmp_path):
     path = tmp_path / "x.safetensors"
     layout = {"a": ("F32", (4, 2)), "b": ("U8", (2,))}
-    with pytest.raises(ValueError, match="does not continue"):
-        with streamed_tensors(path, layout) as write:
-            write("b", np.zeros(2, np.uint8))  # a comes first
-    with pytest.raises(ValueError, match="a was not written in full"):
-        with streamed_tensors(path, layout) as write:
-            write("a", np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="does not continue"), \
+            streamed_tensors(path, layout) as write:
+        write("b", np.zeros(2, np.uint8))  # a comes first
+    with pytest.raises(ValueError, match="a was not written in full"), \
+            streamed_tensors(path, layout) as write:
+        write("a", np.zeros((3, 2)))
     assert not path.exists() and not list(tmp_path.iterdir())  # nothing half-written is left
 
 

@@ -20,8 +20,8 @@ from PIL import Image, ImageOps
 
 from facessl.album import naming, store
 from facessl.album.face_store import FILE as FACES_FILE
-from facessl.album.find import find_person
 from facessl.album.face_store import load_faces, typical_face
+from facessl.album.find import find_person
 from facessl.errors import FacesslError
 from facessl.models.encoders import face_preprocessing
 from facessl.recognition.classifier import FaceClassifier
