@@ -132,6 +132,13 @@ def write_bytes(dest: Path, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _refuse_link(path: Path, fix: str) -> None:
+    """facessl reads only its own files: a link could point anywhere."""
+    if path.is_symlink():
+        raise DataError(f"{path} is a link (to {path.readlink()}); facessl reads only its own "
+                        f"files, never pointers elsewhere. {fix}")
+
+
 def read_tensors(path: Path, sha256: str | None = None, size: int | None = None,
                  redo: str = "save it again") -> tuple[dict, dict[str, str]]:
     """(tensors, metadata) of a safetensors file written by `write_bytes`, refused (a
@@ -141,9 +148,7 @@ def read_tensors(path: Path, sha256: str | None = None, size: int | None = None,
     from safetensors import SafetensorError
 
     path = Path(path)
-    if path.is_symlink():
-        raise DataError(f"{path} is a link (to {path.readlink()}); facessl reads only its own "
-                        f"files, never pointers elsewhere. Copy the real file there, or {redo}.")
+    _refuse_link(path, f"Copy the real file there, or {redo}.")
     if not path.is_file():
         raise DataError(f"{path} is missing; copy the whole folder, or {redo}.")
     if size is not None and path.stat().st_size != size:
@@ -270,9 +275,7 @@ def map_tensors(path: Path, redo: str) -> tuple[dict[str, DiskArray], dict[str, 
     only where they are used. Refused (a `DataError` that ends with `redo`) when it is a
     link or damaged."""
     path = Path(path)
-    if path.is_symlink():
-        raise DataError(f"{path} is a link (to {path.readlink()}); facessl reads only its own "
-                        f"files, never pointers elsewhere. {redo[0].upper()}{redo[1:]}.")
+    _refuse_link(path, f"{redo[0].upper()}{redo[1:]}.")
     try:
         with open(path, "rb") as file:
             length = int.from_bytes(file.read(8), "little")

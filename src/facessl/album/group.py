@@ -36,6 +36,7 @@ from facessl.progress import bar
 from facessl.space.clustering import (
     NEIGHBOURS,
     UNGROUPED,
+    clears,
     cluster_rows,
     stranger_spread,
 )
@@ -272,8 +273,7 @@ def _grow(groups: Groups, faces: StoredFaces, new_ids: np.ndarray) -> None:
         for face, row, near in zip(new_ids.tolist(), new, nearest):
             group, mean = _most_alike(row, {owner[f] for f in members[near].tolist()}, groups,
                                       faces, where, sums)
-            size = len(groups.groups[group].faces)
-            if mean >= groups.threshold + margin / size ** 0.5:
+            if clears(mean, len(groups.groups[group].faces), groups.threshold, margin):
                 groups.groups[group].faces = sorted(groups.groups[group].faces + [face])
                 sums[group] += row
             else:
@@ -305,6 +305,5 @@ def suggestions(groups: Groups, faces: StoredFaces,
     """What to name next: the largest unnamed groups, each with its most typical face (the
     one most like the rest), whose name labels the most faces per question asked."""
     where, rows = faces.where, faces.rows
-    unnamed = [g for g in sorted(groups.groups.values(), key=lambda g: -len(g.faces))
-               if g.name is None][:limit]
+    unnamed = [g for g in groups.by_size() if g.name is None][:limit]
     return [(g.id, len(g.faces), typical_face(g.faces, where, rows)) for g in unnamed]

@@ -45,7 +45,7 @@ def draw_sheets(folder: str | Path, groups: Groups, changed: list[int] | None = 
                                            crops(ungrouped[:MOST_FACES])))
     for group_id in removed:
         (sheets / f"group-{group_id}.png").unlink(missing_ok=True)
-    overview = _by_size(groups)[:OVERVIEW_GROUPS]
+    overview = groups.by_size()[:OVERVIEW_GROUPS]
     _save(folder / "overview.png", _overview(groups, crops(
         [f for g in overview for f in g.faces[:OVERVIEW_FACES]])))
 
@@ -66,12 +66,8 @@ def _sheet(title: str, faces: list[int], crops: dict[int, np.ndarray]) -> Image.
     return sheet
 
 
-def _by_size(groups: Groups) -> list:
-    return sorted(groups.groups.values(), key=lambda g: -len(g.faces))
-
-
 def _overview(groups: Groups, crops: dict[int, np.ndarray]) -> Image.Image:
-    ordered = _by_size(groups)
+    ordered = groups.by_size()
     shown, label_width, row = ordered[:OVERVIEW_GROUPS], 180, THUMB + 4
     height = max(1, len(shown)) * row + (TITLE if len(ordered) > len(shown) else 0)
     sheet = Image.new("RGB", (label_width + OVERVIEW_FACES * THUMB, height), "white")

@@ -65,6 +65,10 @@ class Groups:
         taken = {f for g in self.groups.values() for f in g.faces} | self.removed
         return [f for f in self.faces if f not in taken]
 
+    def by_size(self) -> list[Group]:
+        """The groups, largest first (the order groups.json, sheets and suggestions show)."""
+        return sorted(self.groups.values(), key=lambda g: -len(g.faces))
+
     def group_of(self) -> dict[int, int]:
         return {f: g.id for g in self.groups.values() for f in g.faces}
 
@@ -204,7 +208,7 @@ def save(folder: str | Path, groups: Groups) -> Path:
         "format": FORMAT, "album": groups.album, "backbone": groups.backbone,
         "detector": groups.detector, "threshold": groups.threshold,
         "groups": [{"id": g.id, "name": g.name, "faces": [entry(f) for f in g.faces]}
-                   for g in sorted(groups.groups.values(), key=lambda g: -len(g.faces))],
+                   for g in groups.by_size()],
         "ungrouped": [entry(f) for f in groups.ungrouped],
         "removed": [entry(f) for f in sorted(groups.removed)],
         "photos": groups.photos, "skipped": groups.skipped, "next_ids": groups.next_ids})

@@ -68,11 +68,16 @@ def stranger_spread(rows: np.ndarray, pairs: int = 20_000, seed: int = 0) -> flo
     return float(np.std(np.concatenate(cosines)))
 
 
+def clears(mean: float, pairs: int, threshold: float, margin: float) -> bool:
+    """Whether two groups whose `pairs` cosines average `mean` may join: `threshold` plus
+    `margin` (`agreement` x `stranger_spread`) over the square root of `pairs`."""
+    return mean >= threshold + margin / pairs ** 0.5
+
+
 def _average_linkage(rows: np.ndarray, nearest: np.ndarray, cosines: np.ndarray,
                      threshold: float, margin: float) -> np.ndarray:
     """Each row's group (the id of a row in it): the best-scoring pair of groups joined by a
-    graph edge merges first, while its mean cosine reaches `threshold` plus `margin` over
-    the square root of the pair's sizes' product."""
+    graph edge merges first, while its mean cosine `clears` the bar for their sizes."""
     n = len(rows)
     linked: list[set[int]] = [set() for _ in range(n)]
     for i, (js, sims) in enumerate(zip(nearest, cosines)):
@@ -80,7 +85,8 @@ def _average_linkage(rows: np.ndarray, nearest: np.ndarray, cosines: np.ndarray,
             linked[i].add(j)
             linked[j].add(i)
     heap = [(-sim, i, j, 0, 0) for i, (js, sims) in enumerate(zip(nearest, cosines))
-            for j, sim in zip(js.tolist(), sims.tolist()) if i < j and sim >= threshold + margin]
+            for j, sim in zip(js.tolist(), sims.tolist())
+            if i < j and clears(sim, 1, threshold, margin)]
     heapq.heapify(heap)
     sums: dict[int, np.ndarray] = {}  # a group of two or more: the sum of its rows
     size = np.ones(n, np.int64)
@@ -109,7 +115,7 @@ def _average_linkage(rows: np.ndarray, nearest: np.ndarray, cosines: np.ndarray,
         for c in linked[a]:
             pairs = size[a] * size[c]
             mean = float(sums[a] @ _sum(sums, rows, c)) / pairs
-            if mean >= threshold + margin / pairs ** 0.5:
+            if clears(mean, pairs, threshold, margin):
                 heapq.heappush(heap, (-mean, a, c, version[a], version[c]))
     for i in range(n):  # path compression: every row to its group's surviving id
         root = i

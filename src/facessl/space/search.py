@@ -153,10 +153,11 @@ def neighbour_graph(rows: np.ndarray, k: int, block: int = 1024, rescore: int = 
     keys = exact.to(torch.bfloat16 if _bfloat16_units() else torch.float32)
     wide = min(n - 1, 2 * k) if keys.dtype == torch.bfloat16 else k
     indices, cosines = torch.empty((n, k), dtype=torch.int64), torch.empty((n, k))
-    # the candidates' rows, gathered into buffers made once: fresh ones cost more in page
-    # faults than the gathering itself
-    gathered = torch.empty((rescore * wide, exact.shape[1]), dtype=exact.dtype)
-    widened = torch.empty((rescore * wide, exact.shape[1]))
+    if keys.dtype == torch.bfloat16:
+        # the candidates' rows, gathered into buffers made once: fresh ones cost more in
+        # page faults than the gathering itself
+        gathered = torch.empty((rescore * wide, exact.shape[1]), dtype=exact.dtype)
+        widened = torch.empty((rescore * wide, exact.shape[1]))
     for start in range(0, n, block):
         stop = min(start + block, n)
         scores = keys[start:stop] @ keys.T
