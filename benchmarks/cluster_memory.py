@@ -45,7 +45,7 @@ with open(sys.argv[1], "rb") as file:  # read, not mapped: mapped pages would co
 loaded = peak_mb()
 started = time.perf_counter()
 labels = cluster_rows(rows, GroupConfig().threshold, GroupConfig().min_group,
-                      agreement=GroupConfig().agreement)
+                      agreement=GroupConfig().agreement, agreeing=GroupConfig().agreeing)
 seconds = time.perf_counter() - started
 peak = peak_mb()
 print(f"| {len(rows):,} | {seconds:.1f} | {peak:.0f} | {peak - loaded:.0f} | "

@@ -12,11 +12,12 @@ call (detection included); a second call on the same folder times a re-run, whic
 photo again. `--kmeans` adds k-means on the same face rows given the true number of people
 (a reference a real user would not have); `--recluster T ...` clusters the stored rows
 again at other thresholds, in seconds (`--agreement Z ...`: and with these agreements;
-`--draws N`: and N small albums drawn from the album, 10 to 15 people x 10 to 15 photos).
+`--agreeing V ...`: and these votes of a face's nearest faces; `--draws N`: and N small
+albums drawn from the album, 10 to 15 people x 10 to 15 photos).
 
     python benchmarks/grouping.py [--threshold T ...] [--role train|pool|person:NAME] [--backbone B]
                                   [--kmeans] [--recluster T ...] [--agreement Z ...]
-                                  [--draws N]
+                                  [--agreeing V ...] [--draws N]
 
 Without --threshold, `facessl group`'s default (config.GroupConfig); without --backbone,
 its default face space. The groups stay in WORKDIR/groups-<backbone>-<threshold> (label_next.py
@@ -26,6 +27,7 @@ reads the default one).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import time
@@ -102,19 +104,20 @@ def kmeans_labels(out: Path, faces: list, people: int) -> np.ndarray:
     return KMeans(people, n_init=3, random_state=0).fit_predict(l2_normalise(chosen))
 
 
-def recluster_labels(out: Path, faces: list, threshold: float,
-                     agreement: float = 0.0) -> np.ndarray:
+def recluster_labels(out: Path, faces: list, threshold: float, agreement: float = 0.0,
+                     agreeing: int = 0) -> np.ndarray:
     """`facessl group`'s clustering of every stored row at another threshold (no photo is
     read again); the scored faces' groups, ungrouped ones each on their own."""
     stored = load_faces(out)
-    labels = cluster_rows(stored.rows, threshold, GroupConfig().min_group, agreement=agreement)
+    labels = cluster_rows(stored.rows, threshold, GroupConfig().min_group, agreement=agreement,
+                          agreeing=agreeing)
     where = stored.where
     return np.array([labels[where[f.id]] if labels[where[f.id]] != UNGROUPED else -1 - n
                      for n, f in enumerate(faces)])
 
 
 def small_albums(out: Path, groups, truth: dict[str, str], draws: int, threshold: float,
-                 agreement: float) -> list[dict]:
+                 agreement: float, agreeing: int) -> list[dict]:
     """Scores of `draws` small albums drawn from this one (seeds 0, 1, ...): 10 to 15 people
     with 10 or more photos, 10 to 15 photos each, every face of those photos clustered as
     `facessl group` clusters (a face's row does not depend on the album it is in)."""
@@ -135,7 +138,7 @@ def small_albums(out: Path, groups, truth: dict[str, str], draws: int, threshold
         faces = [f.id for f in groups.faces.values() if f.photo in photos]
         index = [stored.where[f] for f in faces]
         labels = cluster_rows(rows[index], threshold, GroupConfig().min_group,
-                              agreement=agreement)
+                              agreement=agreement, agreeing=agreeing)
         scored = [(labels[i] if labels[i] != UNGROUPED else -1 - i, truth[groups.faces[f].photo])
                   for i, f in enumerate(faces) if largest.get(groups.faces[f].photo) == f]
         results.append(scores(np.array([s for s, _ in scored]), np.array([p for _, p in scored])))
@@ -159,6 +162,9 @@ def main() -> None:
                         help="also cluster the last run's stored rows at these thresholds")
     parser.add_argument("--agreement", type=float, nargs="+", default=[0.0], metavar="Z",
                         help="with --recluster: also these agreements (space.clustering)")
+    parser.add_argument("--agreeing", type=int, nargs="+", default=[GroupConfig().agreeing],
+                        metavar="V", help="with --recluster: also these votes of a face's 5 "
+                        "nearest faces (space.clustering)")
     parser.add_argument("--draws", type=int, default=0, metavar="N",
                         help="with --recluster: also N small albums drawn from this one")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/facessl-grouping"))
@@ -188,17 +194,18 @@ def main() -> None:
     if args.kmeans:
         print(_row(f"{space} space, k-means with the true k = {len(set(person))}",
                    scores(kmeans_labels(out, faces, len(set(person))), person)))
-    for threshold in args.recluster:
-        for agreement in args.agreement:
-            print(_row(f"{space} space, the same rows clustered again at {threshold:g}, "
-                       f"agreement {agreement:g}",
-                       scores(recluster_labels(out, faces, threshold, agreement), person)))
-            if args.draws:
-                drawn = small_albums(out, groups, truth, args.draws, threshold, agreement)
-                mean = {k: float(np.mean([d[k] for d in drawn])) for k in drawn[0]}
-                print(_row(f"{args.draws} small albums drawn from it (10-15 people x 10-15 "
-                           f"photos), mean; worst BCubed F "
-                           f"{min(d['bcubed_f'] for d in drawn):.3f}", mean))
+    for threshold, agreement, agreeing in itertools.product(args.recluster, args.agreement,
+                                                            args.agreeing):
+        print(_row(f"{space} space, the same rows clustered again at {threshold:g}, "
+                   f"agreement {agreement:g}, {agreeing} of 5 nearest agreeing",
+                   scores(recluster_labels(out, faces, threshold, agreement, agreeing),
+                          person)))
+        if args.draws:
+            drawn = small_albums(out, groups, truth, args.draws, threshold, agreement, agreeing)
+            mean = {k: float(np.mean([d[k] for d in drawn])) for k in drawn[0]}
+            print(_row(f"{args.draws} small albums drawn from it (10-15 people x 10-15 "
+                       f"photos), mean; worst BCubed F "
+                       f"{min(d['bcubed_f'] for d in drawn):.3f}", mean))
     print(f"({len(groups.faces)} faces found in {len(truth)} photos; {len(faces)} scored)")
 
 

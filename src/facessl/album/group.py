@@ -36,8 +36,12 @@ from facessl.progress import bar
 from facessl.space.clustering import (
     NEIGHBOURS,
     UNGROUPED,
+    VOTERS,
+    belongs,
     clears,
     cluster_rows,
+    kept_by_neighbours,
+    numbered,
     stranger_spread,
 )
 from facessl.space.face_model import FaceModel
@@ -113,7 +117,7 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
         active = np.array([f not in groups.removed for f in faces.ids], bool)
         labels = cluster_rows(faces.rows if active.all() else faces.rows[active],
                               groups.threshold, DEFAULTS.min_group,
-                              agreement=DEFAULTS.agreement)
+                              agreement=DEFAULTS.agreement, agreeing=DEFAULTS.agreeing)
         _assign(groups, faces.ids[active], labels)
     clock("grouping")
     store.save(out, groups)
@@ -255,32 +259,86 @@ def _assign(groups: Groups, ids: np.ndarray, labels: np.ndarray) -> None:
 def _grow(groups: Groups, faces: StoredFaces, new_ids: np.ndarray) -> None:
     """A re-run's new faces, without clustering the album again (a 1% larger album costs
     about 1% of the first run): each joins the group it is most like on average among the
-    groups of its nearest grouped faces, where that mean clears the threshold as a merge in
-    `cluster_rows` must; the rest, with the faces left ungrouped before, are clustered
-    among themselves into new groups. Nothing the user did is undone."""
+    groups of its nearest faces, where that mean clears the threshold as a merge in
+    `cluster_rows` must and its nearest faces agree as they must there (`belongs`). The
+    rest are clustered with the ungrouped faces near them, and each face of a new group
+    must belong there by its nearest faces in the whole album. Nothing the user did is
+    undone."""
     if not len(new_ids):
         return
     where, owner = faces.where, groups.group_of()
+    if not owner:  # nothing grouped yet: cluster every free face, as a first run would
+        free = sorted(set(groups.ungrouped), key=where.get)
+        labels = cluster_rows(faces.rows[[where[f] for f in free]], groups.threshold,
+                              DEFAULTS.min_group, agreement=DEFAULTS.agreement,
+                              agreeing=DEFAULTS.agreeing)
+        _new_groups(groups, free, labels)
+        return
+    album = np.array(sorted((f for f in groups.faces if f not in groups.removed),
+                            key=where.get))
+    keys = np.asarray(faces.rows[[where[f] for f in album]], np.float32)
+    grouped = np.array([owner.get(f, UNGROUPED) for f in album.tolist()])
+    margin = (DEFAULTS.agreement * stranger_spread(keys[grouped != UNGROUPED])
+              if DEFAULTS.agreement else 0.0)
     new = np.asarray(faces.rows[[where[int(f)] for f in new_ids]], np.float32)
-    left = [int(f) for f in new_ids]
-    if owner:
-        members = np.array(sorted(owner, key=where.get))
-        keys = np.asarray(faces.rows[[where[f] for f in members]], np.float32)
-        margin = DEFAULTS.agreement * stranger_spread(keys) if DEFAULTS.agreement else 0.0
-        nearest, _ = top_k(new, keys, min(NEIGHBOURS, len(keys)))
-        sums: dict[int, np.ndarray] = {}
-        left = []
-        for face, row, near in zip(new_ids.tolist(), new, nearest):
-            group, mean = _most_alike(row, {owner[f] for f in members[near].tolist()}, groups,
-                                      faces, where, sums)
-            if clears(mean, len(groups.groups[group].faces), groups.threshold, margin):
+    sums: dict[int, np.ndarray] = {}
+    left, near_left, joined = [], set(), set()
+    nearest = _album_neighbours(new, new_ids, album, keys)
+    for face, row, near in zip(new_ids.tolist(), new, nearest):
+        candidates = set(grouped[near].tolist()) - {UNGROUPED}
+        if candidates:
+            group, mean = _most_alike(row, candidates, groups, faces, where, sums)
+            size = len(groups.groups[group].faces)
+            agreed = belongs(grouped[near[None, :VOTERS]] == group, np.array([size]),
+                             DEFAULTS.agreeing)[0]
+            if agreed and clears(mean, size, groups.threshold, margin):
                 groups.groups[group].faces = sorted(groups.groups[group].faces + [face])
                 sums[group] += row
-            else:
-                left.append(face)
-    free = sorted(set(left) | set(groups.ungrouped), key=where.get)
-    labels = cluster_rows(faces.rows[[where[f] for f in free]], groups.threshold,
-                          DEFAULTS.min_group, agreement=DEFAULTS.agreement)
+                joined.add(face)
+                continue
+        left.append(face)
+        near_left |= set(album[near[grouped[near] == UNGROUPED]].tolist())
+    free = np.array(sorted((near_left - joined) | set(left), key=where.get))
+    if len(free) < 2:
+        return
+    rows = np.asarray(faces.rows[[where[f] for f in free]], np.float32)
+    labels = cluster_rows(rows, groups.threshold, DEFAULTS.min_group,
+                          agreement=DEFAULTS.agreement)
+    if DEFAULTS.agreeing:  # the whole album votes: its grouped faces too
+        labels = _voted_by_album(free, labels, _album_neighbours(rows, free, album, keys),
+                                 album, grouped)
+    _new_groups(groups, free.tolist(), labels)
+
+
+def _album_neighbours(rows: np.ndarray, ids: np.ndarray, album: np.ndarray,
+                      keys: np.ndarray) -> list[np.ndarray]:
+    """Each row's nearest album faces (positions in `album`), nearest first, itself left
+    out (its face `ids[i]` is in the album)."""
+    nearest, _ = top_k(rows, keys, min(NEIGHBOURS + 1, len(keys)))
+    return [near[album[near] != face][:NEIGHBOURS] for face, near in zip(ids.tolist(), nearest)]
+
+
+def _voted_by_album(free: np.ndarray, labels: np.ndarray, nearest: list[np.ndarray],
+                    album: np.ndarray, grouped: np.ndarray) -> np.ndarray:
+    """`labels` of the `free` faces after each face of a new group is asked by its
+    `VOTERS` nearest faces in the album (`kept_by_neighbours`): a grouped face votes for
+    its group, an ungrouped one for nobody."""
+    n, position = len(free), {f: i for i, f in enumerate(free.tolist())}
+    groups = labels.max(initial=UNGROUPED) + 1
+    # ids: the free faces' new groups, then each free ungrouped face alone, then the
+    # album's groups, then each other album face alone
+    album_groups = groups + n + np.unique(grouped, return_inverse=True)[1]
+    owner = np.concatenate([np.where(labels >= 0, labels, groups + np.arange(n)),
+                            np.where(grouped >= 0, album_groups,
+                                     groups + n + len(album) + np.arange(len(album)))])
+    voters = np.array([[position.get(album[j], n + j) for j in near[:VOTERS]]
+                       for near in nearest])
+    return numbered(kept_by_neighbours(owner, voters, DEFAULTS.agreeing)[:n],
+                    DEFAULTS.min_group)
+
+
+def _new_groups(groups: Groups, free: list[int], labels: np.ndarray) -> None:
+    """A new group (a new id) for each label of the `free` faces."""
     for label in range(labels.max(initial=UNGROUPED) + 1):
         groups.new_group([f for f, of in zip(free, labels) if of == label])
 

@@ -19,8 +19,16 @@ graph connects. A face left in a group of one is "ungrouped" (label -1).
 further from zero than a mean of many, so two groups must clear the threshold by that many
 standard errors of such a mean (`facessl group` asks for 1: `config.GroupConfig`). It lifts
 a community album's groups and keeps small albums' groups purer, but look-alike strangers
-are more alike than random pairs: an album of one-off strangers stays glued (BENCHMARKS.md,
-"The album at any size").
+are more alike than random pairs: alone, it leaves an album of one-off strangers glued.
+
+`agreeing` is the strangers' rule: after the linkage, a face stays in its group only if at
+least that many of its `VOTERS` nearest faces are in the group too (a share of them: of its
+group's other faces, when it has fewer), asked again until nobody leaves. A look-alike
+stranger joins a group on its mean, but few of its nearest faces are there; a person's
+faces are each other's nearest. With 2 of 5 (`facessl group`'s), 33% of an album of
+LFW's pool (mostly one-off strangers) stays grouped instead of 99.8%, and the community
+album's BCubed F rises (BENCHMARKS.md, "Strangers stay apart"). Look-alikes that are each
+other's nearest faces stay glued: the face model does not tell them apart.
 """
 
 from __future__ import annotations
@@ -33,17 +41,21 @@ from facessl.space.search import neighbour_graph
 
 UNGROUPED = -1
 NEIGHBOURS = 30  # candidate groups per face: more than a person's faces in most albums
+VOTERS = 5  # a grouped face's nearest faces, asked whether it belongs to its group
 
 
 def cluster_rows(rows: np.ndarray, threshold: float, min_group: int = 2,
-                 neighbours: int = NEIGHBOURS, agreement: float = 0.0) -> np.ndarray:
+                 neighbours: int = NEIGHBOURS, agreement: float = 0.0,
+                 agreeing: int = 0) -> np.ndarray:
     """A label per row (unit length, cosine = dot): groups of at least `min_group` faces
     numbered 0, 1, ... largest first; UNGROUPED for the rest.
 
     `agreement` > 0 keeps look-alike strangers apart: two groups of sizes a and b join only
     if their mean cosine also clears `threshold` by `agreement` standard errors of a mean of
     a x b cosines between strangers (`stranger_spread`): two single faces need a cosine far
-    above what strangers reach, large groups little more than `threshold`."""
+    above what strangers reach, large groups little more than `threshold`. `agreeing` > 0:
+    a face whose `VOTERS` nearest faces hold fewer than `agreeing` of its group leaves it
+    (`belongs`)."""
     n = len(rows)
     if n < max(min_group, 2):
         return np.full(n, UNGROUPED, np.int64)
@@ -51,7 +63,9 @@ def cluster_rows(rows: np.ndarray, threshold: float, min_group: int = 2,
     rows = np.asarray(rows, np.float16 if rows.dtype == np.float16 else np.float32)
     nearest, cosines = neighbour_graph(rows, neighbours)
     margin = agreement * stranger_spread(rows) if agreement else 0.0
-    return _ordered(_average_linkage(rows, nearest, cosines, threshold, margin), min_group)
+    owner = _average_linkage(rows, nearest, cosines, threshold, margin)
+    return numbered(kept_by_neighbours(owner, nearest, agreeing) if agreeing else owner,
+                    min_group)
 
 
 def stranger_spread(rows: np.ndarray, pairs: int = 20_000, seed: int = 0) -> float:
@@ -72,6 +86,30 @@ def clears(mean: float, pairs: int, threshold: float, margin: float) -> bool:
     """Whether two groups whose `pairs` cosines average `mean` may join: `threshold` plus
     `margin` (`agreement` x `stranger_spread`) over the square root of `pairs`."""
     return mean >= threshold + margin / pairs ** 0.5
+
+
+def belongs(inside: np.ndarray, others: np.ndarray, agreeing: int) -> np.ndarray:
+    """Whether a face stays in its group: `inside[:, j]` whether its j-th nearest face is in
+    the group (nearest first, `VOTERS` or fewer columns), `others` the group's other faces.
+    It needs `agreeing` of `VOTERS` of them, or that share of `others` where fewer."""
+    asked = np.minimum(inside.shape[1], others)
+    votes = np.cumsum(inside, axis=1)[np.arange(len(inside)), np.maximum(asked, 1) - 1]
+    return votes * VOTERS >= agreeing * asked
+
+
+def kept_by_neighbours(owner: np.ndarray, nearest: np.ndarray, agreeing: int) -> np.ndarray:
+    """`owner` (each row's group id) with the faces that do not
+    `belong` to their group left on their own, asked again until everyone left belongs: a
+    face that leaves takes its vote from the faces it was near. `nearest` holds the first
+    len(nearest) rows' nearest rows: the rows past them only vote (a re-run's album)."""
+    owner, asked = owner.copy(), len(nearest)
+    voters = nearest[:, :VOTERS]
+    while True:
+        size = np.bincount(owner)[owner[:asked]]
+        leave = (size > 1) & ~belongs(owner[voters] == owner[:asked, None], size - 1, agreeing)
+        if not leave.any():
+            return owner
+        owner[:asked][leave] = owner.max() + 1 + np.flatnonzero(leave)  # ids nobody has
 
 
 def _average_linkage(rows: np.ndarray, nearest: np.ndarray, cosines: np.ndarray,
@@ -130,7 +168,7 @@ def _sum(sums: dict[int, np.ndarray], rows: np.ndarray, group: int) -> np.ndarra
     return sums[group] if group in sums else rows[group].astype(np.float32)
 
 
-def _ordered(labels: np.ndarray, min_group: int) -> np.ndarray:
+def numbered(labels: np.ndarray, min_group: int) -> np.ndarray:
     """Relabel: groups of at least `min_group` faces as 0, 1, ... by size, groups of one
     size in the order of their first face; others UNGROUPED."""
     ids, first, counts = np.unique(labels, return_index=True, return_counts=True)

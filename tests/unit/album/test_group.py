@@ -14,7 +14,7 @@ from PIL import Image
 from facessl.album import store
 from facessl.album.face_store import FILE as FACES_FILE
 from facessl.album.face_store import load_faces
-from facessl.album.group import group_album
+from facessl.album.group import _voted_by_album, group_album
 from facessl.album.naming import merge_groups, name_group, remove_faces, split_faces
 from facessl.errors import FacesslError, FacesslNote
 from facessl.files import DiskArray
@@ -149,18 +149,34 @@ def test_a_regrouped_album_grows_its_groups_by_who_the_new_faces_are_like(
                                                    if f.photo.startswith(p))] for p in people}
     for person, group in group_of_person.items():
         name_group(out, str(group), person)
-    before = set(store.load(out).faces)
+    named = store.load(out)
+    before, kept = set(named.faces), named.group_of()
     album(tiny_lfw, photos_dir, per_person=6, broken=False)  # two new photos per person
     groups, summary = group_album(photos_dir, out)
     new = [f for f in groups.faces.values() if f.id not in before]
     assert summary.new_photos == 2 * len(people) and summary.new_faces == len(new)
-    assert sorted(groups.groups) == sorted(group_of_person.values())  # no group made or lost
+    assert set(group_of_person.values()) <= set(groups.groups)  # no group lost
     owner = groups.group_of()
-    right = sum(owner[f.id] == group_of_person[f.photo.rsplit("_", 1)[0]] for f in new)
+    assert all(owner[f] == g for f, g in kept.items())  # no face moved
+    joined = [f for f in new if owner.get(f.id) in group_of_person.values()]
+    right = sum(owner[f.id] == group_of_person[f.photo.rsplit("_", 1)[0]] for f in joined)
     # chance is one in len(people); this small test face space (ImageNet weights, 448
-    # faces) names 7 of 10 right
-    assert right >= 0.6 * len(new), f"{right} of {len(new)} new faces joined their person"
+    # faces) puts 7 of 10 new faces in a group and 5 of those 7 in their person's (the rest
+    # are outvoted by their nearest faces: `space.clustering.belongs`)
+    assert len(joined) >= 0.5 * len(new) and right >= 0.7 * len(joined), (right, len(joined))
     assert all(groups.groups[g].name == p for p, g in group_of_person.items())
+
+
+def test_a_re_runs_new_pair_must_be_each_others_nearest_in_the_whole_album():
+    """Faces 10 and 11, new, were clustered into a pair among the ungrouped faces; the album
+    also holds group 7 (faces 1-3). A pair needs each face's nearest album face to be the
+    other: where face 10's nearest is a face of group 7, the pair is undone."""
+    album, grouped = np.array([1, 2, 3, 4, 10, 11]), np.array([7, 7, 7, -1, -1, -1])
+    free, pair = np.array([10, 11]), np.array([0, 0])
+    mutual = [np.array([5, 0, 1, 2, 3]), np.array([4, 0, 1, 2, 3])]
+    assert _voted_by_album(free, pair, mutual, album, grouped).tolist() == [0, 0]
+    outvoted = [np.array([0, 5, 1, 2, 3]), np.array([4, 0, 1, 2, 3])]
+    assert _voted_by_album(free, pair, outvoted, album, grouped).tolist() == [-1, -1]
 
 
 def test_the_stored_faces_are_read_as_needed_and_old_or_damaged_stores_say_so(

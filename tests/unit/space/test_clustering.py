@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from facessl.space.clustering import UNGROUPED, _ordered, cluster_rows
+from facessl.space.clustering import (
+    UNGROUPED,
+    cluster_rows,
+    kept_by_neighbours,
+    numbered,
+)
 
 
 def _people(count: int, faces: int, dim: int = 64, spread: float = 1.2, seed: int = 0,
@@ -27,7 +32,7 @@ def _dense(rows: np.ndarray, threshold: float) -> np.ndarray:
     """SciPy's average linkage on every pair, cut at `threshold`: the reference."""
     distance = 1.0 - rows.astype(np.float64) @ rows.T.astype(np.float64)
     condensed = np.clip(distance[np.triu_indices(len(rows), 1)], 0, None)
-    return _ordered(fcluster(linkage(condensed, method="average"), 1 - threshold,
+    return numbered(fcluster(linkage(condensed, method="average"), 1 - threshold,
                              criterion="distance"), 2)
 
 
@@ -76,5 +81,33 @@ def test_with_agreement_strangers_stay_ungrouped_and_people_stay_whole():
     assert np.sum(glued[50:] != UNGROUPED) > 0
     assert np.all(apart[50:] == UNGROUPED)
     for person in range(5):
+        mine = apart[person * 10:(person + 1) * 10]
+        assert len(set(mine.tolist())) == 1 and mine[0] != UNGROUPED
+
+
+def test_a_face_its_nearest_faces_outvote_leaves_its_group_and_so_may_its_partner():
+    """Faces 0-5 one group, 6-7 a pair, 8-9 alone. Face 5 has one of its 5 nearest faces
+    in its group (2 needed): it leaves. Face 7's nearest is not its partner: it leaves,
+    and face 6, left alone, is ungrouped too. Face 4 has 2 of 5: it stays."""
+    owner = np.array([0, 0, 0, 0, 0, 0, 6, 6, 8, 9])
+    nearest = np.array([[1, 2, 3, 4, 5], [0, 2, 3, 4, 5], [0, 1, 3, 4, 5], [0, 1, 2, 4, 5],
+                        [0, 6, 7, 1, 8], [6, 7, 8, 9, 0], [7, 0, 1, 2, 3], [8, 6, 0, 1, 2],
+                        [9, 0, 1, 2, 3], [8, 0, 1, 2, 3]])
+    labels = numbered(kept_by_neighbours(owner, nearest, agreeing=2), 2)
+    assert labels.tolist() == [0, 0, 0, 0, 0] + [UNGROUPED] * 5
+    assert numbered(kept_by_neighbours(owner, nearest, agreeing=0), 2).tolist() == \
+        [0] * 6 + [1, 1, UNGROUPED, UNGROUPED]
+
+
+def test_glued_strangers_whose_nearest_faces_disagree_leave_and_people_stay_whole():
+    """At a low threshold with agreement 1, random strangers are glued into groups as LFW's
+    one-off strangers are (293 of 300 here); asking each face's 5 nearest faces leaves
+    most of them alone and every person's group whole."""
+    rows = _people(8, 10, dim=256, spread=0.8, strangers=300, seed=5)
+    glued = cluster_rows(rows, 0.05, agreement=1.0)
+    apart = cluster_rows(rows, 0.05, agreement=1.0, agreeing=2)
+    assert np.sum(glued[80:] != UNGROUPED) >= 270
+    assert np.sum(apart[80:] != UNGROUPED) <= 100
+    for person in range(8):
         mine = apart[person * 10:(person + 1) * 10]
         assert len(set(mine.tolist())) == 1 and mine[0] != UNGROUPED
