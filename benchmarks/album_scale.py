@@ -12,8 +12,14 @@ grouped. Each photo's largest face is scored as the photo's person. With `--grow
 largest album is first grouped without 100 of its photos (chosen at random), which are then
 added and the album grouped again: the re-run's time against the first run's.
 
+A size above LFW's 13,233 photos is all of LFW and byte-for-byte copies of its photos under
+other names, up to that size (`--sizes 100000`): it measures the memory and time of a folder
+of that many photos end to end, not how right the groups are (a copy's face finds its
+twins). `--broken N` adds N unreadable files to every album (empty, cut short, not an
+image): each is skipped and counted, and the run goes on.
+
     python benchmarks/album_scale.py [--sizes 2403 6000 13233] [--threads 2] [--grow 100]
-                                     [--workdir /tmp/facessl-album-scale]
+                                     [--broken 0] [--workdir /tmp/facessl-album-scale]
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ owner = groups.group_of()
 label = np.array([owner.get(f.id, -f.id) for f in faces])
 person = np.array([truth[f.photo] for f in faces])
 s = scores(label, person)
-print(json.dumps({"peak_mb": peak,
+print(json.dumps({"peak_mb": peak, "skipped": len(summary.skipped),
                   "wall": wall, "seconds": summary.seconds, "faces": summary.faces,
                   "new_faces": summary.new_faces, **{k: float(v) for k, v in s.items()}}))
 """
@@ -74,11 +80,22 @@ def all_lfw_truth(workdir: Path) -> dict[str, str]:
 
 def album_of(size: int, workdir: Path, every: dict[str, str]) -> tuple[Path, dict[str, str]]:
     """An album of `size` photos: the community's train photos for 2,403, all of LFW for
-    13,233, else a seeded draw from all of LFW."""
+    13,233, all of LFW and copies of its photos above that, else a seeded draw from all of
+    LFW."""
     if size == 2403:
         return workdir / "train" / "album", album_truth("lfw62-v1", "train", workdir / "train")
     if size == len(every):
         return workdir / "all" / "album", every
+    if size > len(every):
+        folder, names = workdir / f"copies-{size}", sorted(every)
+        truth = {f"copy{n // len(names)}-{names[n % len(names)]}": every[names[n % len(names)]]
+                 for n in range(size)}
+        if not (folder / "album").is_dir():
+            (folder / "album").mkdir(parents=True)
+            for name in truth:  # links: the same bytes under another name, no disk used
+                (folder / "album" / name).hardlink_to(workdir / "all" / "album" /
+                                                      name.split("-", 1)[1])
+        return folder / "album", truth
     folder = workdir / f"draw-{size}"
     names = sorted(random.Random(0).sample(sorted(every), size))
     if not (folder / "album").is_dir():
@@ -86,6 +103,18 @@ def album_of(size: int, workdir: Path, every: dict[str, str]) -> tuple[Path, dic
         for name in names:
             shutil.copy(workdir / "all" / "album" / name, folder / "album" / name)
     return folder / "album", {n: every[n] for n in names}
+
+
+def with_broken(album: Path, broken: int) -> None:
+    """`broken` unreadable files in `album`, made once: empty, a JPEG cut short, and text
+    named .jpg, in turn; those of an earlier call are removed first."""
+    for old in album.glob("broken-*.jpg"):
+        old.unlink()
+    start = next(iter(sorted(album.iterdir()))).read_bytes()[:600]
+    for n in range(broken):
+        kind = ("empty", "cut", "text")[n % 3]
+        (album / f"broken-{n:05d}-{kind}.jpg").write_bytes(
+            {"empty": b"", "cut": start, "text": b"not a photo\n"}[kind])
 
 
 def run(album: Path, out: Path, threads: int, truth: dict[str, str], workdir: Path) -> dict:
@@ -101,6 +130,8 @@ def run(album: Path, out: Path, threads: int, truth: dict[str, str], workdir: Pa
 
 def line(name: str, threads: int, r: dict) -> str:
     s = r["seconds"]
+    if r["skipped"]:
+        name += f" ({r['skipped']:,} unreadable, skipped)"
     return (f"| {name} | {r['faces']:,} | {threads} | {r['peak_mb'] / 1024:.2f} GB | "
             f"{r['wall']:.0f} s | {s.get('finding faces', 0):.0f} + "
             f"{s.get('describing faces', 0):.0f} | {s.get('grouping', 0):.1f} | "
@@ -113,6 +144,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2403, 6000, 13233])
     parser.add_argument("--threads", type=int, nargs="+", default=[2])
     parser.add_argument("--grow", type=int, default=0, metavar="PHOTOS")
+    parser.add_argument("--broken", type=int, default=0, metavar="FILES")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/facessl-album-scale"))
     args = parser.parse_args()
     every = all_lfw_truth(args.workdir / "all")
@@ -121,6 +153,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for size in args.sizes:
         album, truth = album_of(size, args.workdir, every)
+        with_broken(album, args.broken)
         for threads in args.threads:
             out = args.workdir / f"groups-{size}-{threads}"
             shutil.rmtree(out, ignore_errors=True)
