@@ -80,18 +80,24 @@ def largest_faces(groups) -> list:
 
 
 def scores(label: np.ndarray, person: np.ndarray) -> dict:
-    """Pairwise and BCubed scores of faces in groups `label` whose people are `person`."""
-    same_group = label[:, None] == label[None, :]
-    same_person = person[:, None] == person[None, :]
-    both = same_group & same_person
-    off_diagonal = len(label)
-    pairwise_p = (both.sum() - off_diagonal) / max(same_group.sum() - off_diagonal, 1)
-    pairwise_r = (both.sum() - off_diagonal) / max(same_person.sum() - off_diagonal, 1)
-    bcubed_p = (both.sum(1) / same_group.sum(1)).mean()
-    bcubed_r = (both.sum(1) / same_person.sum(1)).mean()
+    """Pairwise and BCubed scores of faces in groups `label` whose people are `person`,
+    from counts of faces per (group, person): memory grows with the faces, not their
+    square (an album of 100,000 faces)."""
+    _, group_of = np.unique(label, return_inverse=True)
+    _, person_of = np.unique(person, return_inverse=True)
+    cell_of = group_of * (person_of.max() + 1) + person_of
+    in_group, in_person = np.bincount(group_of), np.bincount(person_of)
+    in_cell = np.bincount(cell_of)
+    n = len(label)
+    both = float((in_cell.astype(np.float64) ** 2).sum() - n)  # ordered pairs, self left out
+    same_group = float((in_group.astype(np.float64) ** 2).sum() - n)
+    same_person = float((in_person.astype(np.float64) ** 2).sum() - n)
+    bcubed_p = float(np.mean(in_cell[cell_of] / in_group[group_of]))
+    bcubed_r = float(np.mean(in_cell[cell_of] / in_person[person_of]))
     sizes = Counter(label.tolist())
-    return {"pairwise_p": pairwise_p, "pairwise_r": pairwise_r, "bcubed_p": bcubed_p,
-            "bcubed_r": bcubed_r, "bcubed_f": 2 * bcubed_p * bcubed_r / (bcubed_p + bcubed_r),
+    return {"pairwise_p": both / max(same_group, 1), "pairwise_r": both / max(same_person, 1),
+            "bcubed_p": bcubed_p, "bcubed_r": bcubed_r,
+            "bcubed_f": 2 * bcubed_p * bcubed_r / (bcubed_p + bcubed_r),
             "groups": len({v for v in sizes if sizes[v] >= 2}), "people": len(set(person)),
             "grouped": float(np.mean([sizes[v] >= 2 for v in label]))}
 
