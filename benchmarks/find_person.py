@@ -39,7 +39,7 @@ def name_like_a_user(groups_dir: Path, truth: dict[str, str]) -> int:
     groups = store.load(groups_dir)
     largest = {f.id for f in largest_faces(groups)}
     whose: dict[str, list[int]] = {}
-    for group in sorted(groups.groups.values(), key=lambda g: -len(g.faces)):
+    for group in groups.by_size():
         people = Counter(truth[groups.faces[f].photo] for f in group.faces if f in largest)
         if people and people.most_common(1)[0][1] > len(group.faces) / 2:
             whose.setdefault(people.most_common(1)[0][0], []).append(group.id)

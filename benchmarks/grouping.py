@@ -31,7 +31,6 @@ import itertools
 import json
 import shutil
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,7 @@ from facessl.album.group import group_album
 from facessl.config import GroupConfig
 from facessl.data import lfw
 from facessl.data.splits import resolve_split_path
-from facessl.space.clustering import UNGROUPED, cluster_rows
+from facessl.space.clustering import UNGROUPED, VOTERS, cluster_rows
 from facessl.space.neighbours import l2_normalise
 
 
@@ -94,12 +93,11 @@ def scores(label: np.ndarray, person: np.ndarray) -> dict:
     same_person = float((in_person.astype(np.float64) ** 2).sum() - n)
     bcubed_p = float(np.mean(in_cell[cell_of] / in_group[group_of]))
     bcubed_r = float(np.mean(in_cell[cell_of] / in_person[person_of]))
-    sizes = Counter(label.tolist())
     return {"pairwise_p": both / max(same_group, 1), "pairwise_r": both / max(same_person, 1),
             "bcubed_p": bcubed_p, "bcubed_r": bcubed_r,
             "bcubed_f": 2 * bcubed_p * bcubed_r / (bcubed_p + bcubed_r),
-            "groups": len({v for v in sizes if sizes[v] >= 2}), "people": len(set(person)),
-            "grouped": float(np.mean([sizes[v] >= 2 for v in label]))}
+            "groups": int((in_group >= 2).sum()), "people": len(in_person),
+            "grouped": float(np.mean(in_group[group_of] >= 2))}
 
 
 def kmeans_labels(out: Path, faces: list, people: int) -> np.ndarray:
@@ -169,7 +167,7 @@ def main() -> None:
     parser.add_argument("--agreement", type=float, nargs="+", default=[0.0], metavar="Z",
                         help="with --recluster: also these agreements (space.clustering)")
     parser.add_argument("--agreeing", type=int, nargs="+", default=[GroupConfig().agreeing],
-                        metavar="V", help="with --recluster: also these votes of a face's 5 "
+                        metavar="V", help=f"with --recluster: also these votes of a face's {VOTERS} "
                         "nearest faces (space.clustering)")
     parser.add_argument("--draws", type=int, default=0, metavar="N",
                         help="with --recluster: also N small albums drawn from this one")
@@ -203,7 +201,7 @@ def main() -> None:
     for threshold, agreement, agreeing in itertools.product(args.recluster, args.agreement,
                                                             args.agreeing):
         print(_row(f"{space} space, the same rows clustered again at {threshold:g}, "
-                   f"agreement {agreement:g}, {agreeing} of 5 nearest agreeing",
+                   f"agreement {agreement:g}, {agreeing} of {VOTERS} nearest agreeing",
                    scores(recluster_labels(out, faces, threshold, agreement, agreeing),
                           person)))
         if args.draws:

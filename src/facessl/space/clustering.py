@@ -98,10 +98,10 @@ def belongs(inside: np.ndarray, others: np.ndarray, agreeing: int) -> np.ndarray
 
 
 def kept_by_neighbours(owner: np.ndarray, nearest: np.ndarray, agreeing: int) -> np.ndarray:
-    """`owner` (each row's group id) with the faces that do not
-    `belong` to their group left on their own, asked again until everyone left belongs: a
-    face that leaves takes its vote from the faces it was near. `nearest` holds the first
-    len(nearest) rows' nearest rows: the rows past them only vote (a re-run's album)."""
+    """`owner` (each row's group id) with the faces that do not `belong` to their group left
+    on their own, asked again until everyone left belongs: a face that leaves takes its vote
+    from the faces it was near. `nearest` holds the first len(nearest) rows' nearest rows:
+    the rows past them only vote (a re-run's album)."""
     owner, asked = owner.copy(), len(nearest)
     voters = nearest[:, :VOTERS]
     while True:
