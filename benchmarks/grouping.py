@@ -12,12 +12,13 @@ call (detection included); a second call on the same folder times a re-run, whic
 photo again. `--kmeans` adds k-means on the same face rows given the true number of people
 (a reference a real user would not have); `--recluster T ...` clusters the stored rows
 again at other thresholds, in seconds (`--agreement Z ...`: and with these agreements;
-`--agreeing V ...`: and these votes of a face's nearest faces; `--draws N`: and N small
-albums drawn from the album, 10 to 15 people x 10 to 15 photos).
+`--agreeing V ...`: and these votes of a face's nearest faces; `--min-face S ...`: and
+these smallest faces grouped; `--draws N`: and N small albums drawn from the album, 10 to
+15 people x 10 to 15 photos).
 
     python benchmarks/grouping.py [--threshold T ...] [--role train|pool|person:NAME] [--backbone B]
                                   [--kmeans] [--recluster T ...] [--agreement Z ...]
-                                  [--agreeing V ...] [--draws N]
+                                  [--agreeing V ...] [--min-face S ...] [--draws N]
 
 Without --threshold, `facessl group`'s default (config.GroupConfig); without --backbone,
 its default face space. The groups stay in WORKDIR/groups-<backbone>-<threshold> (label_next.py
@@ -37,7 +38,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from facessl.album.face_store import load_faces
-from facessl.album.group import group_album
+from facessl.album.group import group_album, groupable
 from facessl.config import GroupConfig
 from facessl.data import lfw
 from facessl.data.splits import resolve_split_path
@@ -108,20 +109,34 @@ def kmeans_labels(out: Path, faces: list, people: int) -> np.ndarray:
     return KMeans(people, n_init=3, random_state=0).fit_predict(l2_normalise(chosen))
 
 
-def recluster_labels(out: Path, faces: list, threshold: float, agreement: float = 0.0,
-                     agreeing: int = 0) -> np.ndarray:
-    """`facessl group`'s clustering of every stored row at another threshold (no photo is
-    read again); the scored faces' groups, ungrouped ones each on their own."""
+def recluster_labels(out: Path, groups, faces: list, threshold: float, agreement: float = 0.0,
+                     agreeing: int = 0, min_face: int = GroupConfig().min_face
+                     ) -> tuple[np.ndarray, int]:
+    """`facessl group`'s clustering of every stored row it may group (`groupable`) at other
+    settings (no photo is read again): (the scored faces' groups, ungrouped ones each on
+    their own; the largest group's faces, background people's too)."""
     stored = load_faces(out)
-    labels = cluster_rows(stored.rows, threshold, GroupConfig().min_group, agreement=agreement,
-                          agreeing=agreeing)
+    labels = gated_clusters(stored.rows, stored.ids, groupable(groups, min_face), threshold,
+                            agreement, agreeing)
     where = stored.where
     return np.array([labels[where[f.id]] if labels[where[f.id]] != UNGROUPED else -1 - n
-                     for n, f in enumerate(faces)])
+                     for n, f in enumerate(faces)]), int(np.bincount(labels + 1)[1:].max(
+                         initial=0))
+
+
+def gated_clusters(rows: np.ndarray, ids: np.ndarray, allowed: set[int], threshold: float,
+                   agreement: float, agreeing: int) -> np.ndarray:
+    """`cluster_rows` over the rows whose face id is `allowed`; UNGROUPED for the rest."""
+    active = np.flatnonzero([f in allowed for f in np.asarray(ids).tolist()])
+    labels = np.full(len(ids), UNGROUPED, np.int64)
+    labels[active] = cluster_rows(rows[active], threshold, GroupConfig().min_group,
+                                  agreement=agreement, agreeing=agreeing)
+    return labels
 
 
 def small_albums(out: Path, groups, truth: dict[str, str], draws: int, threshold: float,
-                 agreement: float, agreeing: int) -> list[dict]:
+                 agreement: float, agreeing: int,
+                 min_face: int = GroupConfig().min_face) -> list[dict]:
     """Scores of `draws` small albums drawn from this one (seeds 0, 1, ...): 10 to 15 people
     with 10 or more photos, 10 to 15 photos each, every face of those photos clustered as
     `facessl group` clusters (a face's row does not depend on the album it is in)."""
@@ -132,6 +147,7 @@ def small_albums(out: Path, groups, truth: dict[str, str], draws: int, threshold
         by_person.setdefault(person, []).append(photo)
     regulars = sorted(p for p, photos in by_person.items() if len(photos) >= 10)
     largest = {f.photo: f.id for f in largest_faces(groups)}
+    allowed = groupable(groups, min_face)
     results = []
     for seed in range(draws):
         rng = np.random.default_rng(seed)
@@ -141,8 +157,8 @@ def small_albums(out: Path, groups, truth: dict[str, str], draws: int, threshold
             replace=False)}
         faces = [f.id for f in groups.faces.values() if f.photo in photos]
         index = [stored.where[f] for f in faces]
-        labels = cluster_rows(rows[index], threshold, GroupConfig().min_group,
-                              agreement=agreement, agreeing=agreeing)
+        labels = gated_clusters(rows[index], np.array(faces), allowed, threshold, agreement,
+                                agreeing)
         scored = [(labels[i] if labels[i] != UNGROUPED else -1 - i, truth[groups.faces[f].photo])
                   for i, f in enumerate(faces) if largest.get(groups.faces[f].photo) == f]
         results.append(scores(np.array([s for s, _ in scored]), np.array([p for _, p in scored])))
@@ -169,6 +185,9 @@ def main() -> None:
     parser.add_argument("--agreeing", type=int, nargs="+", default=[GroupConfig().agreeing],
                         metavar="V", help=f"with --recluster: also these votes of a face's {VOTERS} "
                         "nearest faces (space.clustering)")
+    parser.add_argument("--min-face", type=int, nargs="+", default=[GroupConfig().min_face],
+                        metavar="S", help="with --recluster: also these smallest faces grouped "
+                        "(photo pixels; config.GroupConfig.min_face)")
     parser.add_argument("--draws", type=int, default=0, metavar="N",
                         help="with --recluster: also N small albums drawn from this one")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/facessl-grouping"))
@@ -198,14 +217,17 @@ def main() -> None:
     if args.kmeans:
         print(_row(f"{space} space, k-means with the true k = {len(set(person))}",
                    scores(kmeans_labels(out, faces, len(set(person))), person)))
-    for threshold, agreement, agreeing in itertools.product(args.recluster, args.agreement,
-                                                            args.agreeing):
+    for threshold, agreement, agreeing, min_face in itertools.product(
+            args.recluster, args.agreement, args.agreeing, args.min_face):
+        labels, largest = recluster_labels(out, groups, faces, threshold, agreement,
+                                           agreeing, min_face)
         print(_row(f"{space} space, the same rows clustered again at {threshold:g}, "
-                   f"agreement {agreement:g}, {agreeing} of {VOTERS} nearest agreeing",
-                   scores(recluster_labels(out, faces, threshold, agreement, agreeing),
-                          person)))
+                   f"agreement {agreement:g}, {agreeing} of {VOTERS} nearest agreeing, "
+                   f"faces from {min_face} px (largest group: {largest} faces)",
+                   scores(labels, person)))
         if args.draws:
-            drawn = small_albums(out, groups, truth, args.draws, threshold, agreement, agreeing)
+            drawn = small_albums(out, groups, truth, args.draws, threshold, agreement, agreeing,
+                                 min_face)
             mean = {k: float(np.mean([d[k] for d in drawn])) for k in drawn[0]}
             print(_row(f"{args.draws} small albums drawn from it (10-15 people x 10-15 "
                        f"photos), mean; worst BCubed F "

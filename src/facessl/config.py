@@ -157,6 +157,12 @@ class GroupConfig:
     # 0.991) and leaves 33% of LFW's pool grouped instead of 99.8% (its BCubed F 0.507 ->
     # 0.765); 3 of 5 loses community faces (F 0.874). BENCHMARKS.md, "Strangers stay apart"
     agreeing: int = 2
+    # a face whose box is narrower than this (photo pixels) is kept but never grouped: cut
+    # to the network's 96 px it is mostly guesswork, and such faces (background people,
+    # blurred) all look alike to the face model: on all of LFW they made one group of 1,442
+    # faces, most of them background people. Chosen on LFW's pool among 40/50/60 (largest
+    # glued group 983 -> 306 faces, BCubed F unchanged). BENCHMARKS.md, "Too small to group"
+    min_face: int = 50
 
 
 @dataclass

@@ -114,7 +114,8 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
     if growing:
         _grow(groups, faces, new_ids)
     else:
-        active = np.array([f not in groups.removed for f in faces.ids], bool)
+        allowed = groupable(groups)
+        active = np.array([f in allowed for f in faces.ids.tolist()], bool)
         labels = cluster_rows(faces.rows if active.all() else faces.rows[active],
                               groups.threshold, DEFAULTS.min_group,
                               agreement=DEFAULTS.agreement, agreeing=DEFAULTS.agreeing)
@@ -263,19 +264,20 @@ def _grow(groups: Groups, faces: StoredFaces, new_ids: np.ndarray) -> None:
     `cluster_rows` must and its nearest faces agree as they must there (`belongs`). The
     rest are clustered with the ungrouped faces near them, and each face of a new group
     must belong there by its nearest faces in the whole album. Nothing the user did is
-    undone."""
+    undone. Faces too small to group (`groupable`) neither join nor vote."""
+    allowed = groupable(groups)
+    new_ids = new_ids[np.isin(new_ids, list(allowed))]
     if not len(new_ids):
         return
     where, owner = faces.where, groups.group_of()
     if not owner:  # nothing grouped yet: cluster every free face, as a first run would
-        free = sorted(set(groups.ungrouped), key=where.get)
+        free = sorted(set(groups.ungrouped) & allowed, key=where.get)
         labels = cluster_rows(faces.rows[[where[f] for f in free]], groups.threshold,
                               DEFAULTS.min_group, agreement=DEFAULTS.agreement,
                               agreeing=DEFAULTS.agreeing)
         _new_groups(groups, free, labels)
         return
-    album = np.array(sorted((f for f in groups.faces if f not in groups.removed),
-                            key=where.get))
+    album = np.array(sorted(allowed, key=where.get))
     keys = np.asarray(faces.rows[[where[f] for f in album]], np.float32)
     grouped = np.array([owner.get(f, UNGROUPED) for f in album.tolist()])
     margin = (DEFAULTS.agreement * stranger_spread(keys[grouped != UNGROUPED])
@@ -308,6 +310,13 @@ def _grow(groups: Groups, faces: StoredFaces, new_ids: np.ndarray) -> None:
         labels = _voted_by_album(free, labels, _album_neighbours(rows, free, album, keys),
                                  album, grouped)
     _new_groups(groups, free.tolist(), labels)
+
+
+def groupable(groups: Groups, min_face: int = DEFAULTS.min_face) -> set[int]:
+    """The faces clustering may group: not removed by the user, and at least `min_face`
+    pixels wide (`GroupConfig`: smaller ones all look alike to the face model)."""
+    return {f.id for f in groups.faces.values()
+            if f.id not in groups.removed and min(f.box[2:]) >= min_face}
 
 
 def _album_neighbours(rows: np.ndarray, ids: np.ndarray, album: np.ndarray,

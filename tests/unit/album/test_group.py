@@ -14,7 +14,7 @@ from PIL import Image
 from facessl.album import store
 from facessl.album.face_store import FILE as FACES_FILE
 from facessl.album.face_store import load_faces
-from facessl.album.group import _voted_by_album, group_album
+from facessl.album.group import _voted_by_album, group_album, groupable
 from facessl.album.naming import merge_groups, name_group, remove_faces, split_faces
 from facessl.errors import FacesslError, FacesslNote
 from facessl.files import DiskArray
@@ -55,11 +55,29 @@ def test_regrouping_a_grown_album_keeps_ids_names_and_edits(tiny_lfw, tmp_path):
     groups, summary = group_album(photos_dir, out)
     assert summary.new_photos == 9 and summary.photos == 18
     assert groups.groups[1].name == "Everyone" and gone in groups.removed
-    assert all(f in groups.groups[1].faces for f in groups.faces if f != gone)
+    assert all(f in groups.groups[1].faces for f in groupable(groups))
     assert groups.threshold == float(EVERYTHING)  # the folder's own setting is kept
     (photos_dir / sorted(p.name for p in photos_dir.iterdir())[-1]).unlink()
     groups, summary = group_album(photos_dir, out)
     assert summary.gone == 1 and summary.photos == 17
+
+
+def test_faces_too_small_to_describe_are_kept_but_never_grouped(tiny_lfw, tmp_path):
+    photos_dir = album(tiny_lfw, tmp_path / "album", 2, broken=False)
+    small = sorted(photos_dir.iterdir())[0]
+    with Image.open(small) as photo:  # its face about 40 px wide, under GroupConfig's 50
+        photo.resize((110, 110)).save(small)
+    out = tmp_path / "g"
+    groups, _ = group_album(photos_dir, out, threshold=float(EVERYTHING))
+    tiny = [f.id for f in groups.faces.values() if f.photo == small.name]
+    assert tiny and all(min(groups.faces[f].box[2:]) < 50 for f in tiny)
+    assert set(tiny) <= set(groups.ungrouped)  # found and stored, never grouped
+    assert set(groups.groups[1].faces) == groupable(groups)  # everyone else, one group
+    shutil.copy(small, photos_dir / "again.jpg")  # a re-run grows: the new one stays out
+    groups, summary = group_album(photos_dir, out)
+    assert summary.new_faces >= 1
+    assert {f.id for f in groups.faces.values() if f.photo == "again.jpg"} <= set(
+        groups.ungrouped)
 
 
 def test_edits_refuse_what_would_break_the_groups(tiny_lfw, tmp_path):

@@ -59,7 +59,8 @@ def test_naming_groups_builds_the_model_and_names_uploads(grouped, tiny_lfw, tmp
         theirs = {groups.faces[f].photo for f in groups.groups[group[ariel]].faces}
         shown = client.get("/people/Ariel_Sharon/photos").json()
         assert shown["name"] == "Ariel_Sharon" and {p["file"] for p in shown["photos"]} == theirs
-        assert all(p["how"] == f"group {group[ariel]}" for p in shown["photos"])
+        # each through the group (a small background face there may be named by the model too)
+        assert all(p["how"].startswith(f"group {group[ariel]}") for p in shown["photos"])
         jpeg = client.get(f"/photos/{shown['photos'][0]['faces'][0]}.jpg")
         assert jpeg.headers["content-type"] == "image/jpeg"
         assert max(Image.open(io.BytesIO(jpeg.content)).size) <= 240
