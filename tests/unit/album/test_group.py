@@ -32,7 +32,7 @@ def test_group_name_enroll_predict_from_the_command_line(tiny_lfw, tmp_path):
     assert (out / "overview.png").is_file() and (out / "sheets" / "group-1.png").is_file()
     assert Image.open(out / "overview.png").size[0] > 0
     first = [f.id for f in groups.faces.values() if f.photo.startswith(
-        sorted(tiny_lfw["manifest"]["community"])[0])]
+        min(tiny_lfw["manifest"]["community"]))]
     assert facessl("split", str(out), *map(str, first)).returncode == 0
     assert facessl("name", str(out), "1", "Others").returncode == 0
     assert facessl("name", str(out), "2", "First").returncode == 0
@@ -40,7 +40,7 @@ def test_group_name_enroll_predict_from_the_command_line(tiny_lfw, tmp_path):
     done = facessl("enroll", "--groups", str(out), "--out", str(model), "--quiet")
     assert done.returncode == 0, done.stderr
     assert "enrolled 2 people" in done.stdout
-    done = facessl("predict", str(model), str(photos_dir / sorted(photos_dir.iterdir())[0].name))
+    done = facessl("predict", str(model), str(photos_dir / min(photos_dir.iterdir()).name))
     assert done.returncode == 0, done.stderr
 
 
@@ -57,14 +57,14 @@ def test_regrouping_a_grown_album_keeps_ids_names_and_edits(tiny_lfw, tmp_path):
     assert groups.groups[1].name == "Everyone" and gone in groups.removed
     assert all(f in groups.groups[1].faces for f in groupable(groups))
     assert groups.threshold == float(EVERYTHING)  # the folder's own setting is kept
-    (photos_dir / sorted(p.name for p in photos_dir.iterdir())[-1]).unlink()
+    (photos_dir / max(p.name for p in photos_dir.iterdir())).unlink()
     groups, summary = group_album(photos_dir, out)
     assert summary.gone == 1 and summary.photos == 17
 
 
 def test_faces_too_small_to_describe_are_kept_but_never_grouped(tiny_lfw, tmp_path):
     photos_dir = album(tiny_lfw, tmp_path / "album", 2, broken=False)
-    small = sorted(photos_dir.iterdir())[0]
+    small = min(photos_dir.iterdir())
     with Image.open(small) as photo:  # its face about 40 px wide, under GroupConfig's 50
         photo.resize((110, 110)).save(small)
     out = tmp_path / "g"
@@ -139,7 +139,7 @@ def test_bad_albums_and_enrolments_say_what_to_do(tiny_lfw, tmp_path):
     groups, summary = group_album(tmp_path / "empty", tmp_path / "g1")
     assert summary.faces == 0 and not groups.groups and (tmp_path / "g1" / "overview.png").is_file()
     (tmp_path / "one").mkdir()  # one face: nobody to group it with, so it stays ungrouped
-    Image.open(sorted(photos_dir.iterdir())[0]).crop((50, 50, 200, 200)).save(
+    Image.open(min(photos_dir.iterdir())).crop((50, 50, 200, 200)).save(
         tmp_path / "one" / "face.jpg")  # LFW's central face alone
     groups, summary = group_album(tmp_path / "one", tmp_path / "g3")
     assert summary.faces == 1 and not groups.groups and len(groups.ungrouped) == 1
