@@ -38,11 +38,11 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from facessl.album.face_store import load_faces
-from facessl.album.group import group_album, groupable
+from facessl.album.group import cluster_groupable, group_album, groupable
 from facessl.config import GroupConfig
 from facessl.data import lfw
 from facessl.data.splits import resolve_split_path
-from facessl.space.clustering import UNGROUPED, VOTERS, cluster_rows
+from facessl.space.clustering import UNGROUPED, VOTERS
 from facessl.space.neighbours import l2_normalise
 
 
@@ -116,22 +116,12 @@ def recluster_labels(out: Path, groups, faces: list, threshold: float, agreement
     settings (no photo is read again): (the scored faces' groups, ungrouped ones each on
     their own; the largest group's faces, background people's too)."""
     stored = load_faces(out)
-    labels = gated_clusters(stored.rows, stored.ids, groupable(groups, min_face), threshold,
-                            agreement, agreeing)
+    labels = cluster_groupable(stored.rows, stored.ids, groupable(groups, min_face), threshold,
+                               agreement, agreeing)
     where = stored.where
     return np.array([labels[where[f.id]] if labels[where[f.id]] != UNGROUPED else -1 - n
                      for n, f in enumerate(faces)]), int(np.bincount(labels + 1)[1:].max(
                          initial=0))
-
-
-def gated_clusters(rows: np.ndarray, ids: np.ndarray, allowed: set[int], threshold: float,
-                   agreement: float, agreeing: int) -> np.ndarray:
-    """`cluster_rows` over the rows whose face id is `allowed`; UNGROUPED for the rest."""
-    active = np.flatnonzero([f in allowed for f in np.asarray(ids).tolist()])
-    labels = np.full(len(ids), UNGROUPED, np.int64)
-    labels[active] = cluster_rows(rows[active], threshold, GroupConfig().min_group,
-                                  agreement=agreement, agreeing=agreeing)
-    return labels
 
 
 def small_albums(out: Path, groups, truth: dict[str, str], draws: int, threshold: float,
@@ -157,8 +147,8 @@ def small_albums(out: Path, groups, truth: dict[str, str], draws: int, threshold
             replace=False)}
         faces = [f.id for f in groups.faces.values() if f.photo in photos]
         index = [stored.where[f] for f in faces]
-        labels = gated_clusters(rows[index], np.array(faces), allowed, threshold, agreement,
-                                agreeing)
+        labels = cluster_groupable(rows[index], np.array(faces), allowed, threshold, agreement,
+                                   agreeing)
         scored = [(labels[i] if labels[i] != UNGROUPED else -1 - i, truth[groups.faces[f].photo])
                   for i, f in enumerate(faces) if largest.get(groups.faces[f].photo) == f]
         results.append(scores(np.array([s for s, _ in scored]), np.array([p for _, p in scored])))

@@ -114,12 +114,8 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
     if growing:
         _grow(groups, faces, new_ids)
     else:
-        allowed = groupable(groups)
-        active = np.array([f in allowed for f in faces.ids.tolist()], bool)
-        labels = cluster_rows(faces.rows if active.all() else faces.rows[active],
-                              groups.threshold, DEFAULTS.min_group,
-                              agreement=DEFAULTS.agreement, agreeing=DEFAULTS.agreeing)
-        _assign(groups, faces.ids[active], labels)
+        labels = cluster_groupable(faces.rows, faces.ids, groupable(groups), groups.threshold)
+        _assign(groups, faces.ids, labels)
     clock("grouping")
     store.save(out, groups)
     draw_sheets(out, groups, *_redrawn(out, groups, before))
@@ -317,6 +313,18 @@ def groupable(groups: Groups, min_face: int = DEFAULTS.min_face) -> set[int]:
     pixels wide (`GroupConfig`: smaller ones all look alike to the face model)."""
     return {f.id for f in groups.faces.values()
             if f.id not in groups.removed and min(f.box[2:]) >= min_face}
+
+
+def cluster_groupable(rows: np.ndarray, ids: np.ndarray, allowed: set[int], threshold: float,
+                      agreement: float = DEFAULTS.agreement,
+                      agreeing: int = DEFAULTS.agreeing) -> np.ndarray:
+    """`cluster_rows` over the rows whose face id is `allowed` (`groupable`), UNGROUPED for
+    the rest: a first run's clustering, and what benchmarks/grouping.py varies."""
+    active = np.array([f in allowed for f in np.asarray(ids).tolist()], bool)
+    labels = np.full(len(active), UNGROUPED, np.int64)
+    labels[active] = cluster_rows(rows if active.all() else rows[active], threshold,
+                                  DEFAULTS.min_group, agreement=agreement, agreeing=agreeing)
+    return labels
 
 
 def _album_neighbours(rows: np.ndarray, ids: np.ndarray, album: np.ndarray,
