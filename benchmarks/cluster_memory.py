@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facessl.album.face_store import load_faces
+from facessl.library.face_store import load_faces
 
 CHILD = """
 import sys, time

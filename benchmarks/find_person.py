@@ -26,17 +26,17 @@ from pathlib import Path
 
 from grouping import album_truth, largest_faces
 
-from facessl.album import store
 from facessl.album.find import find_person
 from facessl.album.group import group_album
 from facessl.album.naming import merge_groups, name_group
+from facessl.library import group_store
 from facessl.recognition.enroll import enroll_groups
 
 
 def name_like_a_user(groups_dir: Path, truth: dict[str, str]) -> int:
     """Merge and name each group after the person most of its photos show; the groups
     named (questions the user answered)."""
-    groups = store.load(groups_dir)
+    groups = group_store.load(groups_dir)
     largest = {f.id for f in largest_faces(groups)}
     whose: dict[str, list[int]] = {}
     for group in groups.by_size():
@@ -54,7 +54,7 @@ def score(groups_dir: Path, truth: dict[str, str], model: Path | None) -> tuple:
     """(precision, recall, the worst person's recall) of `find` for every person, counting
     a photo as listed when its main face is (the person of a face in a photo's background
     is not known, so such faces are left out of both)."""
-    groups = store.load(groups_dir)
+    groups = group_store.load(groups_dir)
     main_face = {f.photo: f.id for f in largest_faces(groups)}
     named = {g.name for g in groups.groups.values()}
     theirs = Counter(truth.values())
@@ -78,12 +78,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         groups_dir, model = Path(tmp) / "groups", Path(tmp) / "model"
         existing = workdir / "groups-default-default"
-        if (existing / store.FILE).is_file():
+        if (existing / group_store.FILE).is_file():
             shutil.copytree(existing, groups_dir)
         group_album(workdir / "album", groups_dir)
         named = name_like_a_user(groups_dir, truth)
         enroll_groups(groups_dir, model)
-        people = len({g.name for g in store.load(groups_dir).groups.values() if g.name})
+        people = len({g.name for g in group_store.load(groups_dir).groups.values() if g.name})
         print(f"{len(truth)} photos of {len(set(truth.values()))} people; the user named or "
               f"merged {named} groups: {people} people named")
         print("| find | precision | recall | worst person's recall |")

@@ -20,6 +20,7 @@ import numpy as np
 
 from facessl.data.splits import person_of
 from facessl.files import cache_root
+from facessl.library.default_space import resolve_backbone
 from facessl.space.clustering import UNGROUPED, cluster_rows
 from facessl.space.face_model import FaceModel
 
@@ -46,7 +47,7 @@ def main() -> None:
     keep = np.array([counts[n] >= 6 for n in names])
     faces, truth = data["faces"][keep], names[keep]
     print(f"album: {len(faces)} faces of {len(set(truth))} pool people with 6+ photos")
-    model = FaceModel.load()
+    model = FaceModel.load(resolve_backbone("default"))
     rows = {"face model (face + mirror)": model.describe(faces),
             "face alone, same space": model.space.whitening(model.features(faces))}
     print("| rows | threshold | BCubed F | pairwise precision | grouped |")

@@ -37,11 +37,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.cluster import KMeans
 
-from facessl.album.face_store import load_faces
 from facessl.album.group import cluster_groupable, group_album, groupable
 from facessl.config import GroupConfig
 from facessl.data import lfw
 from facessl.data.splits import resolve_split_path
+from facessl.library.face_store import load_faces
 from facessl.space.clustering import UNGROUPED, VOTERS
 from facessl.space.neighbours import l2_normalise
 

@@ -37,11 +37,11 @@ import numpy as np
 from grouping import largest_faces
 from open_set import detected_boxes, detected_crops
 
-from facessl.album import store
-from facessl.album.face_store import load_faces
 from facessl.album.group import typical_face
 from facessl.data import lfw
 from facessl.data.splits import load_manifest, resolve_split_path
+from facessl.library import group_store
+from facessl.library.face_store import load_faces
 from facessl.recognition.classifier import UNKNOWN, FaceClassifier
 from facessl.recognition.enroll import enroll_groups
 
@@ -51,7 +51,7 @@ class Album:
 
     def __init__(self, workdir: Path):
         self.dir = workdir / "groups-default-default"
-        self.groups = store.load(self.dir)
+        self.groups = group_store.load(self.dir)
         self.person_of_photo = json.loads((workdir / "truth.json").read_text())
         source = json.loads((workdir / "sources.json").read_text())
         self.photo_of_source = {rel: name for name, rel in source.items()}
@@ -74,7 +74,7 @@ def suggested(album: Album, k: int, out: Path) -> tuple[list[int], list[str], in
     """Walk the suggestions as a user would; writes the named groups to `out` and returns
     the faces the user looked at and named, their names, and the questions asked."""
     shutil.copytree(album.dir, out)
-    groups = store.load(out)
+    groups = group_store.load(out)
     named: dict[str, int] = {}  # person -> their group
     faces, names, questions = [], [], 0
     for group in sorted(groups.groups.values(), key=lambda g: -len(g.faces)):
@@ -91,7 +91,7 @@ def suggested(album: Album, k: int, out: Path) -> tuple[list[int], list[str], in
             del groups.groups[group.id]
         else:
             group.name, named[person] = person, group.id
-    store.save(out, groups)
+    group_store.save(out, groups)
     return faces, names, questions
 
 
@@ -142,7 +142,7 @@ def main() -> None:
         faces, names, questions = suggested(album, k, out)
         row(k, "suggested groups (enroll --groups)", enroll_groups(out, out / "model")[0],
             questions, started)
-        wrong.append((k, *misnamed(album, store.load(out))))
+        wrong.append((k, *misnamed(album, group_store.load(out))))
         started = time.perf_counter()
         chosen = album.crops[[album.where[f] for f in faces]]
         row(k, "suggested faces only", make().fit(chosen, names), questions, started)

@@ -26,6 +26,7 @@ from sklearn.metrics import roc_auc_score
 
 from facessl.config import DEFAULT_FACE_SPACE
 from facessl.data.photos import faces_of_photos, photo_files
+from facessl.library.default_space import resolve_backbone
 from facessl.recognition.classifier import UNKNOWN, FaceClassifier
 from facessl.space.face_model import FaceModel
 
@@ -57,7 +58,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=2)
     parser.add_argument("--draws", type=int, default=10)
     args = parser.parse_args()
-    model = FaceModel.load(args.backbone, quiet=False)
+    model = FaceModel.load(resolve_backbone(args.backbone, quiet=False))
     faces = largest_faces(args.set, model)
     several = sorted(p for p, f in faces.items() if len(f) > args.shots)
     print(f"{len(faces)} people with a face found; {len(several)} with more than "

@@ -1,6 +1,6 @@
 """Does normalising scores against a cohort of unlabelled faces make "unknown" travel?
 
-Scores of the default face model (`FaceModel.load()`), raw cosines against adaptive
+Scores of the default face model (`FaceModel.load` of "default"), raw cosines against adaptive
 symmetric normalisation (AS-norm: each score standardised by the mean and spread of the
 top-K cohort scores of both faces), and two that take the enrolled community itself as the
 cohort (its photos share the new photos' camera and light where LFW's faces do not):
@@ -29,6 +29,7 @@ from sklearn.metrics import roc_auc_score
 
 from facessl.data.splits import person_of
 from facessl.files import cache_root
+from facessl.library.default_space import resolve_backbone
 from facessl.space.face_model import FaceModel
 from facessl.space.neighbours import l2_normalise
 
@@ -85,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", type=Path, default=DEFAULT_SET)
     args = parser.parse_args()
-    model = FaceModel.load()
+    model = FaceModel.load(resolve_backbone("default"))
     bench = cache_root() / "bench"
     first, val, pool = (np.load(bench / f"levers-{n}.npz") for n in
                         ("first-620", "val-124", "pool-6000"))

@@ -28,6 +28,7 @@ from facessl.data import faces as cutting
 from facessl.data import lfw
 from facessl.data.photos import load_photo
 from facessl.data.splits import load_manifest, resolve_split_path
+from facessl.library.default_space import resolve_backbone
 from facessl.recognition.calibration import prototypes
 from facessl.space.face_model import FaceModel
 
@@ -39,7 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=10)
     args = parser.parse_args()
-    model = FaceModel.load("default", quiet=False)
+    model = FaceModel.load(resolve_backbone("default", quiet=False))
     split = load_manifest(resolve_split_path("lfw62-v1"))
     people = sorted(split.people)
     support = {p: split.community[p]["train"][:10] for p in people}

@@ -85,7 +85,7 @@ def pool_lfw(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session", autouse=True)
 def bare_backbone_by_default():
     """Tests enrol with the bare ImageNet backbone unless they say otherwise: the default
-    face space (`space.default_space`) takes minutes to build from the full pool. Session
+    face space (`library.default_space`) takes minutes to build from the full pool. Session
     scoped, so it also holds for the module fixtures that run before any test's own."""
     patch = pytest.MonkeyPatch()
     patch.setenv("FACESSL_FACE_SPACE", "efficientnet_lite0")
@@ -231,20 +231,20 @@ def space_checkpoint(pool_lfw, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def grouped(tiny_lfw, tmp_path_factory) -> tuple[Path, dict[str, int]]:
     """GROUPS_DIR with one group per person (read-only: copy it), and who is which group."""
-    from facessl.album import store
     from facessl.album.group import group_album
     from facessl.album.naming import split_faces
+    from facessl.library import group_store
 
     base = tmp_path_factory.mktemp("community")
     groups_dir = base / "groups"
     group_album(album(tiny_lfw, base / "album", 4, broken=False), groups_dir,
                 threshold=float(EVERYTHING))
-    groups = store.load(groups_dir)
+    groups = group_store.load(groups_dir)
     people = sorted(tiny_lfw["manifest"]["community"])
     for person in people[:2]:  # ids 1, 2, 3: sorted names
         split_faces(groups_dir, [str(f.id) for f in groups.faces.values()
                                  if f.photo.startswith(person)])
-    groups = store.load(groups_dir)
+    groups = group_store.load(groups_dir)
     owner = groups.group_of()
     return groups_dir, {p: owner[next(f.id for f in groups.faces.values()
                                       if f.photo.startswith(p))] for p in people}

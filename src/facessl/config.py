@@ -131,7 +131,7 @@ class EvaluateConfig:
 class ClassifierConfig:
     """The product's `FaceClassifier` (see its docstring for what each setting does)."""
 
-    backbone: str = DEFAULT_FACE_SPACE  # space.default_space.resolve_backbone
+    backbone: str = DEFAULT_FACE_SPACE  # library.default_space.resolve_backbone
     layer: int | None = None  # None: the backbone's own descriptor (models.BACKBONES)
     shrink: float = 0.01
     album_confidence: float = 0.3

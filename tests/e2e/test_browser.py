@@ -18,7 +18,7 @@ import httpx
 import pytest
 from conftest import free_port, photos, shared_model
 
-from facessl.album import store
+from facessl.library import group_store
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.slow
@@ -148,7 +148,7 @@ def test_an_album_is_named_in_the_page_and_its_people_recognised(grouped, browse
         sync_api.expect(page.locator("#people li:visible .person")).to_have_text(["Donald"])
         page.press("#search", "Enter")
         sync_api.expect(page.locator("#person-name")).to_have_text("Donald")
-        donalds = {f.photo for f in store.load(groups_dir).faces.values()
+        donalds = {f.photo for f in group_store.load(groups_dir).faces.values()
                    if f.photo.startswith(donald)}
         shown = page.locator("#person-photos figure img")
         sync_api.expect(shown).to_have_count(len(donalds))

@@ -110,8 +110,8 @@ def readme_env(tmp_path_factory) -> dict:
     the examples print with it. Read from the user's cache when `facessl prepare` built it
     there, else built now into the module's cache (about 2 minutes: lfw62-v1's 9,199
     unlabelled faces)."""
+    from facessl.library.default_space import default_folder
     from facessl.models.checkpoint import META
-    from facessl.space.default_space import default_folder
 
     folder = tmp_path_factory.mktemp("docs")
     env = {k: v for k, v in os.environ.items() if k not in ("FACESSL_FACE_SPACE", "FACESSL_CACHE")}

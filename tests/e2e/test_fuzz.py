@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from facessl.album import store
-from facessl.album.store import AlbumFace, Groups
 from facessl.config import Preprocessing
 from facessl.data.photos import load_photo
 from facessl.data.splits import load_manifest
 from facessl.errors import FacesslError
+from facessl.library import group_store
+from facessl.library.group_store import AlbumFace, Groups
 from facessl.recognition.bundle import (
     META,
     BundleMeta,
@@ -114,8 +114,8 @@ def _groups_document(tmp_path: Path) -> dict:
     groups.new_group([1, 2], "Ada")
     groups.photos = {f"p{n}.jpg": [10, 20, "ab"] for n in range(3)}
     groups.next_ids = [4, 2]
-    store.save(tmp_path, groups)
-    return json.loads((tmp_path / store.FILE).read_text())
+    group_store.save(tmp_path, groups)
+    return json.loads((tmp_path / group_store.FILE).read_text())
 
 
 @FUZZ
@@ -126,8 +126,8 @@ def test_groups_files_mutated_give_groups_or_one_clear_error(data, tmp_path):
     if data.draw(st.booleans()) and isinstance(mutated.get("groups"), list) and mutated["groups"]:
         mutated["groups"][0] = _mutated(mutated["groups"][0], data) if isinstance(
             mutated["groups"][0], dict) and mutated["groups"][0] else data.draw(JSON)
-    (tmp_path / store.FILE).write_text(json.dumps(mutated))
-    _only_clear_errors(store.load, tmp_path)
+    (tmp_path / group_store.FILE).write_text(json.dumps(mutated))
+    _only_clear_errors(group_store.load, tmp_path)
 
 
 def _encoded(kind: str) -> bytes:

@@ -24,9 +24,9 @@ import pytest
 import torch
 from conftest import NEWCOMER, album, people_folder, photos
 
-from facessl.album import store
-from facessl.album.face_store import FILE as FACES_FILE
-from facessl.album.face_store import load_faces
+from facessl.library import group_store
+from facessl.library.face_store import FILE as FACES_FILE
+from facessl.library.face_store import load_faces
 from facessl.recognition.classifier import FaceClassifier
 
 pytestmark = pytest.mark.slow
@@ -179,11 +179,11 @@ def test_a_bundle_killed_in_the_middle_of_saving_is_the_old_one_or_the_new_one(
 def test_a_killed_regrouping_keeps_the_groups_and_a_re_run_finishes_them(tiny_lfw, tmp_path):
     photos_dir, base = album(tiny_lfw, tmp_path / "album", 3, broken=False), tmp_path / "base"
     run_to_end(facessl_argv("group", photos_dir, "--out", base, "--quiet"))
-    before = len(store.load(base).faces)
+    before = len(group_store.load(base).faces)
     album(tiny_lfw, photos_dir, 6, broken=False)  # the album grows
     reference = shutil.copytree(base, tmp_path / "reference")
     seconds, _ = run_to_end(facessl_argv("group", photos_dir, "--out", reference, "--quiet"))
-    after = len(store.load(reference).faces)
+    after = len(group_store.load(reference).faces)
     assert after > before
     work, outcomes = tmp_path / "work", []
     for i, moment in enumerate(moments("group", seconds)):
@@ -191,11 +191,11 @@ def test_a_killed_regrouping_keeps_the_groups_and_a_re_run_finishes_them(tiny_lf
         shutil.copytree(base, work)
         killed = kill_at(facessl_argv("group", photos_dir, "--out", work, "--quiet"), moment,
                          tmp_path / f"kill{i}.log")
-        faces = len(store.load(work).faces)
+        faces = len(group_store.load(work).faces)
         assert faces in (before, after)
         outcomes.append(("old" if faces == before else "new") if killed else "finished")
         run_to_end(facessl_argv("group", photos_dir, "--out", work, "--quiet"))
-        groups = store.load(work)
+        groups = group_store.load(work)
         ids = load_faces(work).ids
         assert len(ids) == len(set(ids.tolist())) == after, "a face stored twice"
         assert set(ids.tolist()) == set(groups.faces)
@@ -208,7 +208,7 @@ def test_a_killed_regrouping_keeps_the_groups_and_a_re_run_finishes_them(tiny_lf
     run_to_end(facessl_argv("group", photos_dir, "--out", work, "--quiet"))
     ids = load_faces(work).ids
     assert len(ids) == len(set(ids.tolist())) == after, "a face stored twice"
-    assert set(ids.tolist()) == set(store.load(work).faces)
+    assert set(ids.tolist()) == set(group_store.load(work).faces)
 
 
 def test_a_killed_naming_leaves_the_old_name_or_the_new_one(tiny_lfw, tmp_path):
@@ -220,9 +220,9 @@ def test_a_killed_naming_leaves_the_old_name_or_the_new_one(tiny_lfw, tmp_path):
     for i, moment in enumerate(moments("name", seconds)):
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(base, work)
-        store.save(work, _unnamed(store.load(work)))
+        group_store.save(work, _unnamed(group_store.load(work)))
         killed = kill_at(facessl_argv("name", work, "1", "Everyone"), moment, tmp_path / f"{i}.log")
-        name = store.load(work).get(1).name
+        name = group_store.load(work).get(1).name
         assert name in (None, "Everyone")
         outcomes.append(("old" if name is None else "new") if killed else "finished")
     report("name", seconds, outcomes)

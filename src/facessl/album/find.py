@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facessl.album import face_store, store
 from facessl.errors import InputError
+from facessl.library import face_store, group_store
 from facessl.recognition.classifier import FaceClassifier
 
 PIECE = 4096  # faces scored at once
@@ -36,7 +36,7 @@ def find_person(groups_dir: str | Path, name: str,
     """The faces of `name` in the album of `groups_dir`, in the order of their photos;
     `model`: the enrolled bundle (a path, or the classifier already loaded)."""
     groups_dir = Path(groups_dir).expanduser()
-    groups = store.load(groups_dir)
+    groups = group_store.load(groups_dir)
     clf = model if isinstance(model, FaceClassifier) or model is None else \
         FaceClassifier.load(model)
     named = [g for g in groups.groups.values() if g.name == name]
@@ -60,7 +60,7 @@ def find_person(groups_dir: str | Path, name: str,
     return sorted(faces, key=lambda x: (x.photo, x.face))
 
 
-def _named_by_model(groups: store.Groups, groups_dir: Path, clf: FaceClassifier,
+def _named_by_model(groups: group_store.Groups, groups_dir: Path, clf: FaceClassifier,
                     name: str) -> list[tuple[int, None, float]]:
     """(face, None, score) for the faces outside named groups that `clf` names `name`."""
     unnamed = {f for g in groups.groups.values() if g.name is None for f in g.faces}

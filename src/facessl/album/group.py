@@ -24,14 +24,15 @@ from typing import BinaryIO
 
 import numpy as np
 
-from facessl.album import face_store, store
-from facessl.album.face_store import StoredFaces, typical_face
 from facessl.album.sheets import draw_sheets
-from facessl.album.store import Groups
 from facessl.config import DEFAULT_FACE_SPACE, ClassifierConfig, GroupConfig
 from facessl.data.photos import faces_of_photos, photo_files
 from facessl.errors import FacesslError
 from facessl.files import DiskArray, output_folder
+from facessl.library import face_store, group_store
+from facessl.library.default_space import resolve_backbone
+from facessl.library.face_store import StoredFaces, typical_face
+from facessl.library.group_store import Groups
 from facessl.progress import bar
 from facessl.space.clustering import (
     NEIGHBOURS,
@@ -75,9 +76,9 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
     files = photo_files(album)
     output_folder(out, "groups folder", inside=album,
                   why="its contact sheets would be read as photos")
-    previous = store.load(out) if (out / store.FILE).is_file() else None
-    model = FaceModel.load(backbone or (previous.backbone if previous else DEFAULT_FACE_SPACE),
-                           quiet)
+    previous = group_store.load(out) if (out / group_store.FILE).is_file() else None
+    model = FaceModel.load(resolve_backbone(
+        backbone or (previous.backbone if previous else DEFAULT_FACE_SPACE), quiet))
     groups = previous or Groups(str(album.resolve()), model.backbone, model.detector,
                                 DEFAULTS.threshold)
     if (groups.backbone, groups.detector) != (model.backbone, model.detector):
@@ -117,7 +118,7 @@ def group_album(album: str | Path, out: str | Path, backbone: str | None = None,
         labels = cluster_groupable(faces.rows, faces.ids, groupable(groups), groups.threshold)
         _assign(groups, faces.ids, labels)
     clock("grouping")
-    store.save(out, groups)
+    group_store.save(out, groups)
     draw_sheets(out, groups, *_redrawn(out, groups, before))
     clock("drawing sheets")
     grouped = len(groups.faces) - len(groups.ungrouped) - len(groups.removed)

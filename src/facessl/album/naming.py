@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facessl.album import store
 from facessl.album.sheets import draw_sheets
-from facessl.album.store import Group, Groups
 from facessl.errors import FacesslError
-from facessl.recognition.names import check_name
+from facessl.library import group_store
+from facessl.library.group_store import Group, Groups
+from facessl.library.names import check_name
 
 
 def name_group(folder: str | Path, group_id: str, name: str,
                groups: Groups | None = None) -> Group:
     """Give group `group_id` the person's `name` (or a new name)."""
     check_name(name)
-    groups = groups or store.load(folder)
+    groups = groups or group_store.load(folder)
     group = groups.get(group_id)
     for other in groups.groups.values():
         if other.name == name and other.id != group.id:
@@ -35,7 +35,7 @@ def name_group(folder: str | Path, group_id: str, name: str,
 def merge_groups(folder: str | Path, into: str, others: list[str],
                  groups: Groups | None = None) -> Group:
     """Move every face of the groups `others` into group `into`; the others are gone."""
-    groups = groups or store.load(folder)
+    groups = groups or group_store.load(folder)
     target, sources = groups.get(into), [groups.get(g) for g in others]
     if any(s.id == target.id for s in sources):
         raise FacesslError(f"group {target.id} cannot be merged into itself.")
@@ -53,7 +53,7 @@ def merge_groups(folder: str | Path, into: str, others: list[str],
 
 def split_faces(folder: str | Path, face_ids: list[str]) -> Group:
     """Move the faces `face_ids` (from any groups, or ungrouped) into one new, unnamed group."""
-    groups = store.load(folder)
+    groups = group_store.load(folder)
     faces = _faces(groups, face_ids)
     kept, emptied = groups.take_out(faces)
     groups.removed -= set(faces)
@@ -65,7 +65,7 @@ def split_faces(folder: str | Path, face_ids: list[str]) -> Group:
 def remove_faces(folder: str | Path, face_ids: list[str]) -> list[int]:
     """Mark faces as not anyone to enrol (a poster, a stranger, not a face): they leave their
     group and stay out of re-grouping, enrolment and the album."""
-    groups = store.load(folder)
+    groups = group_store.load(folder)
     faces = _faces(groups, face_ids)
     kept, emptied = groups.take_out(faces)
     groups.removed |= set(faces)
@@ -90,5 +90,5 @@ def _faces(groups: Groups, face_ids: list[str]) -> list[int]:
 
 def _save(folder: str | Path, groups: Groups, changed: list[int],
           removed: list[int] = ()) -> None:
-    store.save(folder, groups)
+    group_store.save(folder, groups)
     draw_sheets(folder, groups, changed, removed)

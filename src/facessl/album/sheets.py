@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from facessl.album.face_store import load_faces
-from facessl.album.store import Groups
 from facessl.files import atomic_path
+from facessl.library.face_store import load_faces
+from facessl.library.group_store import Groups
 
 THUMB = 96  # px per face
 CAPTION = 14  # px under each face for its id

@@ -140,8 +140,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    from facessl.library import default_space
     from facessl.models.checkpoint import META
-    from facessl.space import default_space
 
     chosen = os.environ.get("FACESSL_FACE_SPACE")
     if chosen:

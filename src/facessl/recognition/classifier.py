@@ -2,7 +2,7 @@
 
 Faces are described by a `space.face_model.FaceModel`: the unit rows of the face space of a
 `facessl pretrain` checkpoint, fitted on thousands of unlabelled faces (by default
-`space.default_space`); only a bare backbone falls back to a whitening of the enrolled
+`library.default_space`); only a bare backbone falls back to a whitening of the enrolled
 faces (a small community then gets a poor space: BENCHMARKS.md). Each person is the mean
 of their unit rows (a prototype, as scikit-learn's NearestCentroid); a face whose best
 cosine is under the calibrated threshold is "unknown".
@@ -19,21 +19,20 @@ import torch
 from facessl.config import ClassifierConfig
 from facessl.data.faces import default_detector
 from facessl.errors import NotFittedError
-from facessl.models.checkpoint import detector_of
-from facessl.models.encoders import face_preprocessing
-from facessl.provenance import git_sha
-from facessl.recognition import bundle
-from facessl.recognition.bundle import BundleError
-from facessl.recognition.calibration import Calibration, calibrate, prototypes
-from facessl.recognition.names import (
+from facessl.library.default_space import cut_for, resolve_backbone
+from facessl.library.names import (
     UNKNOWN,
     check_enrolled,
     check_faces,
     check_names,
     check_new_name,
     check_people,
+    check_rows,
 )
-from facessl.space.default_space import resolve_backbone
+from facessl.provenance import git_sha
+from facessl.recognition import bundle
+from facessl.recognition.bundle import BundleError
+from facessl.recognition.calibration import Calibration, calibrate, prototypes
 from facessl.space.face_model import FaceModel
 from facessl.space.neighbours import l2_normalise
 from facessl.space.propagation import album_members
@@ -46,8 +45,8 @@ class FaceClassifier:
     """Prototype classifier over a face model's descriptors, with "unknown".
 
     Parameters (defaults in `config.ClassifierConfig`): `backbone` (a `facessl pretrain`
-    checkpoint, a backbone with pretrained weights, or "default": `space.default_space`,
-    resolved, and built if need be, on construction), `layer` (the EfficientNet-Lite0 block
+    checkpoint, a backbone with pretrained weights, or "default": `library.default_space`,
+    resolved, and built if need be, by `fit`; constructing builds nothing), `layer` (the EfficientNet-Lite0 block
     whose feature map describes a face; default: the backbone's own), `shrink`
     (regularisation of a whitening fitted on enrolled faces, for a bare backbone),
     `album_confidence` (the label propagation share an album face needs to join a
@@ -58,7 +57,9 @@ class FaceClassifier:
 
     Fitted attributes: `classes_` (enrolled names, then "unknown"), `model_` (the
     `FaceModel`), `support_` (N x D descriptors behind the prototypes, the model's rows),
-    `support_labels_` (N,), `support_labelled_` (N,: False for album faces), `whitening_`
+    `support_labels_` (N,), `support_labelled_` (N,: False for album faces),
+    `support_faces_` (N,: the album face id each row came from, -1 for faces from photos
+    given directly), `whitening_`
     (rows -> unit rows the prototypes live in), `prototypes_` (C x K), `calibration_`,
     `threshold_`, `threshold_set_by_hand_` (the bundle's threshold is not the calibrated
     one: add/remove keep it), `album_`.
@@ -69,9 +70,9 @@ class FaceClassifier:
                  album_confidence: float = DEFAULTS.album_confidence,
                  strangers_accepted: float = DEFAULTS.strangers_accepted,
                  detector: str | None = None):
-        self.backbone = backbone = resolve_backbone(backbone, quiet=False)
-        self.preprocessing = face_preprocessing(backbone)
-        self.detector = detector or detector_of(backbone) or default_detector()
+        self.backbone = backbone
+        self.preprocessing, cut_by = cut_for(backbone)  # refuses a wrong backbone now
+        self.detector = detector or cut_by or default_detector()
         self.layer, self.shrink = layer, shrink
         self.album_confidence, self.strangers_accepted = album_confidence, strangers_accepted
 
@@ -83,29 +84,55 @@ class FaceClassifier:
         assigns confidently and that pass the threshold join their person's prototype.
         """
         faces = check_faces(X, "X", self.preprocessing)
-        people, labels = check_names(y, len(faces))
-        self.model_ = FaceModel.load(self.backbone, quiet, self.layer, self.detector)
+        check_names(y, len(faces))  # before the face model is loaded, or built
+        album = (None if unlabelled is None
+                 else check_faces(unlabelled, "unlabelled", self.preprocessing))
+        model = self.face_model(quiet)
+        rows = model.describe(faces, None if quiet else "describing labelled faces")
+        album_rows = (None if album is None or not len(album)
+                      else model.describe(album, None if quiet else "describing album faces"))
+        return self.fit_rows(rows, y, album_rows, model=model, quiet=quiet)
+
+    def fit_rows(self, rows: np.ndarray, y, unlabelled: np.ndarray | None = None,
+                 model: FaceModel | None = None, quiet: bool = True,
+                 faces: np.ndarray | None = None,
+                 unlabelled_faces: np.ndarray | None = None) -> FaceClassifier:
+        """`fit` on faces the face model has described already (`transform`'s rows, or the
+        rows `facessl group` stored): no face goes through the network again.
+
+        `model`: the `FaceModel` that made the rows (default: this classifier's own, loaded);
+        `faces`, `unlabelled_faces`: the album face ids of the rows, kept in the bundle so a
+        later enrolment from the album's groups knows which rows it replaces."""
+        people, labels = check_names(y, len(rows))
+        self.model_ = model if model is not None else self.face_model(quiet)
+        rows = check_rows(rows, "rows", self.model_.dimension)
         check_people(len(people), "enrolling", ", ".join(people), self._has_strangers)
         self.classes_ = np.array([*people, UNKNOWN], dtype=object)
-        self.support_ = self._describe(faces, None if quiet else "describing labelled faces")
+        self.support_ = rows
         self.support_labels_ = labels.astype(np.int64)
-        self.support_labelled_ = np.ones(len(faces), dtype=bool)
+        self.support_labelled_ = np.ones(len(rows), dtype=bool)
+        self.support_faces_ = _face_ids(faces, len(rows))
         self.threshold_set_by_hand_ = False
         self._refresh()
         self.album_ = {"faces": 0, "added": 0}
         if unlabelled is not None and len(unlabelled):
-            album = self._describe(check_faces(unlabelled, "unlabelled", self.preprocessing),
-                                   None if quiet else "describing album faces")
-            self._add_album(album)
+            album = check_rows(unlabelled, "unlabelled", self.model_.dimension)
+            self._add_album(album, _face_ids(unlabelled_faces, len(album)))
         return self
 
-    def _add_album(self, album: np.ndarray) -> None:
+    def face_model(self, quiet: bool = True) -> FaceModel:
+        """The face model of `backbone`, "default" resolved first (built, announced, if this
+        machine has none yet): what `fit` describes faces with."""
+        self.backbone = resolve_backbone(self.backbone, quiet)
+        return FaceModel.load(self.backbone, self.layer, self.detector)
+
+    def _add_album(self, album: np.ndarray, faces: np.ndarray) -> None:
         """The album faces that label propagation gives confidently to someone, and whose
         nearest prototype is that person and passes the threshold, join them."""
         keep, keep_labels = album_members(self.whitening_(self.support_), self.support_labels_,
                                           self.whitening_(album), self.prototypes_,
                                           self.threshold_, self.album_confidence)
-        self._append(album[keep], keep_labels, labelled=False)
+        self._append(album[keep], keep_labels, labelled=False, faces=faces[keep])
         self.album_ = {"faces": len(album), "added": int(len(keep))}
 
     def _refresh(self) -> None:
@@ -152,9 +179,12 @@ class FaceClassifier:
                                  dtype=object)
         return self
 
-    def _append(self, described: np.ndarray, labels: np.ndarray,
-                labelled: bool = True) -> FaceClassifier:
-        """Add descriptors of people `labels` (album faces: not `labelled`), then refresh."""
+    def _append(self, described: np.ndarray, labels: np.ndarray, labelled: bool = True,
+                faces: np.ndarray | None = None) -> FaceClassifier:
+        """Add descriptors of people `labels` (album faces: not `labelled`; `faces`: their
+        album face ids), then refresh."""
+        self.support_faces_ = np.concatenate([self.support_faces_,
+                                              _face_ids(faces, len(described))])
         self.support_ = np.concatenate([self.support_, described])
         self.support_labels_ = np.concatenate([self.support_labels_, labels.astype(np.int64)])
         self.support_labelled_ = np.concatenate([self.support_labelled_,
@@ -173,6 +203,7 @@ class FaceClassifier:
         self.support_ = self.support_[keep]
         self.support_labels_ = self.support_labels_[keep] - (self.support_labels_[keep] > label)
         self.support_labelled_ = self.support_labelled_[keep]
+        self.support_faces_ = self.support_faces_[keep]
         self.classes_ = np.array([*(p for p in people if p != name), UNKNOWN], dtype=object)
         self._refresh()
         return self
@@ -223,7 +254,8 @@ class FaceClassifier:
         state = self.model_.tensors()
         state.update(support=torch.from_numpy(self.support_),
                      support_labels=torch.from_numpy(self.support_labels_),
-                     support_labelled=torch.from_numpy(self.support_labelled_))
+                     support_labelled=torch.from_numpy(self.support_labelled_),
+                     support_faces=torch.from_numpy(self.support_faces_))
         extra = {bundle.FACE_MODEL: self.model_.spec(), "layer": self.layer,
                  "shrink": self.shrink, "album_confidence": self.album_confidence,
                  "album": self.album_, "strangers_accepted": self.strangers_accepted,
@@ -258,6 +290,8 @@ class FaceClassifier:
             clf.support_ = support
             clf.support_labels_ = state["support_labels"].numpy()
             clf.support_labelled_ = state["support_labelled"].numpy()
+            clf.support_faces_ = (state["support_faces"].numpy() if "support_faces" in state
+                                  else _face_ids(None, len(support)))  # bundles before it
         except (KeyError, TypeError) as exc:
             raise BundleError(f"the bundle {path} was not written by FaceClassifier.save, or "
                               f"names an unknown backbone ({exc!r}); enroll again with "
@@ -285,3 +319,10 @@ class FaceClassifier:
             raise NotFittedError("this FaceClassifier is not fitted yet; call fit(...) or "
                                  "FaceClassifier.load(path) first.")
 
+
+
+def _face_ids(faces: np.ndarray | None, count: int) -> np.ndarray:
+    """`count` album face ids as int64, or -1 each (faces from photos given directly)."""
+    if faces is None:
+        return np.full(count, -1, np.int64)
+    return np.asarray(faces, np.int64).reshape(count)

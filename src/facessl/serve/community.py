@@ -3,9 +3,10 @@
 
 Every change is on disk before it is answered (groups.json through `naming`, the bundle
 written atomically) and made under one lock, so two browser tabs cannot interleave edits.
-A named group is enrolled as it is named, from its faces alone; `facessl enroll --groups`
-fits again with the unnamed faces as the unlabelled album, and takes the user's splits and
-removals into account. Unknown faces are kept in memory only: an upload never touches disk.
+Naming or merging a group enrols the album's groups again through the one enrolment
+`facessl enroll --groups` uses (`recognition.enroll.classifier_of_groups`: the rows `group`
+stored, no face described again), so the page and the CLI make the same model from one
+groups folder; faces enrolled from elsewhere (uploads named here) stay. Unknown faces are kept in memory only: an upload never touches disk.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from facessl.album import naming, store
-from facessl.album.face_store import FILE as FACES_FILE
-from facessl.album.face_store import load_faces, typical_face
+from facessl.album import naming
 from facessl.album.find import find_person
 from facessl.errors import FacesslError
+from facessl.library import group_store
+from facessl.library.face_store import FILE as FACES_FILE
+from facessl.library.face_store import load_faces, typical_face
+from facessl.library.names import UNKNOWN
 from facessl.models.encoders import face_preprocessing
 from facessl.recognition.classifier import FaceClassifier
-from facessl.recognition.names import UNKNOWN
+from facessl.recognition.enroll import classifier_of_groups
 from facessl.recognition.predict import PhotoResult, name_faces
 
 QUEUE_LENGTH = 100  # the most recent unknown faces kept for naming
@@ -54,14 +57,16 @@ class Community:
                     if groups is None or self.model.exists() else None)
         self.waiting: str | None = None  # why a named group is not enrolled yet
         if groups is not None:
-            album = store.load(groups)
+            album = group_store.load(groups)
             cut = face_preprocessing(album.backbone)
             if self.clf is not None and self.clf.preprocessing != cut:
                 raise FacesslError(f"{model} cuts faces as {self.clf.preprocessing}, but "
                                    f"{groups} holds faces cut as {cut}; enrol the groups into "
                                    f"a new model: facessl enroll --groups {groups} --out NEW")
             self._load_store()
-            self.waiting = self._enrol_named(album)
+            named = {g.name for g in album.groups.values() if g.name is not None}
+            if named - set(self.clf.people if self.clf is not None else []):
+                self.waiting = self._enrol(album)  # named while no model could be made
 
     # ------------------------------------------------------------ uploads
     def name_photo(self, image: Image.Image, result: PhotoResult) -> tuple[PhotoResult, list]:
@@ -148,25 +153,24 @@ class Community:
                                    f"first (facessl remove-person {self.model} {name}) if this "
                                    "group should take their place.")
             naming.name_group(self.groups_dir, str(group_id), name, groups)
-            if old is not None and old != name and self.clf is not None and old in self.clf.people:
-                self.clf.rename_person(old, name).save(self.model)
-                return f"{old} is now called {name}."
-            self.waiting = self._enrol_named(groups)
+            renamed = (old is not None and old != name and self.clf is not None
+                       and old in self.clf.people)
+            if renamed:  # their faces from elsewhere go with them
+                self.clf.rename_person(old, name)
+            self.waiting = self._enrol(groups)
+            if renamed:
+                return self.waiting or f"{old} is now called {name}."
             return self.waiting or f"{name} is enrolled; {_people(self.clf)}."
 
     def merge(self, into: int, other: int) -> str:
         """One group from two; faces new to an enrolled person join their prototype."""
         with self.lock:
             groups = self._groups()  # read once: the edit below changes and saves this copy
-            before = {f for g in groups.groups.values() if g.name for f in g.faces}
             target = naming.merge_groups(self.groups_dir, str(into), [str(other)], groups)
-            added = [f for f in target.faces if f not in before]
-            if target.name and self.clf is not None and target.name in self.clf.people:
-                if added:
-                    self.clf.add_faces(target.name, self._crops(added)).save(self.model)
-                return f"group {other} joined {target.name}'s group {target.id}."
-            self.waiting = self._enrol_named(groups)
-            return self.waiting or f"group {other} joined group {target.id}."
+            if any(g.name for g in groups.groups.values()):
+                self.waiting = self._enrol(groups)
+            whose = f"{target.name}'s " if target.name else ""
+            return self.waiting or f"group {other} joined {whose}group {target.id}."
 
     def face_png(self, face_id: int) -> bytes:
         """A face of the album as a PNG thumbnail."""
@@ -216,32 +220,24 @@ class Community:
             raise FacesslError(f"no unknown face {queue_id} is waiting.")
         return _png(face.crop)
 
-    def _enrol_named(self, groups) -> str | None:
-        """Enrol the named groups the model lacks (named before a model could be made, or
-        left by a server stopped between two saves); says why not, when it cannot yet."""
-        named = {g.name: g.faces for g in groups.groups.values() if g.name is not None}
-        missing = [n for n in named if self.clf is None or n not in self.clf.people]
-        if not missing:
-            return None
-        if self.clf is None:
-            clf = FaceClassifier(backbone=groups.backbone, detector=groups.detector)
-            labelled = [(f, n) for n in missing for f in named[n]]
-            try:
-                clf.fit(self._crops([f for f, _ in labelled]), [n for _, n in labelled])
-            except FacesslError as exc:
-                return f"{', '.join(missing)} named, not enrolled yet: {exc}"
-            self.clf = clf
-        else:
-            for name in missing:
-                self.clf.add_person(name, self._crops(named[name]))
-        self.clf.save(self.model)
+    def _enrol(self, groups) -> str | None:
+        """Enrol the album's named groups again (`classifier_of_groups`, keeping the faces
+        the model has from elsewhere) and save the model; says why not, when it cannot
+        yet (one person named and no strangers to calibrate against, say)."""
+        try:
+            clf = classifier_of_groups(self.groups_dir, groups, keep_from=self.clf)
+        except FacesslError as exc:
+            named = sorted({g.name for g in groups.groups.values() if g.name is not None})
+            return f"{', '.join(named)} named, not enrolled yet: {exc}"
+        clf.save(self.model)
+        self.clf = clf
         return None
 
     def _groups(self):
         if self.groups_dir is None:
             raise FacesslError("this server has no album: start it with `groups` GROUPS_DIR "
                                "(the output of facessl group).")
-        return store.load(self.groups_dir)
+        return group_store.load(self.groups_dir)
 
     def _load_store(self) -> None:
         """Map the album's stored faces (read from disk as they are shown or enrolled)."""

@@ -27,14 +27,13 @@ import torch
 from torch.nn import functional as F
 
 from facessl.augment import to_tensor
-from facessl.config import DEFAULT_FACE_SPACE, Preprocessing
+from facessl.config import Preprocessing
 from facessl.data.faces import default_detector
 from facessl.data.photos import PhotoFaces, faces_of_photos
 from facessl.models import BACKBONES, create_model, normalisation
 from facessl.models.checkpoint import detector_of
 from facessl.models.encoders import BATCH, VIEWS, FaceEncoder, face_backbone
 from facessl.progress import bar
-from facessl.space.default_space import resolve_backbone
 from facessl.space.face_space import FaceSpace, load_space
 from facessl.space.identity_head import IdentityHead, load_identity_head
 from facessl.space.neighbours import l2_normalise
@@ -80,13 +79,13 @@ class FaceModel:
                    detector or meta.get("detector") or default_detector())
 
     @classmethod
-    def load(cls, spec: str | Path = DEFAULT_FACE_SPACE, quiet: bool = True,
-             block: int | None = None, detector: str | None = None) -> FaceModel:
-        """The model of a `facessl pretrain` checkpoint folder or a backbone name, or for
-        "default" the product's default face space (`space.default_space`: built first,
-        announced, if it is not there yet). `block`: read another block than the
-        backbone's own (refused when the checkpoint's face space was fitted on its own)."""
-        spec = resolve_backbone(str(spec), quiet)
+    def load(cls, spec: str | Path, block: int | None = None,
+             detector: str | None = None) -> FaceModel:
+        """The model of a `facessl pretrain` checkpoint folder or a backbone name ("default"
+        is the command's to resolve first: `library.default_space.resolve_backbone`).
+        `block`: read another block than the backbone's own (refused when the checkpoint's
+        face space was fitted on its own)."""
+        spec = str(spec)
         network, meta = face_backbone(spec)
         own = BACKBONES[meta["backbone"]].descriptor_block
         encoder = FaceEncoder(network, meta, own if block is None else block,

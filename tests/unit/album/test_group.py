@@ -11,13 +11,13 @@ import pytest
 from conftest import EVERYTHING, album, facessl
 from PIL import Image
 
-from facessl.album import store
-from facessl.album.face_store import FILE as FACES_FILE
-from facessl.album.face_store import load_faces
 from facessl.album.group import _voted_by_album, group_album, groupable
 from facessl.album.naming import merge_groups, name_group, remove_faces, split_faces
 from facessl.errors import FacesslError, FacesslNote
 from facessl.files import DiskArray
+from facessl.library import group_store
+from facessl.library.face_store import FILE as FACES_FILE
+from facessl.library.face_store import load_faces
 
 
 def test_group_name_enroll_predict_from_the_command_line(tiny_lfw, tmp_path):
@@ -27,7 +27,7 @@ def test_group_name_enroll_predict_from_the_command_line(tiny_lfw, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "photo skipped: photo broken.jpg is not an image" in done.stderr
     assert "18 photos" not in done.stdout and "19 photos (19 new, 1 skipped)" in done.stdout
-    groups = store.load(out)
+    groups = group_store.load(out)
     assert len(groups.faces) >= 18 and len(groups.groups) == 1  # every photo has a face
     assert (out / "overview.png").is_file() and (out / "sheets" / "group-1.png").is_file()
     assert Image.open(out / "overview.png").size[0] > 0
@@ -117,7 +117,7 @@ def test_a_hand_edited_groups_file_that_is_broken_is_named_with_its_problem(
     group_album(album(tiny_lfw, tmp_path / "album", per_person=2, broken=False), out,
                 threshold=float(EVERYTHING))
     split_faces(out, ["f1"])
-    path = out / store.FILE
+    path = out / group_store.FILE
     edited = edit(json.loads(path.read_text()))
     path.write_text(edited if isinstance(edited, str) else json.dumps(edited))
     done = facessl("name", str(out), "1", "Zoe")
@@ -162,12 +162,12 @@ def test_a_regrouped_album_grows_its_groups_by_who_the_new_faces_are_like(
     for person in people[1:]:  # one group per person, as a user's splits would leave it
         split_faces(out, [str(f.id) for f in groups.faces.values()
                           if f.photo.startswith(person)])
-    groups = store.load(out)
+    groups = group_store.load(out)
     group_of_person = {p: groups.group_of()[next(f.id for f in groups.faces.values()
                                                    if f.photo.startswith(p))] for p in people}
     for person, group in group_of_person.items():
         name_group(out, str(group), person)
-    named = store.load(out)
+    named = group_store.load(out)
     before, kept = set(named.faces), named.group_of()
     album(tiny_lfw, photos_dir, per_person=6, broken=False)  # two new photos per person
     groups, summary = group_album(photos_dir, out)
@@ -203,7 +203,7 @@ def test_the_stored_faces_are_read_as_needed_and_old_or_damaged_stores_say_so(
     shutil.copytree(grouped[0], out)
     faces = load_faces(out)
     assert isinstance(faces.crops, DiskArray) and faces.rows.dtype == np.float16
-    assert len(faces) == len(store.load(out).faces)
+    assert len(faces) == len(group_store.load(out).faces)
     ids, crops, rows = faces.ids.copy(), np.array(faces.crops), np.array(faces.rows)
     (out / FACES_FILE).unlink()  # the earlier format: one npz, read whole
     np.savez(out / "faces.npz", ids=ids, crops=crops, rows=rows)
@@ -229,7 +229,7 @@ def test_find_lists_every_photo_of_a_named_person(grouped, tmp_path):
     first = people[0]
     for person in people:
         name_group(out, str(group_of[person]), person)
-    groups = store.load(out)
+    groups = group_store.load(out)
     mine = sorted(f.id for f in groups.faces.values() if f.photo.startswith(first))
     done = facessl("find", str(out), first)
     assert done.returncode == 0, done.stderr
@@ -254,3 +254,41 @@ def test_find_lists_every_photo_of_a_named_person(grouped, tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "nobody is named 'Nobody'" in done.stderr
     assert f"the names are: {', '.join(people)}" in done.stderr
+
+
+def test_enroll_groups_reads_the_stored_rows_and_never_runs_the_network(
+        tiny_lfw, space_checkpoint, tmp_path, monkeypatch):
+    """In a face space, `group` stored each face's row: enrolling the named groups (the CLI,
+    and `find --model` after it) describes no face again, and the rows it enrols are the
+    stored ones, face by face."""
+    from facessl.recognition.classifier import FaceClassifier
+    from facessl.space.face_model import FaceModel
+
+    photos_dir, out = album(tiny_lfw, tmp_path / "album", 4, broken=False), tmp_path / "g"
+    groups, _ = group_album(photos_dir, out, backbone=str(space_checkpoint),
+                            threshold=float(EVERYTHING))
+    first = min(tiny_lfw["manifest"]["community"])
+    split_faces(out, [str(f.id) for f in groups.faces.values() if f.photo.startswith(first)])
+    name_group(out, "1", "Others")
+    name_group(out, "2", "First")
+    passes = []
+    run = FaceModel._run
+    monkeypatch.setattr(FaceModel, "_run", lambda self, *a, **k: passes.append(1) or run(
+        self, *a, **k))
+    model = tmp_path / "model"
+    done = facessl("enroll", "--groups", str(out), "--out", str(model))
+    assert done.returncode == 0, done.stderr
+    assert facessl("find", str(out), "First", "--model", str(model)).returncode == 0
+    assert passes == []
+    clf, stored = FaceClassifier.load(model), load_faces(out)
+    named = clf.support_labelled_
+    assert set(clf.support_faces_[named]) == {f for g in group_store.load(out).groups.values()
+                                              if g.name for f in g.faces}
+    index = [stored.where[int(f)] for f in clf.support_faces_]
+    assert np.array_equal(clf.support_, np.asarray(stored.rows[index], np.float32))
+    # the same photos enrolled from crops (a network pass) give the same people
+    monkeypatch.setattr(FaceModel, "_run", run)
+    crops = np.asarray(stored.crops[index])
+    again = FaceClassifier(backbone=str(space_checkpoint)).fit(
+        crops[named], [clf.people[i] for i in clf.support_labels_[named]])
+    assert np.abs(again.support_ - clf.support_[named]).max() < 2e-3  # float16 storage

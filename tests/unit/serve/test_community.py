@@ -8,11 +8,12 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import photos, shared_model
+import numpy as np
+from conftest import facessl, photos, shared_model
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from facessl.album import store
+from facessl.library import group_store
 from facessl.recognition.classifier import FaceClassifier
 from facessl.serve.app import create_app
 
@@ -44,18 +45,26 @@ def test_naming_groups_builds_the_model_and_names_uploads(grouped, tiny_lfw, tmp
         assert "enrolled; 2 people" in _post(client, f"/groups/{group[ariel]}/name",
                                              {"name": "Ariel"})
         assert FaceClassifier.load(model).people == ["Ariel", "Donald"]
+        # the page enrols as `facessl enroll --groups` does: the same bundle from one folder
+        cli = tmp_path / "cli.model"
+        assert facessl("enroll", "--groups", str(groups_dir), "--out", str(cli)).returncode == 0
+        _same_bundle(model, cli)
+        # merging a third person's group into a named one adds its faces to that person
+        before = FaceClassifier.load(model)
+        assert "joined Ariel's group" in _post(client, "/groups/merge",
+                                               {"into": group[ariel], "other": group[gerhard]})
+        after = FaceClassifier.load(model)
+        assert after.support_labelled_.sum() == before.support_labelled_.sum() + size[
+            group[gerhard]]
+        assert set(after.support_faces_[after.support_labelled_]) == {
+            f for g in group_store.load(groups_dir).groups.values() if g.name for f in g.faces}
         answer = client.post("/predict", files={"file": (photo.name, photo.read_bytes())})
         assert answer.json()["faces"][0]["name"] == "Donald", answer.text
-        # merging a third person's group into a named one adds its faces to that person
-        supported = len(FaceClassifier.load(model).support_)
-        assert "joined Ariel" in _post(client, "/groups/merge",
-                                       {"into": group[ariel], "other": group[gerhard]})
-        assert len(FaceClassifier.load(model).support_) == supported + size[group[gerhard]]
         assert "now called Ariel_Sharon" in _post(client, f"/groups/{group[ariel]}/name",
                                                   {"name": "Ariel_Sharon"})
         assert client.get("/people").json()["people"] == ["Ariel_Sharon", "Donald"]
         # the person's page: every photo of the named group, each as a small JPEG
-        groups = store.load(groups_dir)
+        groups = group_store.load(groups_dir)
         theirs = {groups.faces[f].photo for f in groups.groups[group[ariel]].faces}
         shown = client.get("/people/Ariel_Sharon/photos").json()
         assert shown["name"] == "Ariel_Sharon" and {p["file"] for p in shown["photos"]} == theirs
@@ -64,8 +73,17 @@ def test_naming_groups_builds_the_model_and_names_uploads(grouped, tiny_lfw, tmp
         jpeg = client.get(f"/photos/{shown['photos'][0]['faces'][0]}.jpg")
         assert jpeg.headers["content-type"] == "image/jpeg"
         assert max(Image.open(io.BytesIO(jpeg.content)).size) <= 240
-    assert {g.name for g in store.load(groups_dir).groups.values()} == \
+    assert {g.name for g in group_store.load(groups_dir).groups.values()} == \
         {"Donald", "Ariel_Sharon"}
+
+
+def _same_bundle(a: Path, b: Path) -> None:
+    one, two = FaceClassifier.load(a), FaceClassifier.load(b)
+    assert one.people == two.people and one.threshold_ == two.threshold_
+    assert np.array_equal(one.support_, two.support_)
+    assert np.array_equal(one.support_labels_, two.support_labels_)
+    assert np.array_equal(one.support_faces_, two.support_faces_)
+    assert one.album_ == two.album_
 
 
 def test_refusals_are_one_clear_sentence(grouped, tiny_lfw, tmp_path_factory, tmp_path):
@@ -84,7 +102,7 @@ def test_refusals_are_one_clear_sentence(grouped, tiny_lfw, tmp_path_factory, tm
         assert client.get("/faces/99999.png").status_code == 400
         assert "no face f99999" in client.get("/photos/99999.jpg").json()["detail"]
         assert "nobody is named 'Nobody'" in client.get("/people/Nobody/photos").json()["detail"]
-        groups = store.load(groups_dir)
+        groups = group_store.load(groups_dir)
         face = groups.groups[group[ariel]].faces[0]
         photo = Path(groups.album) / groups.faces[face].photo
         photo.rename(tmp_path / "moved.jpg")  # the shared album: put back below
@@ -98,7 +116,7 @@ def test_refusals_are_one_clear_sentence(grouped, tiny_lfw, tmp_path_factory, tm
         assert "already names group" in _post(client, f"/groups/{group[ariel]}/name",
                                               {"name": "Donald"}, 400)
         assert "name of group" in client.delete("/people/Donald").json()["detail"]
-    assert FaceClassifier.load(model).people == [*enrolled, "Donald"]
+    assert FaceClassifier.load(model).people == sorted([*enrolled, "Donald"])
     with TestClient(create_app(model)) as client:  # no --groups
         assert "no album" in client.get("/album").json()["detail"]
         assert "no album" in client.get(f"/people/{enrolled[0]}/photos").json()["detail"]

@@ -12,13 +12,13 @@ import safetensors.torch
 import torch
 from conftest import crops, facessl, fails_cleanly, people_folder, photos
 
-from facessl.album.face_store import load_faces
 from facessl.album.group import group_album
 from facessl.data.faces import faces_in_photo
 from facessl.data.photos import load_photo
 from facessl.embed.folder import embed_folder
 from facessl.errors import FacesslError, FacesslNote
 from facessl.eval.metrics import nearest_class_mean_accuracy
+from facessl.library.face_store import load_faces
 from facessl.recognition.classifier import UNKNOWN, FaceClassifier
 from facessl.space.face_model import FaceModel
 from facessl.space.face_space import FILE, load_space

@@ -21,13 +21,17 @@ from facessl.config import (
     Preprocessing,
     PretrainConfig,
 )
+from facessl.data import lfw
 from facessl.data.faces import default_detector, detector_tag
+from facessl.data.splits import resolve_split_path
 from facessl.errors import FacesslError, FacesslNote
 from facessl.files import cache_root
 from facessl.models import backbone
-from facessl.models.checkpoint import META
+from facessl.models.checkpoint import META, detector_of
+from facessl.models.encoders import face_preprocessing
 from facessl.progress import Progress
 from facessl.space.face_space import FORMAT
+from facessl.ssl.pretrain import run_pretrain
 
 SPLIT = "lfw62-v1"  # its unlabelled pool: 9,199 photos of people outside the benchmark
 
@@ -42,25 +46,45 @@ def default_folder() -> Path:
     return cache_root() / f"face-space-{DEFAULT_BACKBONE}-{cut_by}-{SPLIT}-format{FORMAT}"
 
 
+def named(spec: str) -> str:
+    """What `spec` names, without building anything: `spec` itself, or for
+    `DEFAULT_FACE_SPACE` `$FACESSL_FACE_SPACE` or the default space's folder."""
+    if spec != DEFAULT_FACE_SPACE:
+        return spec
+    return os.environ.get("FACESSL_FACE_SPACE") or str(default_folder())
+
+
+def cut_for(spec: str) -> tuple[Preprocessing, str | None]:
+    """(how faces are cut, by which detector or None: any) for `spec`, without building
+    anything: a classifier knows what it takes before the default space exists, so a wrong
+    `backbone` or a wrong crop is refused before any photo is read or any space is built."""
+    chosen = named(spec)
+    if spec == DEFAULT_FACE_SPACE and not (Path(chosen) / META).is_file() \
+            and chosen == str(default_folder()):
+        return preprocessing(), default_detector()  # as build() will make it
+    return face_preprocessing(chosen), detector_of(chosen)
+
+
+def preprocessing() -> Preprocessing:
+    """How the default space cuts faces: its backbone's input size."""
+    return Preprocessing(size=backbone(DEFAULT_BACKBONE).input_size)
+
+
 def resolve_backbone(spec: str, quiet: bool = True) -> str:
     """`spec` itself, or for `DEFAULT_FACE_SPACE` the backbone to enrol with:
     `$FACESSL_FACE_SPACE`, the cached default face space (built now if LFW and the split
     are here), or the bare ImageNet backbone when they are not (the caller says what that
     costs)."""
-    if spec != DEFAULT_FACE_SPACE:
-        return spec
-    chosen = os.environ.get("FACESSL_FACE_SPACE")
-    if chosen:
-        return chosen
+    chosen = named(spec)
     folder = default_folder()
-    if not (folder / META).is_file():
+    if chosen == str(folder) and not (folder / META).is_file():
         try:
             build(quiet=quiet)
         except FacesslError as exc:
             warnings.warn(FacesslNote(f"the default face space could not be built ({exc})"),
                           stacklevel=2)
             return DEFAULT_BACKBONE
-    return str(folder)
+    return chosen
 
 
 def build(data: str | None = None, quiet: bool = False) -> Path:
@@ -69,10 +93,6 @@ def build(data: str | None = None, quiet: bool = False) -> Path:
     0` over SPLIT's pool, from the LFW copy at `data` or found on this machine (never a
     download behind the user's back). A killed build leaves no checkpoint.json, so the next
     run builds again instead of trusting half a folder. Returns its folder."""
-    from facessl.data import lfw
-    from facessl.data.splits import resolve_split_path
-    from facessl.ssl.pretrain import run_pretrain
-
     folder = default_folder()
     source = lfw.locate(data, download=False)
     resolve_split_path(SPLIT)
@@ -80,7 +100,7 @@ def build(data: str | None = None, quiet: bool = False) -> Path:
                     f"faces of {SPLIT} in {source.path} ({BUILD_MINUTES} minutes on 2 cores); "
                     f"it is kept in {folder}")
     config = PretrainConfig(backbone=DEFAULT_BACKBONE, split=SPLIT, data=str(source.path),
-                            prep=Preprocessing(size=backbone(DEFAULT_BACKBONE).input_size))
+                            prep=preprocessing())
     config.train.epochs = 0
     run_pretrain(config, folder, quiet=quiet)
     return folder

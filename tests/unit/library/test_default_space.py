@@ -10,7 +10,7 @@ from conftest import facessl, people_folder
 
 from facessl.data import lfw
 from facessl.errors import FacesslError, FacesslNote
-from facessl.space import default_space
+from facessl.library import default_space
 from facessl.space.face_space import FILE
 
 SPACE_LINE = "face space: 448 unlabelled faces from the inductive track of tiny-pool"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from facessl.errors import DataError, FacesslError, InputError
 from facessl.files import write_json
-from facessl.recognition.names import check_name
+from facessl.library.names import check_name
 
 FILE = "groups.json"
 FORMAT = 1

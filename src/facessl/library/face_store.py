@@ -100,11 +100,6 @@ def _convert(folder: Path) -> None:
                   stacklevel=3)
 
 
-def crops_by_id(folder: str | Path, wanted: list[int]) -> dict[int, np.ndarray]:
-    """The crops of the faces `wanted` that the store holds (read from disk now)."""
-    return load_faces(folder).crops_of(wanted)
-
-
 def typical_face(faces: list[int], where: dict[int, int], rows: np.ndarray) -> int:
     """The face most like the rest of `faces` (`where`: face id -> row): what shows a group."""
     members = np.asarray(rows[[where[f] for f in faces]], np.float32)

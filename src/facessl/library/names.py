@@ -58,6 +58,17 @@ def check_faces(X, name: str, prep: Preprocessing) -> np.ndarray:
     return faces
 
 
+def check_rows(rows, name: str, dimension: int) -> np.ndarray:
+    """`rows` as N x `dimension` float32 descriptors of the face model (`FaceModel.describe`
+    made them, here or when `facessl group` stored them)."""
+    array = np.asarray(rows)
+    if array.ndim != 2 or array.shape[1] != dimension or not np.issubdtype(array.dtype,
+                                                                          np.floating):
+        raise InputError(f"{name} must be the face model's descriptors, an N x {dimension} "
+                         f"float array (FaceModel.describe); got {array.dtype} {array.shape}.")
+    return array.astype(np.float32, copy=False)
+
+
 def check_people(count: int, doing: str, people: str, has_strangers: bool) -> None:
     """Without a face space's strangers the threshold is calibrated by telling enrolled
     people apart, which takes two of them; with them, one person is enough."""
