@@ -12,7 +12,6 @@ the index last: an index on disk means the array beside it is complete.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 import tempfile
@@ -25,14 +24,20 @@ import numpy as np
 from PIL import Image
 
 from facessl.config import Preprocessing
+from facessl.data.images import (
+    LFW_SIDE,
+    Unreadable,
+    UnreadableError,
+    damaged,
+    open_image,
+)
 from facessl.data.lfw import ImageSource
 from facessl.errors import FacesslError, FacesslNote
 from facessl.files import atomic_path, cache_root, write_json
 from facessl.progress import bar
 
-LFW_SIDE = 250  # LFW images are 250x250; crop sizes are stated in those pixels
-JPEG_END = b"\xff\xd9"  # the end-of-image marker a truncated JPEG lacks
-
+# The decoder (`open_image`) and `LFW_SIDE` live in data.images, below every other data
+# module; `cache.open_image` and `cache.LFW_SIDE` still import.
 
 class ImageCache:
     """All images of one source at one preprocessing: `images[i]` is HxWxC uint8."""
@@ -100,47 +105,9 @@ class FaceRows:
         return out
 
 
-def open_image(data: bytes, name: str = "", short_side: int | None = None
-               ) -> tuple[Image.Image, bool]:
-    """Open and fully decode an image; returns (image, was_truncated). With `short_side`,
-    an image whose short side is at least twice that is decoded smaller, by the whole
-    factor that keeps its short side at least `short_side` (`_reduced`); its full size is
-    in `image.info["full_size"]`.
-
-    A truncated JPEG (LFW has one) is decoded as far as it goes, with a warning, rather
-    than failing: its missing rows come out grey. This closes the cut-off stream with an
-    end-of-image marker instead of flipping PIL's process-wide LOAD_TRUNCATED_IMAGES
-    (measured: the same pixels on LFW's truncated file), so no other decode is affected.
-    """
-    image = Image.open(io.BytesIO(data))
-    try:
-        return _reduced(image, short_side), False
-    except OSError as exc:
-        if "truncated" not in str(exc) or image.format != "JPEG":
-            raise
-    warnings.warn(FacesslNote(f"{name or 'image'} is a truncated file; using the part that "
-                              "decodes"))
-    return _reduced(Image.open(io.BytesIO(data + JPEG_END)), short_side), True
-
-
-def _reduced(image: Image.Image, short_side: int | None) -> Image.Image:
-    """`image` decoded, smaller by the whole factor `short // short_side` when that is 2 or
-    more: a JPEG decoded at a smaller scale by libjpeg itself (1/2, 1/4 or 1/8, the largest
-    that is small enough), anything else shrunk (box averaging) right after decoding."""
-    full = image.size
-    factor = min(full) // short_side if short_side else 1
-    if factor >= 2 and image.format == "JPEG":
-        image.draft(image.mode, (full[0] // factor, full[1] // factor))
-    image.load()
-    factor = min(image.size) // short_side if short_side else 1  # left after the draft
-    if factor >= 2:
-        image = image.reduce(factor)
-    image.info["full_size"] = full
-    return image
-
-
 def decode_face(data: bytes, prep: Preprocessing, name: str = "") -> tuple[np.ndarray, bool]:
-    """Decode, centre-crop and resize one image; returns (HxWxC uint8, was_truncated)."""
+    """Decode (`images.open_image`: an unreadable image raises `UnreadableError`),
+    centre-crop and resize one image; returns (HxWxC uint8, was_truncated)."""
     image, truncated = open_image(data, name)
     image = image.convert("L" if prep.grayscale else "RGB")
     width, height = image.size
@@ -155,6 +122,9 @@ def decode_face(data: bytes, prep: Preprocessing, name: str = "") -> tuple[np.nd
 def cache_folder(source: ImageSource, prep: Preprocessing, detector: str | None = None) -> Path:
     key = {"source": source.fingerprint(), "prep": asdict(prep)}
     if detector is not None:
+        # imported here, not at the top: the detector brings torch, which LFW's crops (and
+        # `facessl data prepare`) do without. data.faces and data.photos import nothing of
+        # this module, so there is no circle either way (tests/unit/data/test_imports.py)
         from facessl.data.faces import detector_tag
 
         key["detector"] = detector_tag(detector)
@@ -182,8 +152,8 @@ def load_or_build(source: ImageSource, prep: Preprocessing, quiet: bool = False,
         for rel in truncated:
             warnings.warn(FacesslNote(f"{rel} is a truncated JPEG: decoded as far as it goes "
                                       "(rest grey)"))
-        for rel in unreadable:
-            warnings.warn(FacesslNote(f"{rel} is not a readable image: skipped"))
+        for photo in unreadable:
+            warnings.warn(FacesslNote(f"photo skipped: {photo}"))
         if not paths:
             raise FacesslError(f"no readable images in {source.path}; pass a folder of photos.")
         with atomic_path(folder / "images.npy", suffix=".npy") as tmp, tmp.open("wb") as out:
@@ -194,7 +164,8 @@ def load_or_build(source: ImageSource, prep: Preprocessing, quiet: bool = False,
             shutil.copyfileobj(rows, out, 1 << 24)
     write_json(folder / "index.json", {
         "source": source.fingerprint(), "preprocessing": asdict(prep), "detector": detector,
-        "paths": paths, "truncated": truncated, "unreadable": unreadable,
+        "paths": paths, "truncated": truncated,
+        "unreadable": [photo.photo for photo in unreadable],
         "no_face": cut.no_face,
     })
     return ImageCache(folder)
@@ -211,7 +182,7 @@ class _Cutter:
         array, truncated = decode_face(data, self.prep, rel)  # raises for an unreadable image
         if self.detector is None:
             return array, truncated
-        # the product's loop, photo to faces
+        # the product's loop, photo to faces (imported here: as `cache_folder` says)
         from facessl.data.photos import faces_of_photos
 
         (found,) = faces_of_photos([(rel, data)], self.prep, self.detector, largest_only=True)
@@ -223,9 +194,9 @@ class _Cutter:
 
 def _decode_into(rows: BinaryIO, source: ImageSource, prep: Preprocessing, quiet: bool,
                  cut: _Cutter, detector: str | None
-                 ) -> tuple[list[str], list[str], list[str], tuple[int, ...]]:
+                 ) -> tuple[list[str], list[str], list[Unreadable], tuple[int, ...]]:
     """Cut every image of `source` with `cut`, appending its bytes to `rows`; returns
-    (paths, truncated, unreadable, the shape of one image)."""
+    (paths, truncated, the images that cannot be read, the shape of one image)."""
     paths, truncated, unreadable, shape = [], [], [], ()
     how = f"{prep.size}px" + ("" if detector is None else f", faces found by {detector}")
     images = bar(source.iter_images(), None if quiet else f"decoding {source.name} once ({how})",
@@ -235,8 +206,11 @@ def _decode_into(rows: BinaryIO, source: ImageSource, prep: Preprocessing, quiet
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 array, was_truncated = cut(data, rel)
-        except (OSError, ValueError, Image.DecompressionBombError):
-            unreadable.append(rel)
+        except UnreadableError as exc:
+            unreadable.append(exc.unreadable)
+            continue
+        except (OSError, ValueError) as exc:  # decoded, but its pixels would not convert
+            unreadable.append(damaged(rel, exc))
             continue
         rows.write(array.tobytes())
         paths.append(rel)

@@ -28,7 +28,7 @@ from PIL import Image
 
 from facessl.config import DETECTORS, Preprocessing
 from facessl.data import mtcnn
-from facessl.data.cache import LFW_SIDE
+from facessl.data.images import LFW_SIDE
 from facessl.errors import FacesslError
 
 # Measured above: mean side of the detector's box in a 250x250 LFW photo.

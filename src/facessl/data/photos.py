@@ -3,10 +3,12 @@ photos to faces.
 
 `faces_of_photos` is how every command gets faces out of photos (enroll, predict, group,
 embed, pretrain --images, a dataset's faces for a face space or an evaluation): each photo
-is opened upright, its faces found and aligned by the detector, and a photo that cannot be
-read is never the end of the run: it comes back with `error` set (and one that shows no
-face with no faces) for the caller to skip, count and report. Decoder warnings (a truncated
-JPEG, decoded as far as it goes) come back with the photo too, so each is said once.
+is opened upright (`data.images`, the one decoder), its faces found and aligned by the
+detector, and a photo that cannot be read is never the end of the run: it comes back with
+its `Unreadable` record (which photo, why, what to do; one sentence, `str(record)`, that
+every command, the web page and the summaries say of it), and one that shows no face with
+no faces, for the caller to skip, count and report. Decoder warnings (a truncated JPEG,
+decoded as far as it goes) come back with the photo too, so each is said once.
 
 `PEOPLE_DIR/<name>/*` holds a few labelled photos per person (the largest face of each is
 that person); an album is a folder of unlabelled photos, every face of which counts.
@@ -21,15 +23,18 @@ from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from facessl.config import Preprocessing
-from facessl.data.cache import open_image
 from facessl.data.faces import Box, faces_in_photo
+from facessl.data.images import Unreadable, UnreadableError, open_upright
 from facessl.data.lfw import IMAGE_SUFFIXES, ImageSource
 from facessl.errors import FacesslError, FacesslNote
 from facessl.progress import bar
 
+# `Unreadable` is the photo loop's record of a photo that cannot be read (`PhotoFaces`,
+# `Unused`, and through them every command); it is defined beside the decoder, which finds
+# out why, and imported from here.
 # A photo is decoded for face detection with its short side reduced by a whole factor to no
 # less than this: the smallest face looked for (1/20 of the short side, `faces.detect_faces`)
 # still spans 96 px, the crop's own size, so the crop is cut from as many pixels as it
@@ -42,81 +47,46 @@ def load_photo(photo: str | Path | bytes, name: str = "") -> Image.Image:
     """Open any photo as upright RGB: EXIF rotation applied, transparency on white.
 
     `photo` is a path or the file's bytes (`name` then names it in messages). A truncated
-    JPEG is decoded as far as it goes, with a warning, as the training cache does.
+    JPEG is decoded as far as it goes, with a warning, as the training cache does. A photo
+    that cannot be read raises `UnreadableError`, a `FacesslError` carrying its
+    `Unreadable` record.
     """
-    return _load(photo, name)[0]
-
-
-def _load(photo: str | Path | bytes, name: str = "", short_side: int | None = None
-          ) -> tuple[Image.Image, tuple[int, int]]:
-    """(`load_photo`'s image, the photo's upright size); with `short_side`, the image is
-    decoded smaller by the whole factor that keeps its short side at least that."""
-    if isinstance(photo, bytes):
-        data, name = photo, name or "the uploaded image"
-    else:
-        path = Path(photo)
-        name = name or str(path)
-        if not path.is_file():
-            raise FacesslError(f"photo {name} does not exist or is not a file; "
-                               "pass the path of a JPEG, PNG or WebP photo.")
-        data = path.read_bytes()
-    if not data:
-        raise FacesslError(f"photo {name} is empty (0 bytes); pass a JPEG, PNG or WebP photo.")
-    image, size = _decode(data, name, short_side)
-    decoded = image.size
-    image = ImageOps.exif_transpose(image)
-    if image.size != decoded:  # turned a quarter: so is the photo's own size
-        size = (size[1], size[0])
-    if image.mode.startswith("I"):  # 16-bit greyscale PNG: keep the top 8 bits
-        image = image.point(lambda v: v / 256)
-    if "A" in image.getbands() or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    return image.convert("RGB"), size
-
-
-def _decode(data: bytes, name: str, short_side: int | None
-            ) -> tuple[Image.Image, tuple[int, int]]:
-    try:
-        image, _ = open_image(data, name, short_side)
-        return image, image.info["full_size"]
-    except UnidentifiedImageError:
-        raise FacesslError(
-            f"photo {name} is not an image ({len(data)} bytes starting {data[:8]!r}); "
-            "pass a JPEG, PNG or WebP photo.") from None
-    except Image.DecompressionBombError as exc:
-        raise FacesslError(f"photo {name} is too large to decode safely: {exc}. "
-                           "Resize it and try again.") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise FacesslError(f"photo {name} is damaged and cannot be decoded ({exc}); "
-                           "export it again or pass another photo.") from None
+    return open_upright(photo, name)[0]
 
 
 @dataclass
 class PhotoFaces:
-    """One photo's faces (box and crop, largest first), or why it has none: `error` says
-    why it could not be read; `warnings` what the decoder said of a photo it could read."""
+    """One photo's faces (box and crop, largest first), or why it has none: `unreadable`
+    says why it could not be read; `warnings` what the decoder said of a photo it could
+    read."""
 
     name: str
     faces: list[tuple[Box, np.ndarray]] = field(default_factory=list)
     size: tuple[int, int] = (0, 0)
     warnings: list[str] = field(default_factory=list)
-    error: str | None = None
+    unreadable: Unreadable | None = None
     image: Image.Image | None = None  # the opened photo (`open_photo`'s; the loop drops it)
 
+    @property
+    def error(self) -> str | None:
+        """`unreadable`'s sentence (None for a photo that could be read)."""
+        return None if self.unreadable is None else self.unreadable.message
 
-def open_photo(photo: str | Path | bytes, name: str) -> PhotoFaces:
-    """`load_photo` for finding faces, which never raises for a bad photo: the error (and
-    any decoder warning) goes into the result; `image` holds the photo when it could be
-    read, decoded no larger than detection needs (`DETECTION_SHORT_SIDE`), `size` is its
-    own size."""
+
+def open_photo(photo: str | Path | bytes, name: str, max_pixels: int | None = None
+               ) -> PhotoFaces:
+    """`load_photo` for finding faces, which never raises for a bad photo: its `Unreadable`
+    record (and any decoder warning) goes into the result; `image` holds the photo when it
+    could be read, decoded no larger than detection needs (`DETECTION_SHORT_SIDE`), `size`
+    is its own size. `max_pixels`: refuse a photo of more pixels (default: Pillow's limit)."""
     result = PhotoFaces(name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            result.image, result.size = _load(photo, name, DETECTION_SHORT_SIDE)
-        except FacesslError as exc:
-            result.error = str(exc)
+            result.image, result.size = open_upright(photo, name, DETECTION_SHORT_SIDE,
+                                                     max_pixels)
+        except UnreadableError as exc:
+            result.unreadable = exc.unreadable
             return result
     result.warnings = [str(w.message) for w in caught]
     return result
@@ -190,8 +160,9 @@ class Unused(NamedTuple):
     """A photo of a person's folder that was left out, and why (`why` names the photo)."""
 
     photo: Path
-    why: str
+    why: str  # for a photo that cannot be read, its `Unreadable` sentence
     unreadable: bool  # False: it was read, but no face was found in it
+    record: Unreadable | None = None  # the photo's `Unreadable` record, when unreadable
 
 
 def labelled_faces(people_dir: str | Path, prep: Preprocessing, quiet: bool = True,
@@ -219,15 +190,15 @@ def person_faces(folder: str | Path, prep: Preprocessing, quiet: bool = True,
                  detector: str | None = None) -> tuple[list[np.ndarray], list[Unused]]:
     """(the largest face of each photo in `folder`, the photos not used and why).
 
-    A photo that cannot be read, or shows no face, is left out, not the end of the run;
-    only a folder with no usable photo at all is refused."""
+    A photo that cannot be read (its `Unused.record` says why), or shows no face, is left
+    out, not the end of the run; only a folder with no usable photo at all is refused."""
     crops, unused = [], []
     files = photo_files(folder)
     for file, found in zip(files, faces_of_photos(
             ((str(f), f) for f in files), prep, detector, largest_only=True,
             progress=None if quiet else f"faces of {Path(folder).name}", total=len(files))):
-        if found.error:
-            unused.append(Unused(file, found.error, True))
+        if found.unreadable is not None:
+            unused.append(Unused(file, found.unreadable.message, True, found.unreadable))
         elif found.faces:
             crops.append(found.faces[0][1])
         else:
@@ -243,16 +214,16 @@ def person_faces(folder: str | Path, prep: Preprocessing, quiet: bool = True,
 
 def album_faces(files: list[Path], prep: Preprocessing, quiet: bool = True,
                 detector: str | None = None) -> tuple[np.ndarray, int]:
-    """(every face in every photo of `files` (an album: `photo_files(folder)`), photos that
-    could not be read).
+    """(every face in every photo of `files` (an album: `photo_files(folder)`), how many
+    photos could not be read).
 
     An album is large and unlabelled: a file that is not a readable photo is skipped with
-    a warning rather than ending the enrolment."""
+    a note (its `Unreadable` sentence) rather than ending the enrolment."""
     crops, unreadable = [], 0
     for found in faces_of_photos(((str(f), f) for f in files), prep, detector,
                                  progress=None if quiet else "album faces", total=len(files)):
-        if found.error:
-            warnings.warn(FacesslNote(f"album photo skipped: {found.error}"))
+        if found.unreadable is not None:
+            warnings.warn(FacesslNote(f"album photo skipped: {found.unreadable}"))
             unreadable += 1
         crops += [crop for _, crop in found.faces]
     shape = (0, prep.size, prep.size, prep.channels)

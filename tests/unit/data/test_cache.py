@@ -1,4 +1,6 @@
 import io
+import json
+import shutil
 import warnings
 
 import numpy as np
@@ -9,6 +11,9 @@ from PIL import Image, ImageFile
 from facessl.augment import to_tensor
 from facessl.config import Preprocessing
 from facessl.data import cache, lfw
+from facessl.data.images import UnreadableError
+from facessl.data.photos import open_photo
+from facessl.errors import FacesslNote
 
 
 def test_decodes_once_then_memory_maps(tiny_lfw, monkeypatch):
@@ -59,8 +64,31 @@ def test_a_truncated_jpeg_flips_no_process_wide_switch(tiny_lfw):
     assert rows[-10:].std() == 0 and rows[-10:].mean() == 128  # the missing rows are grey
     cut_png = io.BytesIO()
     Image.fromarray(rows).save(cut_png, "PNG")
-    with pytest.raises(OSError):  # a truncated PNG is refused, not half-read
-        cache.open_image(cut_png.getvalue()[:2000], "cut.png")
+    with pytest.raises(UnreadableError, match="photo cut.png is damaged"):
+        cache.open_image(cut_png.getvalue()[:2000], "cut.png")  # a PNG is not half-read
+
+
+def test_an_unreadable_image_is_skipped_listed_and_noted_as_the_photo_loop_says(
+        tiny_lfw, tmp_path):
+    """A dataset's broken file is left out of the cache, listed in its index, and noted in
+    the one sentence the photo loop gives it (`open_photo`)."""
+    folder = tmp_path / "faces"
+    for person in sorted(tiny_lfw["manifest"]["community"])[:2]:
+        shutil.copytree(tiny_lfw["folder"] / person, folder / person)
+    broken = folder / "Zz_Broken" / "Zz_Broken_0001.jpg"
+    broken.parent.mkdir()
+    broken.write_bytes(b"\x00garbage, not a JPEG")
+    source = lfw.locate(folder)
+    with pytest.warns(FacesslNote) as noted:
+        built = cache.load_or_build(source, Preprocessing(128, 24), quiet=True)
+    rel = "Zz_Broken/Zz_Broken_0001.jpg"
+    sentence = open_photo(broken.read_bytes(), rel).unreadable.message
+    assert [str(n.message) for n in noted] == [f"photo skipped: {sentence}"]
+    assert sentence == (f"photo {rel} is not an image (20 bytes starting b'\\x00garbage'); "
+                        "pass a JPEG, PNG or WebP photo.")
+    assert rel not in built and len(built.paths) == source.count() - 1
+    index = json.loads((built.folder / "index.json").read_text())
+    assert index["unreadable"] == [rel]
 
 
 def test_half_written_cache_is_not_trusted(tiny_lfw):

@@ -4,13 +4,23 @@ one does, and its faces get the same boxes (in its own pixels) and the same name
 from __future__ import annotations
 
 import io
+import shutil
 
 import numpy as np
 import pytest
 from conftest import photos, shared_model
 from PIL import Image
 
-from facessl.data.photos import DETECTION_SHORT_SIDE, open_photo
+from facessl.config import Preprocessing
+from facessl.data.photos import (
+    DETECTION_SHORT_SIDE,
+    Unreadable,
+    album_faces,
+    faces_of_photos,
+    open_photo,
+    person_faces,
+)
+from facessl.errors import FacesslNote
 from facessl.recognition.classifier import FaceClassifier
 from facessl.recognition.predict import name_faces, predict_files, read_photo
 
@@ -64,3 +74,43 @@ def test_predict_on_a_folder_of_phone_size_photos_boxes_them_in_their_own_pixels
     assert all(r.error is None and (r.width, r.height) == (4000, 4000) for r in results)
     assert all(0 <= f.x < 4000 and f.w > 400 for r in results for f in r.faces)
     assert Image.open(tmp_path / "boxed" / "phone-0.jpg").size == (4000, 4000)
+
+
+def test_the_photo_loop_gives_each_unreadable_photo_its_record_and_carries_on(tiny_lfw,
+                                                                              tmp_path):
+    person = sorted(tiny_lfw["manifest"]["community"])[0]
+    folder = tmp_path / person
+    folder.mkdir()
+    good = photos(tiny_lfw, person)[:2]
+    for photo in good:
+        shutil.copy(photo, folder)
+    (folder / "broken.jpg").write_bytes(b"not a photo")
+    (folder / "cut.jpg").write_bytes(good[0].read_bytes()[:300])
+    prep = Preprocessing(128, 64)
+    files = sorted(folder.iterdir())
+    found = {f.name: f for f in faces_of_photos(((p.name, p) for p in files), prep,
+                                                 detector="haar")}
+    assert list(found) == [p.name for p in files]  # every photo, in order
+    broken, cut = found["broken.jpg"], found["cut.jpg"]
+    assert broken.unreadable == Unreadable("broken.jpg",
+                                           "is not an image (11 bytes starting b'not a ph')")
+    assert broken.error == str(broken.unreadable) == broken.unreadable.message
+    assert cut.unreadable.photo == "cut.jpg"
+    assert cut.unreadable.why.startswith("is damaged and cannot be decoded")
+    assert all(found[p.name].unreadable is None and found[p.name].error is None
+               and found[p.name].faces for p in good)
+
+    crops, unused = person_faces(folder, prep, detector="haar")
+    assert len(crops) == 2
+    assert [(u.photo, u.unreadable) for u in unused] == [(folder / "broken.jpg", True),
+                                                         (folder / "cut.jpg", True)]
+    assert [u.record for u in unused] == [
+        Unreadable(str(folder / "broken.jpg"), broken.unreadable.why),
+        Unreadable(str(folder / "cut.jpg"), cut.unreadable.why, cut.unreadable.fix)]
+    assert all(u.why == u.record.message for u in unused)  # one sentence
+
+    with pytest.warns(FacesslNote) as noted:
+        faces, unreadable = album_faces(files, prep, detector="haar")
+    assert unreadable == 2 and len(faces) >= 2
+    assert [str(n.message) for n in noted] == [f"album photo skipped: {u.record}"
+                                               for u in unused]
