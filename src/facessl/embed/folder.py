@@ -24,6 +24,7 @@ import itertools
 import json
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,12 +43,12 @@ from facessl.embed.shards import (
     Part,
     write_output,
 )
-from facessl.errors import FacesslError
+from facessl.errors import FacesslError, FacesslNote
 from facessl.files import output_folder, write_json
+from facessl.library.default_space import resolve_backbone
 from facessl.memory import give_back_freed_memory
 from facessl.progress import Progress, bar
 from facessl.provenance import git_sha
-from facessl.space.default_space import resolve_backbone
 from facessl.space.face_model import FaceModel
 
 META, PARTS = "embed.json", "parts"  # the output's own description; the parts' folder
@@ -127,7 +128,7 @@ def _describer(backbone: str, quiet: bool) -> FaceModel:
     before anyone reads it."""
     resolved = resolve_backbone(backbone, quiet or not distributed.is_main())
     distributed.barrier()
-    return FaceModel.load(resolved, quiet)
+    return FaceModel.load(resolved)
 
 
 def _settings(folder: Path, count: int, digest: str, describer: FaceModel) -> dict:
@@ -207,13 +208,11 @@ def _embed_share(folder: Path, part: Part, share: tuple[int, int], describer: Fa
     label = "embedding faces" + (f" (process 1 of {world})" if world > 1 else "")
     shown = bar(None, None if quiet or not distributed.is_main() else label,
                 total=end - start, initial=done, unit="photo")
-    say = Progress(quiet=False)  # a skipped photo is said even by a quiet run
     try:
         while batch := list(itertools.islice(photos, batch_size)):
             described = describer.describe_photos(
                 [(photo.relative_to(folder).as_posix(), photo) for photo in batch])
-            part.record(described.rows,
-                        [_index_line(found, say) for found in described.photos])
+            part.record(described.rows, [_index_line(found) for found in described.photos])
             give_back_freed_memory()  # measured: resident memory crept with photos
             shown.update(len(batch))
     finally:
@@ -221,13 +220,17 @@ def _embed_share(folder: Path, part: Part, share: tuple[int, int], describer: Fa
         shown.close()
 
 
-def _index_line(found: PhotoFaces, say: Progress) -> dict:
-    """A photo's line of the index; an unreadable photo is reported, and skipped."""
+def _index_line(found: PhotoFaces) -> dict:
+    """A photo's line of the index. What the decoder said of a photo, and an unreadable
+    photo's `Unreadable` sentence (it is skipped, and counted in the summary), are notes:
+    the command prints each as a line, even under --quiet, and a Python caller filters
+    them as it filters any warning."""
     for warning in found.warnings:  # a truncated JPEG, decoded as far as it goes
-        say(f"facessl: warning: {warning}")
-    if found.error:
-        say(f"facessl: warning: photo skipped: {found.error}")
-        return {"photo": found.name, "status": UNREADABLE, "faces": [], "message": found.error}
+        warnings.warn(FacesslNote(warning))
+    if found.unreadable is not None:
+        warnings.warn(FacesslNote(f"photo skipped: {found.unreadable}"))
+        return {"photo": found.name, "status": UNREADABLE, "faces": [],
+                "message": found.unreadable.message}
     return {"photo": found.name, "status": OK if found.faces else NO_FACE,
             "faces": [[b.x, b.y, b.w, b.h, round(b.score, 4)] for b, _ in found.faces],
             "message": "; ".join(found.warnings) or None}

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from facessl.config import BATCH_PHOTOS
-from facessl.data.photos import faces_in_opened, load_photo, open_photo
+from facessl.data.photos import Unreadable, faces_in_opened, load_photo, open_photo
 from facessl.errors import FacesslError
 from facessl.files import atomic_path, output_folder
 from facessl.recognition.classifier import UNKNOWN, FaceClassifier
@@ -45,27 +45,41 @@ class NamedFace:
 
 @dataclass
 class PhotoResult:
-    """Every face of one photo, largest first; `error` is set when it could not be read."""
+    """Every face of one photo, largest first; `unreadable` (the photo loop's record, whose
+    sentence is `error`) is set when it could not be read."""
 
     file: str
     width: int = 0
     height: int = 0
     faces: list[NamedFace] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    error: str | None = None
+    unreadable: Unreadable | None = None
+
+    @property
+    def error(self) -> str | None:
+        """Why the photo could not be read, in the one sentence every surface says
+        (`Unreadable.message`); None when it could."""
+        return None if self.unreadable is None else self.unreadable.message
 
     @property
     def message(self) -> str | None:
         """What to say instead of faces: the error, or that none was found."""
         return self.error or (None if self.faces else NO_FACE)
 
+    def as_json(self) -> dict:
+        """The result as `--json` writes it: its fields, `error` and `message`."""
+        fields = asdict(self)
+        del fields["unreadable"]
+        return fields | {"error": self.error, "message": self.message}
 
-def read_photo(photo: str | Path | bytes, name: str) -> tuple[Image.Image | None, PhotoResult]:
+
+def read_photo(photo: str | Path | bytes, name: str, max_pixels: int | None = None
+               ) -> tuple[Image.Image | None, PhotoResult]:
     """Open a photo (`data.photos.open_photo`), keeping decoder warnings (a truncated file)
-    and errors in the result."""
-    opened = open_photo(photo, name)
+    and its `Unreadable` record in the result; `max_pixels` refuses a larger photo."""
+    opened = open_photo(photo, name, max_pixels)
     result = PhotoResult(file=name, width=opened.size[0], height=opened.size[1],
-                         warnings=opened.warnings, error=opened.error)
+                         warnings=opened.warnings, unreadable=opened.unreadable)
     return opened.image, result
 
 
@@ -144,7 +158,7 @@ def write_results(results: Iterable[PhotoResult], fmt: str, out: TextIO) -> list
                 writer.writerow([result.file, "", "", "", "", "", "", "", "", result.message])
         out.flush()
     if fmt == "json":
-        json.dump([asdict(r) | {"message": r.message} for r in kept], out, indent=2)
+        json.dump([r.as_json() for r in kept], out, indent=2)
         out.write("\n")
     return kept
 

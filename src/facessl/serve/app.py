@@ -20,14 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 import facessl
 from facessl.errors import FacesslError
 from facessl.memory import map_large_allocations_alone
-from facessl.recognition.predict import read_photo
 from facessl.serve.community import Community
 from facessl.serve.uploads import (
     DECODING,
@@ -35,7 +34,7 @@ from facessl.serve.uploads import (
     MAX_UPLOAD_BYTES,
     UPLOAD_SCHEMA,
     UploadLimit,
-    check_image,
+    decode_upload,
     read_upload,
 )
 
@@ -226,18 +225,18 @@ def _add_naming_routes(app: FastAPI, community: Community, decoders: ThreadPoolE
                 "threshold": None if clf is None else clf.threshold_}
 
     def name_upload(data: bytes, name: str) -> dict:
-        check_image(data, name, max_pixels)
-        image, result = read_photo(data, name)
-        if result.error:
-            raise HTTPException(400, result.error)
+        image, result = decode_upload(data, name, max_pixels)
         result, queued = community.name_photo(image, result)
         faces = [vars(f) | {"unknown_id": q} for f, q in zip(result.faces, queued)]
         return {**vars(result), "faces": faces, "message": result.message}
 
     @app.post("/predict", response_model=PredictOut, openapi_extra=UPLOAD_SCHEMA,
-              responses={400: {"description": "empty or damaged image, or nobody enrolled"},
-                         413: {"description": "upload or image too large"},
-                         415: {"description": "not an image"},
+              responses={400: {"description": "a photo that cannot be read (empty, not an "
+                                              "image, damaged or too many pixels: the words "
+                                              "`facessl predict` says of it), or nobody "
+                                              "enrolled"},
+                         411: {"description": "the upload does not declare its length"},
+                         413: {"description": "upload too large"},
                          422: {"description": "no photo in the form's file field"}})
     async def predict(request: Request) -> dict:
         data, name = await read_upload(request, max_upload_bytes)

@@ -1,23 +1,26 @@
 """Uploads, checked and decoded with bounded memory.
 
 An upload is refused before its body is read when it declares more than the cap (413) or
-nothing (411), kept in memory up to the cap (a photo sent to be named never touches this
-machine's disk), checked from its header before any pixel is decoded (415 not an image,
-400 damaged, 413 too many pixels), then decoded no larger than face detection needs
-(`data.photos.DETECTION_SHORT_SIDE`: a 36-megapixel JPEG as 9, a PNG shrunk right after
-decoding). `DECODING` threads decode and name the uploads, whatever the number of
-clients: memory is bounded by that, not by how many photos arrive together.
+nothing (411), and kept in memory up to the cap (a photo sent to be named never touches
+this machine's disk). It is then decoded as `facessl predict` decodes a photo, by the one
+decoder (`data.images`, through the photo loop's `open_photo`): refused from its header,
+before any pixel is decoded, when it has more than `MAX_PIXELS`, and decoded no larger than
+face detection needs (`data.photos.DETECTION_SHORT_SIDE`: a 36-megapixel JPEG as 9, a PNG
+shrunk right after decoding). A photo that cannot be read (empty, not an image, damaged,
+too many pixels) is answered 400 with its `Unreadable` sentence: the words `facessl
+predict` says of the same file. `DECODING` threads decode and name the uploads, whatever
+the number of clients: memory is bounded by that, not by how many photos arrive together.
 """
 
 from __future__ import annotations
 
-import io
-
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
+
+from facessl.recognition.predict import PhotoResult, read_photo
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 50_000_000  # a 50-megapixel phone photo still fits; a decompression bomb does not
@@ -75,29 +78,12 @@ async def read_upload(request: Request, max_bytes: int) -> tuple[bytes, str]:
         await form.close()
 
 
-def _looks_like_an_image(data: bytes) -> bool:
-    """Whether the bytes start like a JPEG, PNG, WebP, GIF or BMP file."""
-    return (data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM"))
-            or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"))
-
-
-def check_image(data: bytes, name: str, max_pixels: int) -> None:
-    """Refuse a non-image (415), a broken one (400) or an oversized one (413) from its
-    header alone, before decoding any pixels."""
-    if not data:
-        raise HTTPException(400, f"{name} is empty (0 bytes); upload a JPEG, PNG or WebP photo.")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except Image.DecompressionBombError:
-        raise HTTPException(413, f"{name} has too many pixels to decode safely; "
-                                 "resize it and upload it again.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        if _looks_like_an_image(data):
-            raise HTTPException(400, f"{name} is a damaged image that cannot be decoded; "
-                                     "export it again or upload another photo.") from None
-        raise HTTPException(415, f"{name} is not an image ({len(data)} bytes starting "
-                                 f"{data[:8]!r}); upload a JPEG, PNG or WebP photo.") from None
-    if width * height > max_pixels:
-        raise HTTPException(413, f"{name} is {width} x {height} = {width * height / 1e6:.0f} "
-                                 f"megapixels; the limit is {max_pixels / 1e6:.0f}. Resize it.")
+def decode_upload(data: bytes, name: str, max_pixels: int
+                  ) -> tuple[Image.Image, PhotoResult]:
+    """The upload opened for naming (`recognition.predict.read_photo`); one that cannot be
+    read, or has more than `max_pixels`, is refused with a 400 whose detail is its
+    `Unreadable` sentence."""
+    image, result = read_photo(data, name, max_pixels)
+    if result.unreadable is not None:
+        raise HTTPException(400, result.unreadable.message)
+    return image, result

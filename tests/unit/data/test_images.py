@@ -15,7 +15,13 @@ from conftest import TRUNCATED, photos
 from PIL import Image
 
 from facessl.data import images
-from facessl.data.images import Unreadable, UnreadableError, open_image, open_upright, thumbnail
+from facessl.data.images import (
+    Unreadable,
+    UnreadableError,
+    open_image,
+    open_upright,
+    thumbnail,
+)
 from facessl.errors import FacesslError, FacesslNote
 
 ORIENTATION = 0x0112  # the EXIF tag; 6: the camera was turned a quarter clockwise
@@ -24,7 +30,7 @@ ORIENTATION = 0x0112  # the EXIF tag; 6: the camera was turned a quarter clockwi
 @pytest.fixture(scope="module")
 def upright(tiny_lfw) -> Image.Image:
     """A real LFW face, cut to a landscape 250 x 180 (not square: a quarter turn shows)."""
-    photo = photos(tiny_lfw, sorted(tiny_lfw["manifest"]["community"])[0])[0]
+    photo = photos(tiny_lfw, min(tiny_lfw["manifest"]["community"]))[0]
     return Image.open(photo).convert("RGB").crop((0, 20, 250, 200))
 
 
@@ -83,7 +89,7 @@ def test_thumbnail_of_a_truncated_jpeg_is_its_part_that_decodes_and_says_nothing
 
 
 def test_what_cannot_be_read_raises_one_record_naming_the_photo_and_why(tiny_lfw, tmp_path):
-    good = photos(tiny_lfw, sorted(tiny_lfw["manifest"]["community"])[0])[0].read_bytes()
+    good = photos(tiny_lfw, min(tiny_lfw["manifest"]["community"]))[0].read_bytes()
     (tmp_path / "notes.jpg").write_text("not a photo")
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "cut.jpg").write_bytes(good[:300])  # cut inside the JPEG's header
@@ -144,7 +150,7 @@ def test_a_truncated_jpeg_decodes_as_far_as_it_goes_with_a_note(tiny_lfw):
     with pytest.warns(FacesslNote, match=f"{TRUNCATED} is a truncated file"):
         image, truncated = open_image(data, TRUNCATED)
     assert truncated and image.size == (250, 250)
-    good = photos(tiny_lfw, sorted(tiny_lfw["manifest"]["community"])[0])[0].read_bytes()
+    good = photos(tiny_lfw, min(tiny_lfw["manifest"]["community"]))[0].read_bytes()
     with pytest.warns(FacesslNote, match="cut-short.jpg is a truncated file"):
         image, truncated = open_image(good[:len(good) * 2 // 3], "cut-short.jpg")
     rows = np.asarray(image.convert("L"))

@@ -78,7 +78,7 @@ def test_predict_on_a_folder_of_phone_size_photos_boxes_them_in_their_own_pixels
 
 def test_the_photo_loop_gives_each_unreadable_photo_its_record_and_carries_on(tiny_lfw,
                                                                               tmp_path):
-    person = sorted(tiny_lfw["manifest"]["community"])[0]
+    person = min(tiny_lfw["manifest"]["community"])
     folder = tmp_path / person
     folder.mkdir()
     good = photos(tiny_lfw, person)[:2]

@@ -21,7 +21,7 @@ from PIL import Image
 
 from facessl.cli import main
 from facessl.data.faces import faces_in_photo
-from facessl.data.photos import load_photo, photo_files
+from facessl.data.photos import load_photo, open_photo, photo_files
 from facessl.embed.folder import embed_folder
 from facessl.embed.shards import Part
 from facessl.errors import FacesslError
@@ -103,9 +103,12 @@ def same_output(out: Path, expected: Path, exact: bool) -> None:
 def test_every_face_is_one_row_as_the_face_model_describes_it(album, space, reference):
     out, done = reference
     assert "21 photos: 25 faces, 1 without a face, 1 unreadable (skipped)" in done.stdout
+    sentence = open_photo(album / "broken.jpg", "broken.jpg").unreadable.message
+    assert sentence == ("photo broken.jpg is not an image (11 bytes starting b'not a ph'); "
+                        "pass a JPEG, PNG or WebP photo.")
     skipped = [line for line in done.stderr.splitlines() if "photo skipped" in line]
-    assert skipped == ["facessl: warning: photo skipped: photo broken.jpg is not an image "
-                       "(11 bytes starting b'not a ph'); pass a JPEG, PNG or WebP photo."]
+    assert skipped == [f"facessl: note: photo skipped: {sentence}"]  # said once, as a note
+    assert f"facessl: note: {TRUNCATED} is a truncated file" in done.stderr
     describer = FaceModel.load(str(space))
     assert describer.space is not None
     crops, boxes, statuses = [], [], {}
@@ -131,6 +134,7 @@ def test_every_face_is_one_row_as_the_face_model_describes_it(album, space, refe
     assert ".hidden/copy.jpg" not in index and len(index) == 21
     assert "truncated" in index[TRUNCATED]["message"] and index[TRUNCATED]["status"] == "ok"
     assert index["wall.png"]["first_row"] == "" and index["broken.jpg"]["faces"] == "0"
+    assert index["broken.jpg"]["message"] == sentence
     assert max(int(p["faces"]) for p in index.values()) > 1  # a photo with faces behind
     meta = json.loads((out / "embed.json").read_text())
     assert meta["summary"]["faces"] == 25 and meta["settings"]["backbone"] == str(space)

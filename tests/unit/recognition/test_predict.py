@@ -13,6 +13,7 @@ from conftest import NEWCOMER, TRUNCATED, facessl, people_folder, photos, shared
 from PIL import Image
 
 from facessl.cli import main
+from facessl.data.photos import open_photo
 from facessl.recognition.bundle import weights_path
 from facessl.recognition.classifier import UNKNOWN, FaceClassifier
 from facessl.recognition.predict import NO_FACE, annotate, predict_files, write_results
@@ -112,6 +113,31 @@ def test_annotated_copy_has_boxes_in_the_right_places(model, group_photo):
         assert tuple(edge) == (40, 200, 80)  # green: someone enrolled
         inside = (slice(f.y + f.h // 3, f.y + 2 * f.h // 3), slice(f.x + f.w // 3, f.x + 2 * f.w // 3))
         assert np.array_equal(drawn[inside], original[inside])  # the face itself untouched
+
+
+def test_an_unreadable_photo_carries_the_photo_loops_record_in_every_format(model, tiny_lfw,
+                                                                           tmp_path):
+    broken, cut = tmp_path / "broken.jpg", tmp_path / "cut.jpg"
+    broken.write_bytes(b"\xff\xfe garbage")
+    cut.write_bytes(photos(tiny_lfw, "Ariel_Sharon", ("test",))[0].read_bytes()[:300])
+    results = list(predict_files(model, [broken, cut]))
+    records = [open_photo(f, str(f)).unreadable for f in (broken, cut)]
+    assert [r.unreadable for r in results] == records
+    assert records[0].why == "is not an image (10 bytes starting b'\\xff\\xfe garba')"
+    assert records[1].why.startswith("is damaged and cannot be decoded")
+    for result, record in zip(results, records):
+        assert result.error == result.message == record.message and result.faces == []
+    document = io.StringIO()
+    write_results(results, "json", document)
+    parsed = json.loads(document.getvalue())
+    assert list(parsed[0]) == ["file", "width", "height", "faces", "warnings", "error",
+                               "message"]  # the document's shape is kept
+    assert [p["error"] for p in parsed] == [p["message"] for p in parsed] == [
+        r.message for r in records]
+    table = io.StringIO()
+    write_results(results, "csv", table)
+    assert [row["note"] for row in csv.DictReader(io.StringIO(table.getvalue()))] == [
+        r.message for r in records]
 
 
 # ---------------------------------------------------------------- the command

@@ -11,6 +11,8 @@ from conftest import TRUNCATED, facessl, photos, shared_model
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from facessl.data.photos import open_photo
+from facessl.recognition.predict import read_photo
 from facessl.serve.app import create_app
 from facessl.serve.uploads import MAX_PIXELS, MAX_UPLOAD_BYTES
 
@@ -45,7 +47,7 @@ def test_health_people_page_and_schema(client):
     schema = client.get("/openapi.json").json()
     assert {"/predict", "/people", "/health"} <= set(schema["paths"])
     answers = schema["paths"]["/predict"]["post"]["responses"]
-    assert {"200", "400", "413", "415"} <= set(answers)
+    assert {"200", "400", "411", "413", "422"} <= set(answers) and "415" not in answers
 
 
 def test_predict_names_an_enrolled_person(client, tiny_lfw):
@@ -68,18 +70,20 @@ def test_photo_without_a_face_says_so(client):
 
 def test_bad_uploads_get_a_clear_4xx_and_the_server_keeps_serving(client, tiny_lfw):
     good = photos(tiny_lfw, "Ariel_Sharon", ("test",))[0].read_bytes()
-    _detail(_post(client, "empty.jpg", b""), 400, "empty.jpg is empty (0 bytes)")
-    _detail(_post(client, "notes.jpg", b"dear diary, today I..."), 415,
-            "notes.jpg is not an image", "JPEG, PNG or WebP")
-    _detail(_post(client, "cut.jpg", good[:300]), 400, "cut.jpg is a damaged image")
+    _detail(_post(client, "empty.jpg", b""), 400, "photo empty.jpg is empty (0 bytes)")
+    _detail(_post(client, "notes.jpg", b"dear diary, today I..."), 400,
+            "photo notes.jpg is not an image (22 bytes", "JPEG, PNG or WebP")
+    _detail(_post(client, "cut.jpg", good[:300]), 400,
+            "photo cut.jpg is damaged and cannot be decoded")
     _detail(_post(client, "big.jpg", good + bytes(MAX_UPLOAD_BYTES)), 413,
             "the limit is 10 MB")
     side = int(np.sqrt(MAX_PIXELS)) + 100
     buffer = io.BytesIO()
     Image.new("L", (side, side)).save(buffer, "PNG")  # a few kB that decode to 50+ MP
     assert len(buffer.getvalue()) < 200_000
-    _detail(_post(client, "bomb.png", buffer.getvalue(), "image/png"), 413,
-            f"bomb.png is {side} x {side}", "Resize it")
+    _detail(_post(client, "bomb.png", buffer.getvalue(), "image/png"), 400,
+            f"photo bomb.png is too large to decode safely ({side} x {side} = ",
+            "the limit is 50); resize it")
     chunked = client.post("/predict", content=iter([b"--x\r\n"]),
                           headers={"content-type": "multipart/form-data; boundary=x"})
     _detail(chunked, 411, "must declare its Content-Length")
@@ -139,3 +143,21 @@ def test_an_upload_is_never_written_to_disk(client, tiny_lfw, monkeypatch):
     assert len(buffer.getvalue()) > 2_000_000  # past Starlette's 1 MB spool
     answer = _post(client, "big.png", buffer.getvalue(), "image/png")
     assert answer.status_code == 200, answer.text
+
+
+def test_an_upload_that_cannot_be_read_is_refused_in_the_words_predict_says(client, tiny_lfw):
+    """The 400's detail is the photo loop's sentence for the same bytes and name: what
+    `facessl predict` prints of that file (tests/unit/data/test_unreadable.py follows it
+    through every command)."""
+    good = photos(tiny_lfw, "Ariel_Sharon", ("test",))[0].read_bytes()
+    for name, data in (("broken.jpg", b"not a photo"), ("cut.jpg", good[:300]),
+                       ("empty.png", b"")):
+        record = open_photo(data, name).unreadable
+        assert record is not None and record.photo == name
+        answer = _post(client, name, data)
+        assert answer.status_code == 400
+        assert answer.json() == {"detail": record.message}
+    record = read_photo(b"\x89PNG\r\n\x1a\n and then nothing", "cut.png")[1].unreadable
+    assert _detail(_post(client, "cut.png", b"\x89PNG\r\n\x1a\n and then nothing"),
+                   400) == str(record)
+    assert "damaged" in str(record)  # a PNG's signature: damaged, not "not an image"
