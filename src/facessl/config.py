@@ -99,6 +99,9 @@ class PretrainConfig:
     pool_images: int | None = None  # subsample the unlabelled images; None = all
     seed: int = 0
     options: dict = field(default_factory=dict)  # the method's own options (see its module)
+    # fit the face space that enroll, group and evaluate read (MTCNN over up to SPACE_FACES
+    # pool photos, then a whitening); the main experiment's arms never read it
+    face_space: bool = True
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=30, batch_size=256, lr=2e-3, weight_decay=1e-4, optimizer="adamw",
         schedule="cosine", augment="none"))

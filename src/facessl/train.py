@@ -24,6 +24,7 @@ from facessl.augment import BatchPipeline, TorchFaces
 from facessl.config import TrainConfig
 from facessl.errors import FacesslError, InputError
 from facessl.files import atomic_path
+from facessl.threads import threads_for
 
 
 @dataclass
@@ -170,7 +171,9 @@ def run_training(
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
         weights = _start_epoch(run, train_set, config)
-        loss_sum, correct, seen, hits = _epoch(run, train_set, config, weights, stage, epoch)
+        with threads_for("train"):
+            loss_sum, correct, seen, hits = _epoch(run, train_set, config, weights, stage,
+                                                   epoch)
         record = {"stage": stage, "epoch": epoch, "train_loss": loss_sum / seen}
         if hits is not None:
             record["train_acc"] = correct / seen

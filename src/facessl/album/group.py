@@ -48,6 +48,7 @@ from facessl.space.clustering import (
 from facessl.space.face_model import FaceModel
 from facessl.space.search import top_k
 from facessl.space.whitening import Whitening
+from facessl.threads import photo_workers
 
 DEFAULTS = GroupConfig()
 CLASSIFIER = ClassifierConfig()  # a bare backbone's album whitening: the classifier's shrink
@@ -188,7 +189,7 @@ def _find_faces(groups: Groups, files: dict[str, Path], model: FaceModel, quiet:
     new_ids, skipped = [], {}
     for found in faces_of_photos(files.items(), model.preprocessing, model.detector,
                                  progress=None if quiet else "finding faces",
-                                 total=len(files)):
+                                 total=len(files), workers=photo_workers()):
         if found.error:  # one broken photo is reported, not the end of the run
             skipped[found.name] = found.error
             continue

@@ -22,7 +22,7 @@ def _group(args: argparse.Namespace) -> int:
     groups, summary = group_album(args.album, args.out, backbone=args.backbone,
                                   threshold=args.threshold, quiet=args.quiet)
     for photo, why in summary.skipped.items():
-        print(f"facessl: warning: photo skipped: {why}", file=sys.stderr)
+        print(f"facessl: note: photo skipped: {why}", file=sys.stderr)
     named = sum(g.name is not None for g in groups.groups.values())
     share = summary.grouped / max(summary.faces - len(groups.removed), 1)
     print(f"{summary.photos} photos ({summary.new_photos} new, {len(summary.skipped)} skipped"

@@ -48,9 +48,11 @@ def _enroll(args: argparse.Namespace) -> int:
 
 
 def _left_out(unused: list) -> str:
-    """One warning line per photo left out (on stderr); their count, for the summary."""
+    """One line per photo left out (on stderr: an unreadable photo in the photo loop's
+    words, as every command says it); their count, for the summary."""
     for photo in unused:
-        print(f"facessl: warning: {photo.why.rstrip('.')} (left out)", file=sys.stderr)
+        print(f"facessl: note: photo skipped: {photo.record}" if photo.unreadable else
+              f"facessl: warning: {photo.why.rstrip('.')} (left out)", file=sys.stderr)
     if not unused:
         return ""
     unreadable = sum(u.unreadable for u in unused)
@@ -121,7 +123,7 @@ def _predict(args: argparse.Namespace) -> int:
             print(f"facessl: error: {error}", file=sys.stderr)
         return 2
     for error in failed:
-        print(f"facessl: warning: {error.rstrip('.')} (left out)", file=sys.stderr)
+        print(f"facessl: note: photo skipped: {error}", file=sys.stderr)
     if failed:
         print(f"facessl: {len(failed)} of {len(files)} photos could not be read and were left "
               "out", file=sys.stderr)

@@ -30,6 +30,7 @@ from facessl.config import DETECTORS, Preprocessing
 from facessl.data import mtcnn
 from facessl.data.images import LFW_SIDE
 from facessl.errors import FacesslError
+from facessl.threads import threads_for
 
 # Measured above: mean side of the detector's box in a 250x250 LFW photo.
 LFW_BOX_SIDE = 117.5
@@ -126,7 +127,8 @@ def detect_faces(image: Image.Image, min_size: int | None = None, largest_only: 
     if detector not in DETECTORS:
         raise FacesslError(f"unknown face detector {detector!r}; expected one of: "
                            f"{', '.join(DETECTORS)}.")
-    boxes = _haar(image, min_size) if detector == "haar" else _mtcnn(image, min_size)
+    with threads_for("detect"):
+        boxes = _haar(image, min_size) if detector == "haar" else _mtcnn(image, min_size)
     boxes.sort(key=lambda b: b.w * b.h, reverse=True)
     return boxes[:1] if largest_only else boxes
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
@@ -31,6 +33,7 @@ from facessl.data.images import Unreadable, UnreadableError, open_upright
 from facessl.data.lfw import IMAGE_SUFFIXES, ImageSource
 from facessl.errors import FacesslError, FacesslNote
 from facessl.progress import bar
+from facessl.threads import photo_workers
 
 # `Unreadable` is the photo loop's record of a photo that cannot be read (`PhotoFaces`,
 # `Unused`, and through them every command); it is defined beside the decoder, which finds
@@ -103,18 +106,34 @@ def faces_in_opened(image: Image.Image, size: tuple[int, int], prep: Preprocessi
 
 def faces_of_photos(photos: Iterable[tuple[str, str | Path | bytes]], prep: Preprocessing,
                     detector: str | None = None, largest_only: bool = False,
-                    progress: str | None = None, total: int | None = None
-                    ) -> Iterator[PhotoFaces]:
+                    progress: str | None = None, total: int | None = None,
+                    workers: int = 1) -> Iterator[PhotoFaces]:
     """The one loop from photos to faces: (name, path or bytes) pairs in, one `PhotoFaces`
     per photo out (its image let go), in order; see the module docstring for what a bad
-    photo does."""
-    for name, photo in bar(photos, progress, unit="photo", total=total):
-        found = open_photo(photo, name)
+    photo does. `workers` > 1: that many photos are opened and searched at once, in
+    threads (detection runs on one thread each: `threads.photo_workers`), a few photos
+    ahead of the caller at most."""
+
+    def find(item: tuple[str, str | Path | bytes]) -> PhotoFaces:
+        found = open_photo(item[1], item[0])
         if found.image is not None:
             found.faces = faces_in_opened(found.image, found.size, prep, largest_only,
                                           detector)
             found.image = None
-        yield found
+        return found
+
+    items = bar(photos, progress, unit="photo", total=total)
+    if workers <= 1:
+        yield from map(find, items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        ahead: deque[Future] = deque()
+        for item in items:
+            ahead.append(pool.submit(find, item))
+            if len(ahead) >= 2 * workers:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
 
 
 def photo_files(path: str | Path) -> list[Path]:
@@ -239,8 +258,8 @@ def dataset_faces(source: ImageSource, paths: list[str], prep: Preprocessing,
     wanted = set(paths)
     chosen = ((rel, data) for rel, data in source.iter_images() if rel in wanted)
     crops = {found.name: found.faces[0][1] for found in faces_of_photos(
-        chosen, prep, detector, largest_only=True,
-        progress=None if quiet else "finding faces", total=len(wanted)) if found.faces}
+        chosen, prep, detector, largest_only=True, progress=None if quiet else "finding faces",
+        total=len(wanted), workers=photo_workers()) if found.faces}
     found = [crops[rel] for rel in paths if rel in crops]
     shape = (0, prep.size, prep.size, prep.channels)
     return np.stack(found) if found else np.zeros(shape, np.uint8)

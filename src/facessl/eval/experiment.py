@@ -162,7 +162,8 @@ def _pretrain_config(config: ExperimentConfig, method: str, seed: int) -> Pretra
     pretext budget and cluster count, other methods with `pretrain`'s optimiser."""
     settings = PretrainConfig(method=method, split=config.split, data=config.data,
                               prep=config.prep, width=config.width,
-                              pool_images=config.pretext_images, seed=seed)
+                              pool_images=config.pretext_images, seed=seed,
+                              face_space=False)  # the arms fine-tune; none reads a face space
     if method == "kmeans":
         settings.train = dataclasses.replace(config.pretext)
         settings.options = {"clusters": config.clusters}

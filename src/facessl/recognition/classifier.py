@@ -46,8 +46,9 @@ class FaceClassifier:
 
     Parameters (defaults in `config.ClassifierConfig`): `backbone` (a `facessl pretrain`
     checkpoint, a backbone with pretrained weights, or "default": `library.default_space`,
-    resolved, and built if need be, by `fit`; constructing builds nothing), `layer` (the EfficientNet-Lite0 block
-    whose feature map describes a face; default: the backbone's own), `shrink`
+    resolved, and built if need be, by `fit`; constructing builds nothing), `layer` (the
+    EfficientNet-Lite0 block whose feature map describes a face; default: the backbone's
+    own), `shrink`
     (regularisation of a whitening fitted on enrolled faces, for a bare backbone),
     `album_confidence` (the label propagation share an album face needs to join a
     prototype), `strangers_accepted` (the face space's held-out strangers the threshold lets

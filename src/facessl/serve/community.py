@@ -6,21 +6,24 @@ written atomically) and made under one lock, so two browser tabs cannot interlea
 Naming or merging a group enrols the album's groups again through the one enrolment
 `facessl enroll --groups` uses (`recognition.enroll.classifier_of_groups`: the rows `group`
 stored, no face described again), so the page and the CLI make the same model from one
-groups folder; faces enrolled from elsewhere (uploads named here) stay. Unknown faces are kept in memory only: an upload never touches disk.
+groups folder; faces enrolled from elsewhere (uploads named here) stay. Unknown faces are
+kept in memory only: an upload never touches disk.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from facessl.album import naming
 from facessl.album.find import find_person
+from facessl.data.images import UnreadableError, thumbnail
 from facessl.errors import FacesslError
 from facessl.library import group_store
 from facessl.library.face_store import FILE as FACES_FILE
@@ -200,18 +203,12 @@ class Community:
         face = groups.faces.get(face_id)
         if face is None:
             raise FacesslError(f"the album has no face f{face_id}.")
-        path = Path(groups.album) / face.photo
         try:
-            with Image.open(path) as image:
-                image.draft("RGB", (PHOTO_THUMB, PHOTO_THUMB))  # JPEG: decoded small
-                thumb = ImageOps.exif_transpose(image).convert("RGB")
-        except (OSError, ValueError) as exc:
-            raise FacesslError(f"the photo {face.photo} cannot be read ({exc}): it was moved "
-                               "or changed since `facessl group`; run it again.") from None
-        thumb.thumbnail((PHOTO_THUMB, PHOTO_THUMB))
-        buffer = io.BytesIO()
-        thumb.save(buffer, "JPEG", quality=85)
-        return buffer.getvalue()
+            return thumbnail(Path(groups.album) / face.photo, PHOTO_THUMB, face.photo)
+        except UnreadableError as exc:  # the photo loop's words, with this page's remedy
+            raise FacesslError(str(dataclasses.replace(
+                exc.unreadable, fix="it was moved or changed since `facessl group`; run it "
+                "again"))) from None
 
     def unknown_png(self, queue_id: int) -> bytes:
         with self.lock:  # the queue changes under uploads and names

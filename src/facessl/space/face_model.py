@@ -37,6 +37,7 @@ from facessl.progress import bar
 from facessl.space.face_space import FaceSpace, load_space
 from facessl.space.identity_head import IdentityHead, load_identity_head
 from facessl.space.neighbours import l2_normalise
+from facessl.threads import threads_for
 
 
 @dataclass
@@ -169,9 +170,11 @@ class FaceModel:
     def _run(self, faces: np.ndarray, step, progress: str | None,
              width: int | None = None) -> np.ndarray:
         parts = []
-        for start in bar(range(0, len(faces), BATCH), progress, unit="batch"):
-            x = self.encoder.pipeline(to_tensor(faces[start:start + BATCH]), train=False)
-            parts.append(step(x.contiguous(memory_format=torch.channels_last)).float().numpy())
+        with threads_for("describe"):
+            for start in bar(range(0, len(faces), BATCH), progress, unit="batch"):
+                x = self.encoder.pipeline(to_tensor(faces[start:start + BATCH]), train=False)
+                parts.append(step(x.contiguous(memory_format=torch.channels_last)
+                                  ).float().numpy())
         if parts:
             return np.concatenate(parts)
         return np.zeros((0, width if width is not None else self.raw_dimension), np.float32)
@@ -212,7 +215,8 @@ class FaceModel:
         """This model with a face space fitted on `faces` (N uint8 crops of unlabelled
         people, cut as this model cuts them); see `FaceSpace.fit`."""
         rows = self.view_features(faces, views, progress)
-        space = FaceSpace.fit(rows, views, source, self.encoder.block, strangers, seed, shrink)
+        space = FaceSpace.fit(rows, views, source, self.encoder.block, strangers, seed, shrink,
+                              None if progress is None else "whitening the pool's faces")
         return FaceModel(self.encoder, space, self.detector, self.backbone)
 
     def view_features(self, faces: np.ndarray, views: tuple[str, ...] = VIEWS,

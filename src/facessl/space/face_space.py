@@ -48,7 +48,8 @@ class FaceSpace:
 
     @classmethod
     def fit(cls, rows: np.ndarray, views: tuple[str, ...], source: str, block: int | None,
-            strangers: bool = True, seed: int = 0, shrink: float | None = None) -> FaceSpace:
+            strangers: bool = True, seed: int = 0, shrink: float | None = None,
+            progress: str | None = None) -> FaceSpace:
         """Fit on raw descriptors of unlabelled faces, N x V x D (V `views` of each face);
         hold a quarter of the faces out (at most STRANGERS) when `strangers` (they must be
         other people than the community: a checkpoint's pool, not an album of the family)
@@ -58,7 +59,7 @@ class FaceSpace:
         held = min(STRANGERS, len(rows) // 4) if strangers and len(rows) >= MIN_FACES else 0
         out, fitted = np.sort(order[:held]), np.sort(order[held:])
         whitening = Whitening.fit(rows[fitted].reshape(-1, rows.shape[2]),
-                                  SHRINK if shrink is None else shrink, COMPONENTS)
+                                  SHRINK if shrink is None else shrink, COMPONENTS, progress)
         space = cls(whitening, np.zeros((0, whitening.dimension), np.float32), source, block,
                     tuple(views))
         return dataclasses.replace(space, strangers=space.describe(rows[out]))

@@ -13,6 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from facessl.progress import bar
+from facessl.threads import threads_for
+
+PIECE = 2048  # rows summed into the covariance at once
+
 
 @dataclass(frozen=True)
 class Whitening:
@@ -31,31 +36,30 @@ class Whitening:
     residual_scale: float = 0.0
 
     @classmethod
-    def fit(cls, rows: np.ndarray, shrink: float, components: int | None = None) -> Whitening:
+    def fit(cls, rows: np.ndarray, shrink: float, components: int | None = None,
+            progress: str | None = None) -> Whitening:
         """Fit on N x D rows; each direction the rows span (K = N - 1 at most) is scaled by
         1 / sqrt(variance + shrink x mean variance). With `components`, only that many of
         the largest are kept and the rest of the space shares one scale.
 
         With fewer rows than dimensions (a community of a few hundred photos, thousands of
         features) the directions come from the N x N Gram matrix: the same result as an
-        SVD, measured 18x faster on this CPU. The algebra runs in torch, on the thread pool
-        the network uses: numpy's BLAS threads, woken beside it, made a prediction 4x
-        slower on 2 cores."""
-        x = torch.from_numpy(np.asarray(rows, dtype=np.float64))
-        mean = x.mean(dim=0)
-        centred = x - mean
-        if len(x) <= x.shape[1]:
-            eigenvalues, u = torch.linalg.eigh(centred @ centred.T)
-            directions = (u.T @ centred) / eigenvalues.clamp_min(1e-300).sqrt()[:, None]
-        else:
-            eigenvalues, v = torch.linalg.eigh(centred.T @ centred)
-            directions = v.T
+        SVD, measured 18x faster on this CPU. With more (a face space of 17,398 rows of
+        5,760), the D x D covariance is summed PIECE rows at a time in float64, so memory
+        holds the covariance and a piece, never the rows in float64. The algebra runs in
+        torch, on the thread pool the network uses: numpy's BLAS threads, woken beside it,
+        made a prediction 4x slower on 2 cores. `progress`: a bar's label (None: silent)."""
+        with threads_for("whiten"), torch.inference_mode():
+            if len(rows) <= rows.shape[1]:
+                mean, eigenvalues, directions = _from_gram(rows)
+            else:
+                mean, eigenvalues, directions = _from_covariance(rows, progress)
         keep = eigenvalues > eigenvalues.max() * 1e-9  # centring removes one direction
-        variance = eigenvalues[keep] / max(len(x) - 1, 1)
+        variance = eigenvalues[keep] / max(len(rows) - 1, 1)
         directions, regulariser = directions[keep], shrink * variance.mean()
         residual_scale = 0.0
         if components is not None and components < len(variance):
-            rest = (variance.sum() - variance[-components:].sum()) / (x.shape[1] - components)
+            rest = (variance.sum() - variance[-components:].sum()) / (rows.shape[1] - components)
             residual_scale = float(1 / (rest + regulariser).sqrt())
             variance, directions = variance[-components:], directions[-components:]
         scale = 1 / (variance + regulariser).sqrt()
@@ -94,3 +98,35 @@ class Whitening:
                    state[f"{prefix}components"].float().numpy(),
                    state[f"{prefix}scale"].float().numpy(),
                    float(state[f"{prefix}residual_scale"][0]))
+
+
+def _from_gram(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean, eigenvalues, unit directions as rows) from the N x N Gram matrix."""
+    x = torch.from_numpy(np.asarray(rows, dtype=np.float64))
+    mean = x.mean(dim=0)
+    centred = x - mean
+    eigenvalues, u = torch.linalg.eigh(centred @ centred.T)
+    return mean, eigenvalues, (u.T @ centred) / eigenvalues.clamp_min(1e-300).sqrt()[:, None]
+
+
+def _from_covariance(rows: np.ndarray, progress: str | None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean, eigenvalues, unit directions as rows) from the D x D scatter matrix, summed
+    PIECE rows at a time: two passes over the rows, the mean first. The bar counts the
+    pieces summed, then the eigendecomposition as its last step (a D x D `eigh` costs about
+    what summing D rows does)."""
+    starts = range(0, len(rows), PIECE)
+    mean = torch.zeros(rows.shape[1], dtype=torch.float64)
+    for start in starts:
+        mean += torch.from_numpy(np.asarray(rows[start:start + PIECE], np.float64)).sum(dim=0)
+    mean /= len(rows)
+    scatter = torch.zeros(rows.shape[1], rows.shape[1], dtype=torch.float64)
+    eigh_steps = -(-rows.shape[1] // PIECE) * 2  # measured: eigh of D ~ summing 2 x D rows
+    with bar(None, progress, total=len(starts) + eigh_steps, unit="step") as steps:
+        for start in starts:
+            piece = torch.from_numpy(np.asarray(rows[start:start + PIECE], np.float64)) - mean
+            scatter.addmm_(piece.T, piece)
+            steps.update()
+        eigenvalues, v = torch.linalg.eigh(scatter)
+        steps.update(eigh_steps)
+    return mean, eigenvalues, v.T

@@ -262,10 +262,11 @@ def _pretrain(config: PretrainConfig, out: Path, quiet: bool) -> dict | None:
     }
     if identity is not None:
         meta["identity"] = {"block": identity.block, "rounds": rounds}
-    space = fit_face_space(backbone, meta, pool, quiet, identity)
-    meta["space"] = space.info()
+    space = fit_face_space(backbone, meta, pool, quiet, identity) if config.face_space else None
+    meta["space"] = space.info() if space is not None else None
     write_json(out / SEEN, pool.paths)
-    space.save(out)
+    if space is not None:
+        space.save(out)
     if identity is not None:
         save_identity_head(out, identity)
     save_backbone(out, backbone, meta)

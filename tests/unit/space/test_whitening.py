@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facessl.space.whitening import Whitening
+from facessl.space.whitening import PIECE, Whitening
 
 
 def _rows(n: int, d: int, seed: int) -> np.ndarray:
@@ -34,7 +34,8 @@ def _whiten(reference, x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("shrink", [0.0, 0.01, 1.0])
-@pytest.mark.parametrize("n, d", [(20, 64), (200, 16)], ids=["gram-path", "plain-path"])
+@pytest.mark.parametrize("n, d", [(20, 64), (200, 16), (2 * PIECE + 5, 16)],
+                         ids=["gram-path", "plain-path", "summed-in-pieces"])
 def test_whitening_equals_an_svd_reference(n, d, shrink):
     rows, held = _rows(n, d, seed=n), _rows(30, d, seed=n + 1)
     fitted = Whitening.fit(rows, shrink)
