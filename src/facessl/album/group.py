@@ -178,6 +178,7 @@ def _forget_changed(groups: Groups, current: dict[str, Path]) -> int:
             del groups.groups[group.id]
     for photo in stale:
         del groups.photos[photo]
+        groups.cameras.pop(photo, None)
     groups.skipped = {p: why for p, why in groups.skipped.items() if p in current}
     return len(stale - current.keys())
 
@@ -194,6 +195,8 @@ def _find_faces(groups: Groups, files: dict[str, Path], model: FaceModel, quiet:
             skipped[found.name] = found.error
             continue
         groups.skipped.pop(found.name, None)
+        if found.camera is not None and any(found.camera):
+            groups.cameras[found.name] = list(found.camera)
         for box, crop in found.faces:
             face = groups.new_face(found.name, (box.x, box.y, box.w, box.h),
                                    round(box.score, 4), box.landmarks)

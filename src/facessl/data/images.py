@@ -28,6 +28,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -37,6 +38,8 @@ LFW_SIDE = 250  # LFW images are 250x250; crop sizes are stated in those pixels
 JPEG_END = b"\xff\xd9"  # the end-of-image marker a truncated JPEG lacks
 PASS_A_PHOTO = "pass a JPEG, PNG or WebP photo"
 THUMB_QUALITY = 85  # JPEG quality of `thumbnail`
+MAKE, MODEL, DATE_CHANGED = 0x010F, 0x0110, 0x0132  # EXIF tags of the image's own IFD
+EXIF_IFD, DATE_TAKEN = 0x8769, 0x9003  # the Exif IFD and its DateTimeOriginal
 # How the formats facessl reads begin: bytes that begin so but do not open are a damaged
 # image, not something else (a text file named .jpg)
 SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
@@ -168,13 +171,34 @@ def _reduced(image: Image.Image, short_side: int | None) -> Image.Image:
     return image
 
 
+class Camera(NamedTuple):
+    """What a photo's EXIF says of how it was taken ("" where it says nothing): the camera's
+    make and model, and the capture time as EXIF writes it ("2024:06:01 14:03:22")."""
+
+    make: str
+    model: str
+    taken: str
+
+
+def camera_of(image: Image.Image) -> Camera:
+    """The `Camera` of an opened photo (read from its header; nothing is decoded)."""
+    try:
+        exif = image.getexif()
+        taken = exif.get_ifd(EXIF_IFD).get(DATE_TAKEN) or exif.get(DATE_CHANGED) or ""
+        return Camera(*(str(value).strip("\x00 ").strip() for value in (
+            exif.get(MAKE, ""), exif.get(MODEL, ""), taken)))
+    except (OSError, SyntaxError, ValueError, TypeError, AttributeError):
+        return Camera("", "", "")  # EXIF beyond reading says nothing
+
+
 def open_upright(photo: str | Path | bytes, name: str = "", short_side: int | None = None,
                  max_pixels: int | None = None, note_truncation: bool = True
                  ) -> tuple[Image.Image, tuple[int, int]]:
     """(the photo as upright RGB, the photo's own upright size): EXIF rotation applied,
-    16-bit greyscale kept to its top 8 bits, transparency on white. `photo` is a path or
-    the file's bytes (`name` then names it: default "the uploaded image"); `short_side` and
-    `max_pixels` as for `open_image`. What cannot be read raises `UnreadableError`."""
+    16-bit greyscale kept to its top 8 bits, transparency on white; its `Camera` in the
+    image's `info["camera"]`. `photo` is a path or the file's bytes (`name` then names it:
+    default "the uploaded image"); `short_side` and `max_pixels` as for `open_image`. What
+    cannot be read raises `UnreadableError`."""
     if not name:
         name = "the uploaded image" if isinstance(photo, (bytes, bytearray)) else str(photo)
     data = read_bytes(photo, name)
@@ -182,11 +206,13 @@ def open_upright(photo: str | Path | bytes, name: str = "", short_side: int | No
         image, _ = open_image(data, name, short_side, max_pixels)
     else:
         image, _ = _decoded(data, name, short_side, max_pixels)
-    size = image.info["full_size"]
+    size, camera = image.info["full_size"], camera_of(image)
     try:
-        return _plain_rgb(image, size)
+        upright, size = _plain_rgb(image, size)
     except (OSError, SyntaxError, ValueError) as exc:  # EXIF or pixels beyond repair
         raise UnreadableError(damaged(name, exc)) from None
+    upright.info["camera"] = camera
+    return upright, size
 
 
 def _plain_rgb(image: Image.Image, size: tuple[int, int]

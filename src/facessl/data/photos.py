@@ -29,7 +29,7 @@ from PIL import Image
 
 from facessl.config import Preprocessing
 from facessl.data.faces import Box, faces_in_photo
-from facessl.data.images import Unreadable, UnreadableError, open_upright
+from facessl.data.images import Camera, Unreadable, UnreadableError, open_upright
 from facessl.data.lfw import IMAGE_SUFFIXES, ImageSource
 from facessl.errors import FacesslError, FacesslNote
 from facessl.progress import bar
@@ -69,6 +69,7 @@ class PhotoFaces:
     warnings: list[str] = field(default_factory=list)
     unreadable: Unreadable | None = None
     image: Image.Image | None = None  # the opened photo (`open_photo`'s; the loop drops it)
+    camera: Camera | None = None  # what its EXIF says of the camera and the time
 
     @property
     def error(self) -> str | None:
@@ -92,6 +93,7 @@ def open_photo(photo: str | Path | bytes, name: str, max_pixels: int | None = No
             result.unreadable = exc.unreadable
             return result
     result.warnings = [str(w.message) for w in caught]
+    result.camera = result.image.info.get("camera")
     return result
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from facessl.errors import DataError, FacesslError, InputError
 from facessl.files import write_json
@@ -34,6 +35,16 @@ class AlbumFace:
     @property
     def key(self) -> tuple[str, tuple[int, ...]]:
         return self.photo, tuple(self.box)
+
+
+class FaceSource(NamedTuple):
+    """A face's source: what a photo's place and EXIF say (the camera's make and model, the
+    capture time as EXIF writes it), for telling photos from one source apart."""
+
+    folder: str
+    make: str
+    model: str
+    taken: str
 
 
 @dataclass
@@ -59,6 +70,14 @@ class Groups:
     photos: dict[str, list] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     next_ids: list[int] = field(default_factory=lambda: [1, 1])
+    cameras: dict[str, list[str]] = field(default_factory=dict)  # photo -> make, model, taken
+
+    def source_of(self, face_id: int) -> FaceSource:
+        """Where face `face_id` comes from: its photo's folder in the album and what the
+        photo's EXIF says of the camera and the time ("" where it says nothing)."""
+        photo = self.faces[face_id].photo
+        folder = str(PurePosixPath(photo).parent)
+        return FaceSource("" if folder == "." else folder, *self.cameras.get(photo, ("", "", "")))
 
     @property
     def ungrouped(self) -> list[int]:
@@ -176,7 +195,9 @@ def _parse(raw) -> Groups:
                   {str(k): str(v) for k, v in _need(raw.get("skipped", {}), dict,
                                                     "skipped").items()},
                   [max(int(next_ids[0]), max(faces, default=0) + 1),
-                   max(int(next_ids[1]), max(groups, default=0) + 1)])
+                   max(int(next_ids[1]), max(groups, default=0) + 1)],
+                  {str(k): [str(x) for x in _need(v, list, f"photo {k}'s camera", 3)]
+                   for k, v in _need(raw.get("cameras", {}), dict, "cameras").items()})
 
 
 def _check(groups: Groups, path: Path) -> None:
@@ -211,5 +232,6 @@ def save(folder: str | Path, groups: Groups) -> Path:
                    for g in groups.by_size()],
         "ungrouped": [entry(f) for f in groups.ungrouped],
         "removed": [entry(f) for f in sorted(groups.removed)],
-        "photos": groups.photos, "skipped": groups.skipped, "next_ids": groups.next_ids})
+        "photos": groups.photos, "skipped": groups.skipped, "next_ids": groups.next_ids,
+        "cameras": groups.cameras})
     return path

@@ -73,8 +73,6 @@ class DeepCluster(nn.Module):
     "none", "flip" or "flip+shift"). Call `start_epoch` before every epoch.
     """
 
-    name = "deepcluster"
-
     def __init__(self, backbone: nn.Module, mean: tuple[float, ...], std: tuple[float, ...],
                  clusters: int = 100, pca_dim: int = 64, augment: str = "flip+shift"):
         super().__init__()

@@ -86,8 +86,6 @@ class KMeansPixels(nn.Module):
     pixel-cluster boundary; keep it mild.
     """
 
-    name = "kmeans"
-
     def __init__(self, backbone: nn.Module, mean: tuple[float, ...], std: tuple[float, ...],
                  labels, augment: str = "none"):
         super().__init__()

@@ -96,8 +96,6 @@ class MaskedPrediction(nn.Module):
     (a `facessl.augment` name applied before masking: "none", "flip" or "flip+shift").
     """
 
-    name = "masked"
-
     def __init__(self, backbone: nn.Module, mean: tuple[float, ...], std: tuple[float, ...],
                  input_size: int = 64, patch_size: int = 8, ratio: float = 0.5,
                  decoder_dim: int = 512, augment: str = "flip+shift"):

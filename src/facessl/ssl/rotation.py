@@ -54,8 +54,6 @@ class Rotation(nn.Module):
     before turning: "none", "flip" or "flip+shift").
     """
 
-    name = "rotation"
-
     def __init__(self, backbone: nn.Module, mean: tuple[float, ...], std: tuple[float, ...],
                  all_rotations: bool = True, augment: str = "flip+shift"):
         super().__init__()

@@ -121,8 +121,6 @@ class SimCLR(nn.Module):
     blur_p, blur_sigma).
     """
 
-    name = "simclr"
-
     def __init__(self, backbone: nn.Module, mean: tuple[float, ...], std: tuple[float, ...],
                  temperature: float = 0.5, hidden_dim: int = 512, projection_dim: int = 128,
                  **augment):

@@ -83,8 +83,6 @@ class VICReg(nn.Module):
     blur_p, blur_sigma).
     """
 
-    name = "vicreg"
-
     def __init__(self, backbone: nn.Module, mean: tuple[float, ...], std: tuple[float, ...],
                  expander_dim: int = 1024, invariance: float = 25.0, variance: float = 25.0,
                  covariance: float = 1.0, **augment):

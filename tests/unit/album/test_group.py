@@ -292,3 +292,27 @@ def test_enroll_groups_reads_the_stored_rows_and_never_runs_the_network(
     again = FaceClassifier(backbone=str(space_checkpoint)).fit(
         crops[named], [clf.people[i] for i in clf.support_labels_[named]])
     assert np.abs(again.support_ - clf.support_[named]).max() < 2e-3  # float16 storage
+
+
+def test_each_face_keeps_its_source_folder_camera_and_time(tiny_lfw, tmp_path):
+    """The face store says where each face comes from (the next issue adapts to sources):
+    its photo's folder in the album and what its EXIF says, across a reload."""
+    from PIL import Image
+
+    from facessl.library.group_store import FaceSource
+
+    first, second = sorted(tiny_lfw["manifest"]["community"])[:2]
+    photos_dir = tmp_path / "album"
+    (photos_dir / "trip").mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Canon", "Canon EOS 5D"
+    exif.get_ifd(0x8769)[0x9003] = "2024:06:01 14:03:22"
+    photo = sorted((tiny_lfw["folder"] / first).iterdir())[0]
+    Image.open(photo).save(photos_dir / "trip" / "a.jpg", exif=exif)
+    shutil.copy(sorted((tiny_lfw["folder"] / second).iterdir())[0], photos_dir / "b.jpg")
+    group_album(photos_dir, tmp_path / "g", threshold=float(EVERYTHING))
+    groups = group_store.load(tmp_path / "g")  # as written to groups.json and read back
+    sources = {groups.faces[f].photo: groups.source_of(f) for f in groups.faces}
+    assert sources["trip/a.jpg"] == FaceSource("trip", "Canon", "Canon EOS 5D",
+                                               "2024:06:01 14:03:22")
+    assert sources["b.jpg"] == FaceSource("", "", "", "")
