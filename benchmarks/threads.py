@@ -8,7 +8,7 @@ more than 2.5x slower than quiet when the machine is shared. Each setting runs i
 of its own (OpenMP reads its wait policy once, at start); the busy neighbour is a Python
 loop that keeps one core at 100%.
 
-    python benchmarks/threads.py [--stages detect describe whiten train-tinyvgg train-lite0]
+    python benchmarks/threads.py [--stages detect describe whiten train-tinyvgg ...]
 """
 
 from __future__ import annotations
@@ -19,31 +19,32 @@ import subprocess
 import sys
 import time
 
-STAGES = ("detect", "describe", "whiten", "train-tinyvgg", "train-lite0")  # stage-workload
+STAGES = ("detect", "describe", "whiten", "train-tinyvgg", "train-lite0", "train-lite0-bf16")
 POLICIES = ("active", "passive")  # OpenMP's default spin-then-sleep, and OMP_WAIT_POLICY=PASSIVE
-BUSY = "while True: pass"
+BUSY = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"  # ends with us
 
 
-def _work(stage: str):
-    """(set-up done, a function doing one measured unit of `stage`'s work)."""
+def _work(stage: str, shipped: bool):
+    """(set-up done, a function doing one measured unit of `stage`'s work); `shipped`: as
+    facessl runs it (detection: several photos at once, `threads.photo_workers`)."""
     import numpy as np
     import torch
 
     rng = np.random.default_rng(0)
-    if stage == "detect":  # MTCNN on 30 LFW photos, the detector's own path
-        import io
-
-        from PIL import Image
-
+    if stage == "detect":  # 90 LFW photos through the photo loop: decode, MTCNN, alignment
+        from facessl.config import Preprocessing
         from facessl.data import lfw
-        from facessl.data.faces import detect_faces
+        from facessl.data.photos import faces_of_photos
+        from facessl.threads import photo_workers
 
-        images = []
-        for _, data in lfw.locate(None, download=False).iter_images():
-            images.append(Image.open(io.BytesIO(data)).convert("RGB"))
-            if len(images) == 30:
+        photos = []
+        for name, data in lfw.locate(None, download=False).iter_images():
+            photos.append((name, data))
+            if len(photos) == 90:
                 break
-        return lambda: [detect_faces(image, detector="mtcnn") for image in images * 3]
+        workers = photo_workers() if shipped else 1
+        return lambda: list(faces_of_photos(photos, Preprocessing(size=96), "mtcnn",
+                                            workers=workers))
     if stage == "describe":  # 256 face crops through the default backbone and both views
         from facessl.config import DEFAULT_BACKBONE
         from facessl.space.face_model import FaceModel
@@ -61,16 +62,21 @@ def _work(stage: str):
 
         if stage == "train-tinyvgg":  # TinyVGG at 32 px (the ssl and scratch arms), 50 steps
             net, side, steps = create_model("tinyvgg", 10, 32, 3), 32, 50
-        else:  # EfficientNet-Lite0 at 80 px, its first 6 blocks frozen (the transfer arm)
+        else:  # EfficientNet-Lite0 at 80 px, its first 6 blocks frozen (the transfer arm);
+            # -bf16: under bfloat16 autocast, for a CPU with AVX512-BF16
             net, side, steps = create_model("efficientnet_lite0", 10, 80,
                                             frozen_blocks=6), 80, 10
         optimiser = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], 0.01)
         x, y = torch.randn(16, 3, side, side), torch.randint(0, 10, (16,))
 
+        autocast = torch.autocast("cpu", torch.bfloat16, enabled=stage.endswith("bf16"))
+
         def train_steps():
             for _ in range(steps):
                 optimiser.zero_grad()
-                torch.nn.functional.cross_entropy(net(x), y).backward()
+                with autocast:
+                    loss = torch.nn.functional.cross_entropy(net(x), y)
+                loss.backward()
                 optimiser.step()
         return train_steps
     raise SystemExit(f"unknown stage {stage}")
@@ -83,7 +89,7 @@ def _measure(stage: str, threads: int, repeats: int) -> float:
 
     if threads:
         torch.set_num_threads(threads)
-    work = _work(stage)
+    work = _work(stage, shipped=not threads)
     work()
     best = float("inf")
     for _ in range(repeats):
@@ -126,7 +132,6 @@ def main() -> None:
         print(f"{_measure(args.measure[0], int(args.measure[1]), args.repeats):.4f}")
         return
     from facessl.threads import STAGE_THREADS
-    from facessl.threads import WAIT_POLICY as SHIPPED_POLICY
 
     print(f"cores: {os.cpu_count()}; shipped: {STAGE_THREADS}")
     print("| stage | threads | OpenMP wait | quiet (s) | beside a busy process (s) "
@@ -134,10 +139,10 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for stage in args.stages:
         for threads in [*args.threads, 0]:
-            for policy in POLICIES if threads else (SHIPPED_POLICY,):
+            for policy in POLICIES if threads else ("active",):  # OpenMP's own, kept
                 quiet = _run(stage, threads, policy, False, args.repeats)
                 busy = _run(stage, threads, policy, True, args.repeats)
-                shown = threads or f"shipped ({STAGE_THREADS[stage.split('-')[0]] or 'all'})"
+                shown = threads or f"shipped ({STAGE_THREADS[stage.split('-')[0]] or 'free cores'})"
                 print(f"| {stage} | {shown} | {policy} | {quiet:.3f} | {busy:.3f} | "
                       f"{busy / quiet:.1f}x |", flush=True)
 

@@ -20,7 +20,6 @@ from facessl.cli.embed import add_embed_command
 from facessl.cli.product import add_product_commands
 from facessl.cli.research import add_research_commands
 from facessl.errors import FacesslError, FacesslNote, for_the_command_line
-from facessl.threads import set_wait_policy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +38,6 @@ DISTRIBUTED_COMMANDS = ("pretrain", "experiment", "evaluate", "embed")  # under 
 
 
 def main(argv: list[str] | None = None) -> int:
-    set_wait_policy()  # before any handler imports torch
     parser = build_parser()
     args = parser.parse_args(argv)
     flags = _flags(parser)
