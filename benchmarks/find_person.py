@@ -13,14 +13,22 @@ outside named groups that it names so). A photo is found if any listed face is i
 is right if the photo is of that person. Reported: precision and recall over all
 (person, photo) pairs, and the worst person's recall.
 
-    python benchmarks/find_person.py [--workdir /tmp/facessl-grouping]
+With `--tree NAME=PATH`, `facessl enroll --groups` on that named album is also timed as a
+process (best of 3) with that checkout's code and this one's, side by side: issue 35 asks it
+to read the rows `group` stored instead of describing every face again, at least 5x faster.
+
+    python benchmarks/find_person.py [--workdir /tmp/facessl-grouping] [--tree before=PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -69,9 +77,28 @@ def score(groups_dir: Path, truth: dict[str, str], model: Path | None) -> tuple:
     return right / max(listed, 1), right / len(truth), worst
 
 
+def time_enroll(groups_dir: Path, trees: list[tuple[str, Path]]) -> None:
+    """`facessl enroll --groups` as a user runs it, with each checkout's code."""
+    print("| code | `enroll --groups`, best of 3 (s) |")
+    print("| --- | --- |")
+    for name, tree in [*trees, ("this checkout", Path(__file__).resolve().parents[1])]:
+        env = dict(os.environ, PYTHONPATH=str(tree / "src"))
+        seconds = []
+        for _ in range(3):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "facessl", "enroll", "--groups",
+                            str(groups_dir), "--out", str(groups_dir.parent / name), "--quiet"],
+                           env=env, check=True, capture_output=True)
+            seconds.append(time.perf_counter() - started)
+            shutil.rmtree(groups_dir.parent / name)
+        print(f"| {name} | {min(seconds):.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/facessl-grouping"))
+    parser.add_argument("--tree", action="append", default=[], metavar="NAME=PATH",
+                        help="time `enroll --groups` with another checkout's code too")
     args = parser.parse_args()
     workdir = args.workdir / "train"
     truth = album_truth("lfw62-v1", "train", workdir)
@@ -91,6 +118,9 @@ def main() -> None:
         for label, bundle in (("named groups", None), ("named groups + the model", model)):
             precision, recall, worst = score(groups_dir, truth, bundle)
             print(f"| {label} | {precision:.3f} | {recall:.3f} | {worst:.3f} |")
+        if args.tree:
+            time_enroll(groups_dir, [(n, Path(p)) for n, p in (t.split("=", 1)
+                                                               for t in args.tree)])
 
 
 if __name__ == "__main__":

@@ -115,8 +115,8 @@ def main() -> None:
             result = run_once(tree, people, load == "busy", args.timeout, work)
             wall = (f"> {result['seconds']:.0f} s (stopped)" if result["stopped"] else
                     f"{result['seconds'] // 60:.0f} min {result['seconds'] % 60:.0f} s")
-            bars = "; ".join(f"{label} {eta:.0f} -> {end:.0f}"
-                             for label, (eta, end) in result["etas"].items())
+            bars = "; ".join(f"{label} {eta:.0f} -> {end:.0f}"  # the stages, not each person
+                             for label, (eta, end) in result["etas"].items() if end >= 3)
             print(f"| {name} | {load} | {wall} | {result['peak_gb']:.2f} GB | {bars} |",
                   flush=True)
 

@@ -59,6 +59,7 @@ def _work(stage: str, shipped: bool):
         return lambda: Whitening.fit(rows, 1.0, 256)
     if stage.startswith("train"):  # the main experiment's fine-tuning steps, batch 16
         from facessl.models import create_model
+        from facessl.threads import threads_for
 
         if stage == "train-tinyvgg":  # TinyVGG at 32 px (the ssl and scratch arms), 50 steps
             net, side, steps = create_model("tinyvgg", 10, 32, 3), 32, 50
@@ -71,13 +72,14 @@ def _work(stage: str, shipped: bool):
 
         autocast = torch.autocast("cpu", torch.bfloat16, enabled=stage.endswith("bf16"))
 
-        def train_steps():
-            for _ in range(steps):
-                optimiser.zero_grad()
-                with autocast:
-                    loss = torch.nn.functional.cross_entropy(net(x), y)
-                loss.backward()
-                optimiser.step()
+        def train_steps():  # as `train.run_training` runs an epoch
+            with threads_for("train"):
+                for _ in range(steps):
+                    optimiser.zero_grad()
+                    with autocast:
+                        loss = torch.nn.functional.cross_entropy(net(x), y)
+                    loss.backward()
+                    optimiser.step()
         return train_steps
     raise SystemExit(f"unknown stage {stage}")
 

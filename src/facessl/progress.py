@@ -31,7 +31,14 @@ class Progress:
         return show
 
 
+BAR_DELAY = 2.0  # seconds a bar waits before its first line, so that line's ETA is true
+
+
 def bar(items: Iterable | None, label: str | None, **options) -> tqdm:
     """`items`, with a progress bar on stderr labelled `label` (none when `label` is None);
-    `options` are tqdm's (total, unit, initial...)."""
+    `options` are tqdm's (total, unit, initial...). A bar shows itself after BAR_DELAY
+    seconds: its first line's ETA then rests on the steady pace, not on the first item's
+    start-up (loading a network), which made a first ETA of the face space's 50 s of
+    finding faces read 119 s."""
+    options.setdefault("delay", BAR_DELAY)
     return tqdm(items, desc=label, disable=label is None, file=sys.stderr, **options)

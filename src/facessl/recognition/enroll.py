@@ -37,8 +37,9 @@ def enroll(people_dir: str | Path, out: str | Path, unlabelled: str | Path | Non
     to `out`; returns it and a summary (faces, photos left out and why, album use)."""
     out = output_folder(out, "model bundle", inside=people_dir,
                         why="it would be read as one more person")
-    # refuses a wrong backbone before any photo is read
-    clf = FaceClassifier(backbone=resolve_backbone(backbone, quiet))
+    # refuses a wrong backbone before any photo is read; the photos are read before the
+    # default face space is built (by `fit`, announced), so a wrong folder waits for nothing
+    clf = FaceClassifier(backbone=backbone)
     faces, names, unused = labelled_faces(people_dir, clf.preprocessing, quiet, clf.detector)
     album, unreadable = (album_faces(photo_files(unlabelled), clf.preprocessing, quiet,
                                      clf.detector)

@@ -209,18 +209,15 @@ class FaceModel:
         """len(a) x len(b) scores of unit rows: their cosines."""
         return a @ b.T
 
-    def fit_space(self, faces: np.ndarray, source: str, strangers: bool = True,
-                  seed: int = 0, views: tuple[str, ...] = VIEWS, shrink: float | None = None,
-                  progress: str | None = None) -> FaceModel:
-        """This model with a face space fitted on `faces` (N uint8 crops of unlabelled
-        people, cut as this model cuts them); see `FaceSpace.fit`."""
-        rows = self.view_features(faces, views, progress)
-        space = FaceSpace.fit(rows, views, source, self.encoder.block, strangers, seed, shrink,
-                              None if progress is None else "whitening the pool's faces")
-        return FaceModel(self.encoder, space, self.detector, self.backbone)
-
     def view_features(self, faces: np.ndarray, views: tuple[str, ...] = VIEWS,
                       progress: str | None = None) -> np.ndarray:
-        """N x V x D raw descriptors of each of `views` (what a face space is fitted on)."""
-        return np.stack([self.features(faces, v, None if progress is None
-                                       else f"{progress} ({v})") for v in views], axis=1)
+        """N x V x D raw descriptors of each of `views` (what a face space is fitted on),
+        written view by view into one array (never a second copy of all of them)."""
+        rows = None
+        for i, view in enumerate(views):
+            one = self.features(faces, view, None if progress is None else f"{progress} ({view})")
+            if rows is None:
+                rows = np.empty((len(faces), len(views), one.shape[1]), np.float32)
+            rows[:, i] = one
+            del one
+        return rows

@@ -58,8 +58,10 @@ class FaceSpace:
         order = np.random.default_rng(seed).permutation(len(rows))
         held = min(STRANGERS, len(rows) // 4) if strangers and len(rows) >= MIN_FACES else 0
         out, fitted = np.sort(order[:held]), np.sort(order[held:])
-        whitening = Whitening.fit(rows[fitted].reshape(-1, rows.shape[2]),
-                                  SHRINK if shrink is None else shrink, COMPONENTS, progress)
+        views_of = (fitted[:, None] * rows.shape[1] + np.arange(rows.shape[1])).ravel()
+        whitening = Whitening.fit(rows.reshape(-1, rows.shape[2]),  # a view: no copy
+                                  SHRINK if shrink is None else shrink, COMPONENTS, progress,
+                                  index=views_of)
         space = cls(whitening, np.zeros((0, whitening.dimension), np.float32), source, block,
                     tuple(views))
         return dataclasses.replace(space, strangers=space.describe(rows[out]))

@@ -36,7 +36,7 @@ from facessl.errors import FacesslError
 from facessl.files import output_folder, write_json
 from facessl.models import BACKBONES, create_model, normalisation
 from facessl.models.checkpoint import META, SEEN, save_backbone
-from facessl.models.encoders import FaceEncoder
+from facessl.models.encoders import VIEWS, FaceEncoder
 from facessl.progress import Progress
 from facessl.provenance import git_sha
 from facessl.space.face_model import FaceModel
@@ -145,8 +145,8 @@ def _normalised(meta: dict) -> dict:
 
 def fit_face_space(backbone: torch.nn.Module, meta: dict, pool: Pool, quiet: bool,
                    identity: IdentityHead | None = None) -> FaceSpace:
-    """The face space of the trained backbone (`space.face_model.FaceModel.fit_space`: its
-    descriptor block, the face and its mirror image) of the pool's faces found and cut as
+    """The face space of the trained backbone (`FaceSpace.fit` on `FaceModel.view_features`:
+    its descriptor block, the face and its mirror image) of the pool's faces found and cut as
     `facessl predict` does (on lfw62-v1 val, strangers cut from LFW's own crops scored lower
     than detected ones, so the threshold let in 12.3% of them instead of 5%); strangers are
     held out only from the inductive pool, since an album holds the community itself. A
@@ -157,10 +157,13 @@ def fit_face_space(backbone: torch.nn.Module, meta: dict, pool: Pool, quiet: boo
         Preprocessing(**meta["preprocessing"]), quiet, meta["detector"])
     model = FaceModel.of_network(backbone, _normalised(meta),
                                  BACKBONES[meta["backbone"]].descriptor_block, identity)
-    return model.fit_space(faces, f"{len(faces)} unlabelled faces from {pool.origin}",
-                           strangers=meta["track"] == "inductive", seed=meta["config"]["seed"],
-                           progress=None if quiet else "describing the pool for its face space"
-                           ).space
+    source = f"{len(faces)} unlabelled faces from {pool.origin}"
+    rows = model.view_features(faces, VIEWS, None if quiet else
+                               "describing the pool for its face space")
+    del faces  # the crops are let go before the whitening's own memory is taken
+    return FaceSpace.fit(rows, VIEWS, source, model.encoder.block,
+                         strangers=meta["track"] == "inductive", seed=meta["config"]["seed"],
+                         progress=None if quiet else "whitening the pool's faces")
 
 
 def _learn_identity(config: PretrainConfig, backbone: torch.nn.Module, pool: Pool, out: Path,

@@ -129,3 +129,15 @@ def test_whitening_survives_its_tensor_form():
     held = _rows(10, 16, seed=7)
     assert again.residual_scale == pytest.approx(fitted.residual_scale)
     assert np.allclose(again(held), fitted(held), atol=1e-3)  # components stored as float16
+
+
+@pytest.mark.parametrize("n, d", [(40, 64), (2 * PIECE + 5, 16)], ids=["gram-path", "pieces"])
+def test_an_index_fits_on_those_rows_without_copying_them_first(n, d):
+    """A face space fits on its rows less the held-out strangers by index: the same
+    whitening as on those rows copied out, and not the one of every row."""
+    rows = _rows(n, d, seed=3)
+    index = np.sort(np.random.default_rng(0).choice(n, n * 3 // 4, replace=False))
+    by_index, copied = Whitening.fit(rows, 1.0, index=index), Whitening.fit(rows[index], 1.0)
+    assert np.allclose(by_index.mean, copied.mean, atol=1e-5)
+    assert np.allclose(by_index.scale, copied.scale, rtol=1e-4)
+    assert not np.allclose(Whitening.fit(rows, 1.0).mean, copied.mean, atol=1e-3)
