@@ -28,9 +28,9 @@ from sklearn.metrics import roc_auc_score
 from facessl.config import DEFAULT_BACKBONE
 from facessl.data import cache, lfw
 from facessl.data.splits import load_manifest, person_of, resolve_split_path
-from facessl.recognition.calibration import prototypes
 from facessl.recognition.classifier import FaceClassifier
 from facessl.space.face_space import FaceSpace
+from facessl.space.neighbours import prototypes
 from facessl.space.whitening import Whitening
 
 DRAWS, SIZES, PHOTOS = 20, (3, 10, 62), (1, 5)

@@ -29,8 +29,8 @@ from facessl.data import lfw
 from facessl.data.photos import load_photo
 from facessl.data.splits import load_manifest, resolve_split_path
 from facessl.library.default_space import resolve_backbone
-from facessl.recognition.calibration import prototypes
 from facessl.space.face_model import FaceModel
+from facessl.space.neighbours import prototypes
 
 BORDERS = {"black": "black", "edge repeated": "edge", "mirrored (the default)": "reflect"}
 TIGHT = (60, 60, 190, 190)  # the central 130 px of a 250 px LFW photo

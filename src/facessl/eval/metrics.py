@@ -24,6 +24,7 @@ from facessl.space.neighbours import (
     check_k,
     check_train_test,
     l2_normalise,
+    prototypes,
 )
 from facessl.space.search import top_k
 
@@ -67,9 +68,7 @@ def class_means(train_x: np.ndarray, train_y: np.ndarray) -> tuple[np.ndarray, n
     L2-normalised rows, normalised again, so every image weighs the same whatever its norm."""
     train_x, train_y = as_features(train_x, "train_x"), as_labels(train_y, len(train_x), "train_y")
     classes, idx = np.unique(train_y, return_inverse=True)
-    sums = np.zeros((len(classes), train_x.shape[1]), dtype=np.float64)
-    np.add.at(sums, idx, l2_normalise(train_x))
-    return classes, l2_normalise(sums).astype(np.float32)
+    return classes, prototypes(l2_normalise(train_x), idx, len(classes))
 
 
 def nearest_class_mean_predict(train_x: np.ndarray, train_y: np.ndarray,

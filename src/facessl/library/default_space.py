@@ -31,12 +31,12 @@ from facessl.models.checkpoint import META, detector_of
 from facessl.models.encoders import face_preprocessing
 from facessl.progress import Progress
 from facessl.space.face_space import FORMAT
-from facessl.ssl.pretrain import run_pretrain
 
 SPLIT = "lfw62-v1"  # its unlabelled pool: 9,199 photos of people outside the benchmark
 
 
-BUILD_MINUTES = "about 3"  # measured on 2 cores (BENCHMARKS.md, "The face model's levers")
+# measured on 2 cores from an empty cache (BENCHMARKS.md, "The first enroll from an empty cache")
+BUILD_COST = "about 2 1/2 minutes and 2.7 GB of memory on 2 cores"
 
 
 def default_folder() -> Path:
@@ -93,11 +93,15 @@ def build(data: str | None = None, quiet: bool = False) -> Path:
     0` over SPLIT's pool, from the LFW copy at `data` or found on this machine (never a
     download behind the user's back). A killed build leaves no checkpoint.json, so the next
     run builds again instead of trusting half a folder. Returns its folder."""
+    # imported when a build happens: the training code and scikit-learn it pulls in take
+    # 2.5 s to import, which every command that only resolves "default" would pay
+    from facessl.ssl.pretrain import run_pretrain
+
     folder = default_folder()
     source = lfw.locate(data, download=False)
     resolve_split_path(SPLIT)
     Progress(quiet)(f"facessl: building the default face space once, from the unlabelled "
-                    f"faces of {SPLIT} in {source.path} ({BUILD_MINUTES} minutes on 2 cores); "
+                    f"faces of {SPLIT} in {source.path} ({BUILD_COST}); "
                     f"it is kept in {folder}")
     config = PretrainConfig(backbone=DEFAULT_BACKBONE, split=SPLIT, data=str(source.path),
                             prep=preprocessing())

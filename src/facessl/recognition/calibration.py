@@ -11,22 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from sklearn.metrics import roc_curve
 
 from facessl.errors import FacesslError
-from facessl.space.neighbours import l2_normalise
+from facessl.space.neighbours import prototypes
 from facessl.space.whitening import Whitening
 
 FOLDS = 5  # cross-validation folds for the threshold: each holds one photo per person
 TEMPERATURE = 76.0  # when nobody has a second photo: cross-validation chose 46-124 (median
 # 76) for 10 and 62 people x 2 or 5 lfw62-v1 train photos in the pool's face space
-
-
-def prototypes(unit: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """C x K unit-length class means of unit rows (a class without rows stays zero)."""
-    sums = np.zeros((n_classes, unit.shape[1]))
-    np.add.at(sums, labels, unit)
-    return l2_normalise(sums).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -77,7 +69,9 @@ def calibrate(support: np.ndarray, labels: np.ndarray, labelled: np.ndarray,
         best = (whiten(strangers) @ prototypes(whiten(support), labels, n_classes).T).max(axis=1)
         threshold = float(np.quantile(best, 1 - strangers_accepted, method="higher"))
         rule, accepted = "strangers", float(np.mean(best >= threshold))
-    else:
+    else:  # imported for this rule alone: scikit-learn takes 1.5 s of every enrol to import
+        from sklearn.metrics import roc_curve
+
         fpr, tpr, thresholds = roc_curve(np.r_[np.ones(len(genuine)), np.zeros(len(impostor))],
                                          np.r_[genuine, impostor])
         threshold = float(min(thresholds[np.argmax(tpr - fpr)], 1.0))

@@ -32,9 +32,9 @@ from facessl.library.names import (
 from facessl.provenance import git_sha
 from facessl.recognition import bundle
 from facessl.recognition.bundle import BundleError
-from facessl.recognition.calibration import Calibration, calibrate, prototypes
+from facessl.recognition.calibration import Calibration, calibrate
 from facessl.space.face_model import FaceModel
-from facessl.space.neighbours import l2_normalise
+from facessl.space.neighbours import l2_normalise, prototypes
 from facessl.space.propagation import album_members
 from facessl.space.whitening import Whitening
 

@@ -51,3 +51,17 @@ def check_k(k: int, available: int, what: str) -> None:
     if k > available:
         raise FacesslError(f"k={k} neighbours asked for, but there are only {available} "
                            f"{what}. Pass k={available} or fewer.")
+
+
+def prototypes(unit: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """C x K unit-length class means of unit rows (a class without rows stays zero)."""
+    return l2_normalise(_class_sums(unit, labels, n_classes)).astype(np.float32)
+
+
+def _class_sums(rows: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """C x K sums of each class's rows, as one float32 matrix product (`np.add.at` in
+    float64 took 8.3 of `enroll --groups`' 11 s on 2,237 faces of 6,784 numbers; the
+    prototypes it gives differ by under 1e-6)."""
+    members = np.zeros((n_classes, len(labels)), np.float32)
+    members[labels, np.arange(len(labels))] = 1.0
+    return members @ np.asarray(rows, np.float32)

@@ -19,7 +19,6 @@ import functools
 import os
 
 import numpy as np
-from sklearn.cluster import KMeans, kmeans_plusplus
 
 from facessl.errors import FacesslError
 from facessl.space.neighbours import check_k
@@ -202,6 +201,8 @@ def kmeans(rows: np.ndarray, clusters: int, seed: int, n_init: int = 1
         raise FacesslError(f"n_init must be a positive integer, got {n_init!r}")
     if backend() == "faiss":
         return _kmeans_faiss(rows, int(clusters), seed, int(n_init))
+    from sklearn.cluster import KMeans  # here: 1 s to import, for k-means alone
+
     model = KMeans(n_clusters=clusters, n_init=n_init, random_state=seed).fit(rows)
     return model.labels_.astype(np.int64), model.cluster_centers_
 
@@ -210,6 +211,8 @@ def _kmeans_faiss(rows: np.ndarray, clusters: int, seed: int, n_init: int):
     """faiss.Kmeans from the k-means++ starts scikit-learn draws for the seed (on rows less
     their mean, as it does, for precise distances), on every row (no subsampling); labels
     are each row's nearest final centre, as scikit-learn's are."""
+    from sklearn.cluster import kmeans_plusplus  # here: 1 s to import, for k-means alone
+
     faiss = _faiss()
     _threads(faiss)
     x = np.ascontiguousarray(rows, dtype=np.float32)

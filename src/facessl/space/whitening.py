@@ -60,14 +60,14 @@ class Whitening:
                     rows if index is None else rows[index])
             else:
                 mean, eigenvalues, directions = _from_covariance(rows, progress, index)
-        keep = eigenvalues > eigenvalues.max() * 1e-9  # centring removes one direction
-        variance = eigenvalues[keep] / max(count - 1, 1)
-        directions, regulariser = directions[keep], shrink * variance.mean()
-        residual_scale = 0.0
+        kept = (eigenvalues > eigenvalues.max() * 1e-9).nonzero()[:, 0]  # centring drops one
+        variance = eigenvalues[kept] / max(count - 1, 1)
+        regulariser, residual_scale = shrink * variance.mean(), 0.0
         if components is not None and components < len(variance):
             rest = (variance.sum() - variance[-components:].sum()) / (rows.shape[1] - components)
             residual_scale = float(1 / (rest + regulariser).sqrt())
-            variance, directions = variance[-components:], directions[-components:]
+            variance, kept = variance[-components:], kept[-components:]
+        directions = directions[kept]  # copies the kept directions alone
         scale = 1 / (variance + regulariser).sqrt()
         return cls(mean.float().numpy(), directions.float().numpy(), scale.float().numpy(),
                    residual_scale)
