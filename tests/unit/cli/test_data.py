@@ -31,7 +31,9 @@ def _cache_folder(stdout: str) -> Path:
 # ---------------------------------------------------------------- data prepare
 
 
-def test_prepare_decodes_once_into_the_cache_and_reuses_it(tiny_lfw, private_cache):
+def test_prepare_decodes_once_into_the_cache_and_reuses_it(tiny_lfw, private_cache,
+                                                           monkeypatch):
+    monkeypatch.setattr("facessl.progress.BAR_DELAY", 0)  # a bar at once, however short
     folder = tiny_lfw["folder"]
     paths = _images(folder)
     done = facessl("data", "prepare", "--data", str(folder), "--size", "24")
