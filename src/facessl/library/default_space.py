@@ -59,10 +59,15 @@ def cut_for(spec: str) -> tuple[Preprocessing, str | None]:
     anything: a classifier knows what it takes before the default space exists, so a wrong
     `backbone` or a wrong crop is refused before any photo is read or any space is built."""
     chosen = named(spec)
-    if spec == DEFAULT_FACE_SPACE and not (Path(chosen) / META).is_file() \
-            and chosen == str(default_folder()):
+    if _unbuilt_default(chosen):
         return preprocessing(), default_detector()  # as build() will make it
     return face_preprocessing(chosen), detector_of(chosen)
+
+
+def _unbuilt_default(chosen: str) -> bool:
+    """`chosen` names the default space's folder, and it is not built yet."""
+    folder = default_folder()
+    return chosen == str(folder) and not (folder / META).is_file()
 
 
 def preprocessing() -> Preprocessing:
@@ -76,8 +81,7 @@ def resolve_backbone(spec: str, quiet: bool = True) -> str:
     are here), or the bare ImageNet backbone when they are not (the caller says what that
     costs)."""
     chosen = named(spec)
-    folder = default_folder()
-    if chosen == str(folder) and not (folder / META).is_file():
+    if _unbuilt_default(chosen):
         try:
             build(quiet=quiet)
         except FacesslError as exc:
